@@ -1,0 +1,204 @@
+//! Pure Rust core: flow fields, label maps, warping and metrics. No GStreamer here.
+//!
+//! Flow convention (backward flow): for each pixel `p` of the current frame, `flow(p) = (dx, dy)`
+//! such that `p + flow(p)` is where `p` was in the reference frame.
+
+pub mod flo;
+pub mod metrics;
+pub mod warp;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum FlowError {
+    #[error("size mismatch: {what} is {got_w}x{got_h}, expected {want_w}x{want_h}")]
+    SizeMismatch {
+        what: &'static str,
+        got_w: usize,
+        got_h: usize,
+        want_w: usize,
+        want_h: usize,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("image: {0}")]
+    Image(#[from] image::ImageError),
+    #[error("invalid data: {0}")]
+    Invalid(String),
+}
+
+/// An 8-bit label map: 0 background, 1 vein, 2 artery (other ids allowed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelMap {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl LabelMap {
+    pub fn new(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            data: vec![0; width * height],
+        }
+    }
+
+    pub fn from_vec(width: usize, height: usize, data: Vec<u8>) -> Result<Self, FlowError> {
+        if data.len() != width * height {
+            return Err(FlowError::Invalid(format!(
+                "label map of {width}x{height} needs {} bytes, got {}",
+                width * height,
+                data.len()
+            )));
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    #[inline]
+    pub fn get(&self, x: usize, y: usize) -> u8 {
+        self.data[y * self.width + x]
+    }
+
+    /// Largest label id present (0 for an empty map).
+    pub fn max_label(&self) -> u8 {
+        self.data.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Pixel count per label id, indexed by id, up to the largest id present.
+    pub fn areas(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; self.max_label() as usize + 1];
+        for &v in &self.data {
+            counts[v as usize] += 1;
+        }
+        counts
+    }
+
+    /// Reads a PNG label map (8-bit grey; other formats are converted to 8-bit luma).
+    pub fn load_png(path: &std::path::Path) -> Result<Self, FlowError> {
+        let img = image::open(path)?.into_luma8();
+        let (w, h) = img.dimensions();
+        Self::from_vec(w as usize, h as usize, img.into_raw())
+    }
+
+    pub fn save_png(&self, path: &std::path::Path) -> Result<(), FlowError> {
+        let img = image::GrayImage::from_raw(self.width as u32, self.height as u32, self.data.clone())
+            .ok_or_else(|| FlowError::Invalid("label map buffer size".into()))?;
+        img.save(path)?;
+        Ok(())
+    }
+
+    /// Nearest-neighbour resize (labels must not be interpolated).
+    pub fn resize_nearest(&self, width: usize, height: usize) -> Self {
+        let mut out = Self::new(width, height);
+        for y in 0..height {
+            let sy = ((y as f64 + 0.5) * self.height as f64 / height as f64) as usize;
+            let sy = sy.min(self.height - 1);
+            for x in 0..width {
+                let sx = ((x as f64 + 0.5) * self.width as f64 / width as f64) as usize;
+                out.data[y * width + x] = self.get(sx.min(self.width - 1), sy);
+            }
+        }
+        out
+    }
+}
+
+/// A dense 2-channel flow field, planar: `dx` then `dy`, row-major, in pixels of its own grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowField {
+    pub width: usize,
+    pub height: usize,
+    pub dx: Vec<f32>,
+    pub dy: Vec<f32>,
+}
+
+impl FlowField {
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            dx: vec![0.0; width * height],
+            dy: vec![0.0; width * height],
+        }
+    }
+
+    pub fn constant(width: usize, height: usize, dx: f32, dy: f32) -> Self {
+        Self {
+            width,
+            height,
+            dx: vec![dx; width * height],
+            dy: vec![dy; width * height],
+        }
+    }
+
+    /// From a planar `[2, H, W]` buffer as the flow model outputs it.
+    pub fn from_planar(width: usize, height: usize, planar: &[f32]) -> Result<Self, FlowError> {
+        let n = width * height;
+        if planar.len() != 2 * n {
+            return Err(FlowError::Invalid(format!(
+                "flow of {width}x{height} needs {} values, got {}",
+                2 * n,
+                planar.len()
+            )));
+        }
+        Ok(Self {
+            width,
+            height,
+            dx: planar[..n].to_vec(),
+            dy: planar[n..].to_vec(),
+        })
+    }
+
+    /// Planar `[dx..., dy...]` copy.
+    pub fn to_planar(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.dx.len() * 2);
+        v.extend_from_slice(&self.dx);
+        v.extend_from_slice(&self.dy);
+        v
+    }
+
+    /// Bilinear sample at a sub-pixel position, clamped to the border.
+    #[inline]
+    pub fn sample(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            warp::bilinear(&self.dx, self.width, self.height, x, y),
+            warp::bilinear(&self.dy, self.width, self.height, x, y),
+        )
+    }
+
+    /// Composes two backward flows: `self` maps the current frame to an intermediate frame,
+    /// `earlier` maps that intermediate frame to the reference. The result maps current to
+    /// reference: `f(p) = self(p) + earlier(p + self(p))`. Used by chain mode so that the mask
+    /// is resampled once from the reference instead of being blurred frame after frame.
+    pub fn compose(&self, earlier: &FlowField) -> FlowField {
+        let mut out = FlowField::zeros(self.width, self.height);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let i = y * self.width + x;
+                let (ux, uy) = (self.dx[i], self.dy[i]);
+                let (vx, vy) = earlier.sample(x as f32 + ux, y as f32 + uy);
+                out.dx[i] = ux + vx;
+                out.dy[i] = uy + vy;
+            }
+        }
+        out
+    }
+
+    /// Mean displacement magnitude, in pixels of this grid.
+    pub fn mean_magnitude(&self) -> f32 {
+        if self.dx.is_empty() {
+            return 0.0;
+        }
+        let s: f64 = self
+            .dx
+            .iter()
+            .zip(&self.dy)
+            .map(|(a, b)| ((a * a + b * b) as f64).sqrt())
+            .sum();
+        (s / self.dx.len() as f64) as f32
+    }
+}

@@ -1,0 +1,216 @@
+//! Metadata that pddflow reads from and attaches to buffers, as `GstCustomMeta` so that C and
+//! Python applications can read it without this crate.
+//!
+//! * [`RESULT_META_NAME`]: the per-frame result that `pddflow` attaches (flow, propagated labels,
+//!   reference frame, areas). Read it with [`FlowResult::from_buffer`].
+//! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
+//!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
+
+use crate::flow::{FlowField, LabelMap};
+
+/// Name of the custom meta holding pddflow's per-frame result.
+pub const RESULT_META_NAME: &str = "PddFlowMeta";
+/// Name of the custom meta holding a reference label map for `pddflow` to propagate.
+pub const REFERENCE_MASK_META_NAME: &str = "PddFlowReferenceMaskMeta";
+
+/// Registers both custom metas. Idempotent; needs `gst::init()` first. The plugin calls it when
+/// it loads, so applications only need it to attach metas before the plugin is loaded.
+pub fn register() {
+    for name in [RESULT_META_NAME, REFERENCE_MASK_META_NAME] {
+        if !gst::meta::CustomMeta::is_registered(name) {
+            // No tags: generic elements (videoconvert, queue) then keep the meta on their output.
+            gst::meta::CustomMeta::register(name, &[]);
+        }
+    }
+}
+
+fn bytes_field<'a>(s: &'a gst::StructureRef, name: &str) -> Result<&'a [u8], String> {
+    s.get::<&glib::Bytes>(name)
+        .map(|b| b.as_ref())
+        .map_err(|e| format!("field {name}: {e}"))
+}
+
+fn u32_field(s: &gst::StructureRef, name: &str) -> Result<usize, String> {
+    s.get::<u32>(name)
+        .map(|v| v as usize)
+        .map_err(|e| format!("field {name}: {e}"))
+}
+
+/// Attaches `mask` to `buffer` as the reference mask for `pddflow`.
+pub fn attach_reference_mask(
+    buffer: &mut gst::BufferRef,
+    mask: &LabelMap,
+) -> Result<(), glib::BoolError> {
+    let mut meta = gst::meta::CustomMeta::add(buffer, REFERENCE_MASK_META_NAME)?;
+    let s = meta.mut_structure();
+    s.set("width", mask.width as u32);
+    s.set("height", mask.height as u32);
+    s.set("labels", glib::Bytes::from(&mask.data[..]));
+    Ok(())
+}
+
+/// The reference mask carried by `buffer`, if any. `Some(Err)` for a malformed meta.
+pub fn reference_mask(buffer: &gst::BufferRef) -> Option<Result<LabelMap, String>> {
+    let meta = gst::meta::CustomMeta::from_buffer(buffer, REFERENCE_MASK_META_NAME).ok()?;
+    let s = meta.structure();
+    Some((|| {
+        let w = u32_field(s, "width")?;
+        let h = u32_field(s, "height")?;
+        LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())
+    })())
+}
+
+/// One frame's result as `pddflow` attaches it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowResult {
+    /// Index of this frame since the stream started (0-based).
+    pub frame: u64,
+    /// Index of the reference frame the flow points to.
+    pub reference_frame: u64,
+    /// Backward flow from this frame to the reference, at model resolution, in model pixels.
+    pub flow: FlowField,
+    /// Frame pixels per flow pixel, horizontally and vertically.
+    pub flow_scale: (f64, f64),
+    /// Propagated label map at frame resolution; `None` until a reference mask is known.
+    pub labels: Option<LabelMap>,
+    /// Class names by label id (index 0 is the background).
+    pub class_names: Vec<String>,
+    /// Pixel count per label id in `labels` (empty without labels).
+    pub areas: Vec<u64>,
+    /// `keyframe` or `chain`.
+    pub mode: String,
+    /// The ONNX Runtime execution provider that computed the flow (`cpu` or `cuda`).
+    pub execution_provider: String,
+}
+
+impl FlowResult {
+    /// Attaches this result to `buffer` as a [`RESULT_META_NAME`] custom meta.
+    ///
+    /// Structure fields: `frame`, `reference-frame` (u64); `flow` (bytes, f32 little-endian,
+    /// interleaved `dx, dy` per pixel, row-major), `flow-width`, `flow-height` (u32),
+    /// `flow-scale-x`, `flow-scale-y` (f64), `flow-direction` ("backward-to-reference");
+    /// `labels` (bytes, u8 per pixel), `labels-width`, `labels-height` (u32), present only with
+    /// labels; `class-names` (string array), `areas` (u64 array, pixels per label id); `mode`,
+    /// `execution-provider` (strings).
+    pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
+        let mut meta = gst::meta::CustomMeta::add(buffer, RESULT_META_NAME)?;
+        let s = meta.mut_structure();
+        s.set("frame", self.frame);
+        s.set("reference-frame", self.reference_frame);
+        let mut flow = Vec::with_capacity(self.flow.dx.len() * 8);
+        for (dx, dy) in self.flow.dx.iter().zip(&self.flow.dy) {
+            flow.extend_from_slice(&dx.to_le_bytes());
+            flow.extend_from_slice(&dy.to_le_bytes());
+        }
+        s.set("flow", glib::Bytes::from_owned(flow));
+        s.set("flow-width", self.flow.width as u32);
+        s.set("flow-height", self.flow.height as u32);
+        s.set("flow-scale-x", self.flow_scale.0);
+        s.set("flow-scale-y", self.flow_scale.1);
+        s.set("flow-direction", "backward-to-reference");
+        if let Some(labels) = &self.labels {
+            s.set("labels", glib::Bytes::from(&labels.data[..]));
+            s.set("labels-width", labels.width as u32);
+            s.set("labels-height", labels.height as u32);
+        }
+        s.set("class-names", gst::Array::new(self.class_names.iter().map(|n| n.as_str())));
+        s.set("areas", gst::Array::new(self.areas.iter().copied()));
+        s.set("mode", self.mode.as_str());
+        s.set("execution-provider", self.execution_provider.as_str());
+        Ok(())
+    }
+
+    /// Reads the result attached to `buffer`, if any. `Some(Err)` for a malformed meta.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, String>> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, RESULT_META_NAME).ok()?;
+        Some(Self::from_structure(meta.structure()))
+    }
+
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, String> {
+        let fw = u32_field(s, "flow-width")?;
+        let fh = u32_field(s, "flow-height")?;
+        let raw = bytes_field(s, "flow")?;
+        if raw.len() != fw * fh * 8 {
+            return Err(format!("flow has {} bytes, expected {}", raw.len(), fw * fh * 8));
+        }
+        let mut flow = FlowField::zeros(fw, fh);
+        for (i, px) in raw.chunks_exact(8).enumerate() {
+            flow.dx[i] = f32::from_le_bytes([px[0], px[1], px[2], px[3]]);
+            flow.dy[i] = f32::from_le_bytes([px[4], px[5], px[6], px[7]]);
+        }
+        let labels = if s.has_field("labels") {
+            let w = u32_field(s, "labels-width")?;
+            let h = u32_field(s, "labels-height")?;
+            Some(LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let array = |name: &str| -> Result<gst::Array, String> {
+            s.get::<gst::Array>(name).map_err(|e| format!("field {name}: {e}"))
+        };
+        let class_names = array("class-names")?
+            .iter()
+            .map(|v| v.get::<String>().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let areas = array("areas")?
+            .iter()
+            .map(|v| v.get::<u64>().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let string = |name: &str| -> Result<String, String> {
+            s.get::<String>(name).map_err(|e| format!("field {name}: {e}"))
+        };
+        Ok(Self {
+            frame: s.get::<u64>("frame").map_err(|e| e.to_string())?,
+            reference_frame: s.get::<u64>("reference-frame").map_err(|e| e.to_string())?,
+            flow,
+            flow_scale: (
+                s.get::<f64>("flow-scale-x").map_err(|e| e.to_string())?,
+                s.get::<f64>("flow-scale-y").map_err(|e| e.to_string())?,
+            ),
+            labels,
+            class_names,
+            areas,
+            mode: string("mode")?,
+            execution_provider: string("execution-provider")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_round_trips_through_a_buffer() {
+        gst::init().unwrap();
+        register();
+        let mut flow = FlowField::zeros(4, 3);
+        flow.dx[5] = 1.25;
+        flow.dy[11] = -0.5;
+        let result = FlowResult {
+            frame: 7,
+            reference_frame: 2,
+            flow,
+            flow_scale: (2.0, 4.0),
+            labels: Some(LabelMap::from_vec(2, 2, vec![0, 1, 2, 0]).unwrap()),
+            class_names: vec!["background".into(), "vein".into(), "artery".into()],
+            areas: vec![2, 1, 1],
+            mode: "keyframe".into(),
+            execution_provider: "cpu".into(),
+        };
+        let mut buffer = gst::Buffer::new();
+        result.attach(buffer.get_mut().unwrap()).unwrap();
+        assert_eq!(FlowResult::from_buffer(&buffer).unwrap().unwrap(), result);
+    }
+
+    #[test]
+    fn reference_mask_round_trips() {
+        gst::init().unwrap();
+        register();
+        let mask = LabelMap::from_vec(3, 1, vec![1, 0, 2]).unwrap();
+        let mut buffer = gst::Buffer::new();
+        assert!(reference_mask(&buffer).is_none());
+        attach_reference_mask(buffer.get_mut().unwrap(), &mask).unwrap();
+        assert_eq!(reference_mask(&buffer).unwrap().unwrap(), mask);
+    }
+}

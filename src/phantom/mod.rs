@@ -1,0 +1,4 @@
+//! The ultrasound phantom and `usphantomsrc` (in progress).
+pub fn register(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Ok(())
+}
