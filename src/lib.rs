@@ -13,6 +13,9 @@ pub mod phantom;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
+    if let Some(dir) = plugin.filename().as_deref().and_then(|f| f.parent()) {
+        engine::runtime::set_plugin_dir(dir);
+    }
     pddflow::register(plugin)?;
     phantom::register(plugin)?;
     Ok(())

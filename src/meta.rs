@@ -113,7 +113,10 @@ impl FlowResult {
             s.set("labels-width", labels.width as u32);
             s.set("labels-height", labels.height as u32);
         }
-        s.set("class-names", gst::Array::new(self.class_names.iter().map(|n| n.as_str())));
+        s.set(
+            "class-names",
+            gst::Array::new(self.class_names.iter().map(|n| n.as_str())),
+        );
         s.set("areas", gst::Array::new(self.areas.iter().copied()));
         s.set("mode", self.mode.as_str());
         s.set("execution-provider", self.execution_provider.as_str());
@@ -131,7 +134,11 @@ impl FlowResult {
         let fh = u32_field(s, "flow-height")?;
         let raw = bytes_field(s, "flow")?;
         if raw.len() != fw * fh * 8 {
-            return Err(format!("flow has {} bytes, expected {}", raw.len(), fw * fh * 8));
+            return Err(format!(
+                "flow has {} bytes, expected {}",
+                raw.len(),
+                fw * fh * 8
+            ));
         }
         let mut flow = FlowField::zeros(fw, fh);
         for (i, px) in raw.chunks_exact(8).enumerate() {
@@ -141,12 +148,16 @@ impl FlowResult {
         let labels = if s.has_field("labels") {
             let w = u32_field(s, "labels-width")?;
             let h = u32_field(s, "labels-height")?;
-            Some(LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())?)
+            Some(
+                LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec())
+                    .map_err(|e| e.to_string())?,
+            )
         } else {
             None
         };
         let array = |name: &str| -> Result<gst::Array, String> {
-            s.get::<gst::Array>(name).map_err(|e| format!("field {name}: {e}"))
+            s.get::<gst::Array>(name)
+                .map_err(|e| format!("field {name}: {e}"))
         };
         let class_names = array("class-names")?
             .iter()
@@ -157,7 +168,8 @@ impl FlowResult {
             .map(|v| v.get::<u64>().map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         let string = |name: &str| -> Result<String, String> {
-            s.get::<String>(name).map_err(|e| format!("field {name}: {e}"))
+            s.get::<String>(name)
+                .map_err(|e| format!("field {name}: {e}"))
         };
         Ok(Self {
             frame: s.get::<u64>("frame").map_err(|e| e.to_string())?,

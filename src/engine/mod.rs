@@ -1,1 +1,313 @@
-//! ONNX Runtime engine (in progress).
+//! ONNX Runtime engine: the process-wide environment, the two sessions (features, flow) and
+//! execution providers. The reference feature cache lives in [`crate::flow::tracker`], which
+//! drives an [`Engine`] through the [`FlowBackend`] trait.
+
+pub mod model;
+pub mod runtime;
+
+use crate::flow::{tracker::FlowBackend, FlowField};
+use model::{ModelFiles, ModelSpec};
+use ort::ep::{self, ExecutionProvider};
+use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::value::TensorRef;
+use std::sync::Arc;
+
+/// Which execution provider the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProviderRequest {
+    #[default]
+    Cpu,
+    /// CUDA, falling back to CPU with a warning (or failing, when strict).
+    Cuda,
+    /// CUDA when the library and machine support it, else CPU quietly.
+    Auto,
+}
+
+/// The provider that really runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub provider: ProviderRequest,
+    /// Fail instead of falling back to CPU when CUDA was asked for and cannot be used.
+    pub strict_provider: bool,
+    pub device_id: i32,
+    /// Intra-op threads per session; 0 lets ONNX Runtime choose.
+    pub threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            provider: ProviderRequest::Cpu,
+            strict_provider: false,
+            device_id: 0,
+            threads: 0,
+        }
+    }
+}
+
+/// Cached features of one frame (cheap to clone).
+pub type Features = Arc<[f32]>;
+
+/// The two sessions of a model and what they have done.
+pub struct Engine {
+    spec: ModelSpec,
+    features: Session,
+    flow: Session,
+    provider: Provider,
+    /// Why the provider differs from the request, if it does.
+    pub fallback_reason: Option<String>,
+    pub feature_runs: u64,
+    pub flow_runs: u64,
+}
+
+fn tensor_dims(outlet: &ort::value::Outlet) -> Option<Vec<i64>> {
+    outlet.dtype().tensor_shape().map(|s| s.to_vec())
+}
+
+/// Checks that a session's inputs and outputs are exactly the contract's names and shapes.
+fn check_io(
+    session: &Session,
+    file: &str,
+    inputs: &[(&str, Vec<i64>)],
+    outputs: &[(&str, Vec<i64>)],
+) -> Result<(), String> {
+    let describe = |list: &[(&str, Vec<i64>)]| {
+        list.iter()
+            .map(|(n, s)| format!("{n} {s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let found = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| format!("{} {:?}", o.name(), tensor_dims(o).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let matches = |outlets: &[ort::value::Outlet], want: &[(&str, Vec<i64>)]| {
+        outlets.len() == want.len()
+            && want.iter().all(|(name, shape)| {
+                outlets.iter().any(|o| {
+                    o.name() == *name
+                        && tensor_dims(o).is_some_and(|d| {
+                            // A symbolic dimension (-1) is accepted; fixed ones must agree.
+                            d.len() == shape.len()
+                                && d.iter().zip(shape).all(|(a, b)| *a == -1 || a == b)
+                        })
+                })
+            })
+    };
+    if !matches(session.inputs(), inputs) || !matches(session.outputs(), outputs) {
+        return Err(format!(
+            "{file} does not follow the model contract: expected inputs [{}] and outputs [{}], found \
+             inputs [{}] and outputs [{}]",
+            describe(inputs),
+            describe(outputs),
+            found(session.inputs()),
+            found(session.outputs())
+        ));
+    }
+    Ok(())
+}
+
+fn build_session(
+    environment: &ort::environment::Environment,
+    bytes: &[u8],
+    file: &str,
+    config: &EngineConfig,
+    use_cuda: bool,
+) -> Result<Session, String> {
+    let err = |e: &dyn std::fmt::Display| format!("{file}: {e}");
+    let mut builder = Session::builder(environment)
+        .map_err(|e| err(&e))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| err(&e))?
+        .with_inter_threads(1)
+        .map_err(|e| err(&e))?;
+    if config.threads > 0 {
+        builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(|e| err(&e))?;
+    }
+    if use_cuda {
+        builder = builder
+            .with_execution_providers([ep::CUDA::default()
+                .with_device_id(config.device_id)
+                .build()
+                .error_on_failure()])
+            .map_err(|e| format!("the CUDA execution provider could not be used: {e}"))?;
+    }
+    builder.commit_from_memory(bytes).map_err(|e| {
+        format!("{file} could not be loaded by ONNX Runtime (corrupt or not an ONNX model?): {e}")
+    })
+}
+
+impl Engine {
+    /// Loads the runtime (first call only) and both sessions. CUDA failures fall back to CPU
+    /// (see `fallback_reason`) unless `strict_provider` is set.
+    pub fn new(model: &ModelFiles, config: &EngineConfig) -> Result<Self, String> {
+        let runtime = runtime::runtime()?;
+        let mut fallback_reason = None;
+        let want_cuda = config.provider != ProviderRequest::Cpu;
+        let mut use_cuda = false;
+        if want_cuda {
+            match ep::CUDA::is_available() {
+                Ok(true) => use_cuda = true,
+                Ok(false) => {
+                    fallback_reason = Some(format!(
+                        "the ONNX Runtime library {} was built without the CUDA execution provider; use \
+                         the library of the onnxruntime-gpu package (ORT_DYLIB_PATH) for CUDA",
+                        runtime.library.display()
+                    ))
+                }
+                Err(e) => fallback_reason = Some(format!("could not query the CUDA execution provider: {e}")),
+            }
+        }
+        let origin = &model.origin;
+        let mut sessions = None;
+        if use_cuda {
+            match (
+                build_session(
+                    &runtime.environment,
+                    &model.features,
+                    &format!("{origin}/features.onnx"),
+                    config,
+                    true,
+                ),
+                build_session(
+                    &runtime.environment,
+                    &model.flow,
+                    &format!("{origin}/flow.onnx"),
+                    config,
+                    true,
+                ),
+            ) {
+                (Ok(f), Ok(g)) => sessions = Some((f, g, Provider::Cuda)),
+                (Err(e), _) | (_, Err(e)) => fallback_reason = Some(e),
+            }
+        }
+        if let (Some(reason), true) = (&fallback_reason, config.strict_provider && want_cuda) {
+            return Err(format!(
+                "CUDA was required (strict-provider) but cannot be used: {reason}"
+            ));
+        }
+        let (features, flow, provider) = match sessions {
+            Some(s) => s,
+            None => (
+                build_session(
+                    &runtime.environment,
+                    &model.features,
+                    &format!("{origin}/features.onnx"),
+                    config,
+                    false,
+                )?,
+                build_session(
+                    &runtime.environment,
+                    &model.flow,
+                    &format!("{origin}/flow.onnx"),
+                    config,
+                    false,
+                )?,
+                Provider::Cpu,
+            ),
+        };
+        let spec = model.spec.clone();
+        let (h, w) = (spec.input_height as i64, spec.input_width as i64);
+        let (fw, fh) = spec.feature_size();
+        let feature_shape = vec![1, spec.feature_channels as i64, fh as i64, fw as i64];
+        check_io(
+            &features,
+            &format!("{origin}/features.onnx"),
+            &[("image", vec![1, 1, h, w])],
+            &[("features", feature_shape.clone())],
+        )?;
+        check_io(
+            &flow,
+            &format!("{origin}/flow.onnx"),
+            &[
+                ("reference_features", feature_shape.clone()),
+                ("current_features", feature_shape),
+            ],
+            &[("flow", vec![1, 2, h, w])],
+        )?;
+        if config.provider == ProviderRequest::Auto && provider == Provider::Cpu {
+            // Auto falling back is expected behaviour, not something to warn about.
+            fallback_reason = fallback_reason.map(|r| format!("auto: using CPU ({r})"));
+        }
+        Ok(Self {
+            spec,
+            features,
+            flow,
+            provider,
+            fallback_reason,
+            feature_runs: 0,
+            flow_runs: 0,
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+}
+
+impl FlowBackend for Engine {
+    type Features = Features;
+    type Error = String;
+
+    fn features(&mut self, image: &[f32]) -> Result<Features, String> {
+        let (w, h) = (self.spec.input_width, self.spec.input_height);
+        let input = TensorRef::from_array_view(([1usize, 1, h, w], image))
+            .map_err(|e| format!("features input: {e}"))?;
+        let outputs = self
+            .features
+            .run(ort::inputs!["image" => input])
+            .map_err(|e| format!("features.onnx failed: {e}"))?;
+        let (_, data) = outputs["features"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("features output: {e}"))?;
+        self.feature_runs += 1;
+        Ok(Arc::from(data))
+    }
+
+    fn flow(&mut self, reference: &Features, current: &Features) -> Result<FlowField, String> {
+        let (fw, fh) = self.spec.feature_size();
+        let shape = [1usize, self.spec.feature_channels, fh, fw];
+        let reference = TensorRef::from_array_view((shape, &reference[..]))
+            .map_err(|e| format!("flow input: {e}"))?;
+        let current = TensorRef::from_array_view((shape, &current[..]))
+            .map_err(|e| format!("flow input: {e}"))?;
+        let outputs = self
+            .flow
+            .run(ort::inputs!["reference_features" => reference, "current_features" => current])
+            .map_err(|e| format!("flow.onnx failed: {e}"))?;
+        let (_, data) = outputs["flow"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("flow output: {e}"))?;
+        self.flow_runs += 1;
+        FlowField::from_planar(self.spec.input_width, self.spec.input_height, data)
+            .map_err(|e| e.to_string())
+    }
+
+    fn input_size(&self) -> (usize, usize) {
+        (self.spec.input_width, self.spec.input_height)
+    }
+}

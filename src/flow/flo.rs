@@ -29,12 +29,18 @@ pub fn read_flo(path: &std::path::Path) -> Result<FlowField, FlowError> {
             .ok_or_else(|| FlowError::Invalid(format!("{}: truncated .flo file", path.display())))
     };
     if f32::from_le_bytes(word(0)?) != MAGIC {
-        return Err(FlowError::Invalid(format!("{}: not a .flo file (bad magic)", path.display())));
+        return Err(FlowError::Invalid(format!(
+            "{}: not a .flo file (bad magic)",
+            path.display()
+        )));
     }
     let w = i32::from_le_bytes(word(4)?);
     let h = i32::from_le_bytes(word(8)?);
     if w <= 0 || h <= 0 || bytes.len() != 12 + (w as usize) * (h as usize) * 8 {
-        return Err(FlowError::Invalid(format!("{}: bad .flo size {w}x{h}", path.display())));
+        return Err(FlowError::Invalid(format!(
+            "{}: bad .flo size {w}x{h}",
+            path.display()
+        )));
     }
     let (w, h) = (w as usize, h as usize);
     let mut flow = FlowField::zeros(w, h);

@@ -14,7 +14,10 @@ pub struct ClassScore {
 
 /// Scores class `label` of `prediction` against `truth` (same size).
 pub fn score_class(truth: &LabelMap, prediction: &LabelMap, label: u8) -> Option<ClassScore> {
-    assert_eq!((truth.width, truth.height), (prediction.width, prediction.height));
+    assert_eq!(
+        (truth.width, truth.height),
+        (prediction.width, prediction.height)
+    );
     let a: Vec<bool> = truth.data.iter().map(|&v| v == label).collect();
     let b: Vec<bool> = prediction.data.iter().map(|&v| v == label).collect();
     let na = a.iter().filter(|&&v| v).count();
@@ -36,7 +39,11 @@ pub fn score_class(truth: &LabelMap, prediction: &LabelMap, label: u8) -> Option
     let bb = boundary(&b, w, h);
     let da = directed_distances(&ba, &bb, w, h);
     let db = directed_distances(&bb, &ba, w, h);
-    let hd = da.last().copied().unwrap_or(0.0).max(db.last().copied().unwrap_or(0.0));
+    let hd = da
+        .last()
+        .copied()
+        .unwrap_or(0.0)
+        .max(db.last().copied().unwrap_or(0.0));
     let hd95 = percentile(&da, 95.0).max(percentile(&db, 95.0));
     Some(ClassScore { dice, hd, hd95 })
 }
@@ -113,7 +120,8 @@ fn dt_1d(f: &[f64], d: &mut [f64]) {
     for q in 1..n {
         loop {
             let p = v[k];
-            let s = ((f[q] + (q * q) as f64) - (f[p] + (p * p) as f64)) / (2.0 * (q as f64 - p as f64));
+            let s =
+                ((f[q] + (q * q) as f64) - (f[p] + (p * p) as f64)) / (2.0 * (q as f64 - p as f64));
             if s <= z[k] && k > 0 {
                 k -= 1;
                 continue;

@@ -5,6 +5,8 @@
 
 pub mod flo;
 pub mod metrics;
+pub mod pixels;
+pub mod tracker;
 pub mod warp;
 
 use thiserror::Error;
@@ -86,8 +88,9 @@ impl LabelMap {
     }
 
     pub fn save_png(&self, path: &std::path::Path) -> Result<(), FlowError> {
-        let img = image::GrayImage::from_raw(self.width as u32, self.height as u32, self.data.clone())
-            .ok_or_else(|| FlowError::Invalid("label map buffer size".into()))?;
+        let img =
+            image::GrayImage::from_raw(self.width as u32, self.height as u32, self.data.clone())
+                .ok_or_else(|| FlowError::Invalid("label map buffer size".into()))?;
         img.save(path)?;
         Ok(())
     }

@@ -150,7 +150,9 @@ mod tests {
 
     #[test]
     fn check_size_reports_both_sizes() {
-        let err = check_size(&LabelMap::new(4, 3), 5, 3).unwrap_err().to_string();
+        let err = check_size(&LabelMap::new(4, 3), 5, 3)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("4x3") && err.contains("5x3"), "{err}");
     }
 }

@@ -1,4 +1,73 @@
-//! The `pddflow` element (in progress).
-pub fn register(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    Ok(())
+//! The `pddflow` element: optical flow on ultrasound video with a PDD-Net through ONNX Runtime,
+//! and propagation of a reference vessel mask onto every frame.
+//!
+//! The element is an in-place transform: pixels pass untouched unless `overlay` is on, and every
+//! output buffer carries a [`crate::meta::FlowResult`]. Re-anchor the reference by attaching a
+//! reference-mask meta upstream, by emitting the `reanchor` action signal, or by sending a
+//! custom downstream event named [`REANCHOR_EVENT`].
+
+mod imp;
+
+use gst::glib;
+use gst::prelude::*;
+
+/// Name of the custom downstream event structure that re-anchors the reference.
+pub const REANCHOR_EVENT: &str = "pddflow-reanchor";
+
+glib::wrapper! {
+    pub struct PddFlow(ObjectSubclass<imp::PddFlow>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Registration mode (`mode` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstPddFlowMode")]
+pub enum Mode {
+    #[default]
+    #[enum_value(
+        name = "Keyframe: register every frame to the cached reference frame",
+        nick = "keyframe"
+    )]
+    Keyframe = 0,
+    #[enum_value(
+        name = "Chain: register frame to frame, reusing the previous frame's features",
+        nick = "chain"
+    )]
+    Chain = 1,
+}
+
+/// Execution provider request (`execution-provider` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstPddFlowExecutionProvider")]
+pub enum ExecutionProvider {
+    #[default]
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 0,
+    #[enum_value(
+        name = "CUDA (falls back to CPU with a warning unless strict-provider)",
+        nick = "cuda"
+    )]
+    Cuda = 1,
+    #[enum_value(name = "Auto: CUDA when available, else CPU", nick = "auto")]
+    Auto = 2,
+}
+
+/// A custom event that makes the next frame the reference, carrying the propagated mask over.
+pub fn reanchor_event() -> gst::Event {
+    gst::event::CustomDownstream::new(gst::Structure::new_empty(REANCHOR_EVENT))
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    #[cfg(not(test))]
+    {
+        Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+        ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    }
+    gst::Element::register(
+        Some(plugin),
+        "pddflow",
+        gst::Rank::NONE,
+        PddFlow::static_type(),
+    )
 }

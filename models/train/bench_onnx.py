@@ -1,0 +1,64 @@
+"""Benchmark a pddflow model directory in ONNX Runtime on ONE CPU thread.
+
+Per frame with cached reference features = features(current) + flow(reference, current).
+Usage: python bench_onnx.py [MODEL_DIR ...] [--iters N] [--profile]
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def bench(model_dir, iters=200, warmup=20, profile=False):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile:
+        so.enable_profiling = True
+    meta = json.load(open(os.path.join(model_dir, "model.json")))
+    H, W = meta["input_height"], meta["input_width"]
+    fs = ort.InferenceSession(os.path.join(model_dir, "features.onnx"), so, providers=["CPUExecutionProvider"])
+    ws = ort.InferenceSession(os.path.join(model_dir, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+    rng = np.random.RandomState(0)
+    ref = rng.rand(1, 1, H, W).astype(np.float32)
+    cur = rng.rand(1, 1, H, W).astype(np.float32)
+    (rf,) = fs.run(["features"], {"image": ref})
+    tf, tw = [], []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        (cf,) = fs.run(["features"], {"image": cur})
+        t1 = time.perf_counter()
+        (fl,) = ws.run(["flow"], {"reference_features": rf, "current_features": cf})
+        t2 = time.perf_counter()
+        if i >= warmup:
+            tf.append(t1 - t0)
+            tw.append(t2 - t1)
+    tf, tw = np.array(tf) * 1e3, np.array(tw) * 1e3
+    tot = tf + tw
+    res = dict(model=model_dir, size=f"{W}x{H}", features_ms=float(np.median(tf)), flow_ms=float(np.median(tw)),
+               total_ms_median=float(np.median(tot)), total_ms_p90=float(np.percentile(tot, 90)),
+               ort=ort.__version__, threads=1)
+    if profile:
+        print("profiles:", fs.end_profiling(), ws.end_profiling())
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dirs", nargs="*", default=[os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "default")])
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    for d in a.model_dirs:
+        r = bench(d, a.iters, profile=a.profile)
+        print(f"{r['model']}: {r['size']} features {r['features_ms']:.2f} ms + flow {r['flow_ms']:.2f} ms = "
+              f"{r['total_ms_median']:.2f} ms median ({r['total_ms_p90']:.2f} p90), 1 thread, ORT {r['ort']}")
+
+
+if __name__ == "__main__":
+    main()

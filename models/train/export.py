@@ -1,0 +1,250 @@
+"""Export a trained PDD-Net to the two ONNX graphs of the pddflow contract.
+
+features.onnx : image [1,1,H,W] f32 -> features [1,C,H/s,W/s] f32
+flow.onnx     : reference_features, current_features [1,C,H/s,W/s] -> flow [1,2,H,W]
+                (channel 0 = dx, 1 = dy, backward flow, model-input pixels)
+
+The graphs are written directly with onnx.helper (opset 17, IR 8, static shapes) so
+that every op is one ONNX Runtime runs fast on CPU:
+  * batch norms are folded into the convolutions;
+  * the Obelisk layer (bilinear grid_sample at learned, bounded offsets) followed by
+    its 1x1 convolution and batch norm is folded EXACTLY into one dense
+    (2R+2)x(2R+2) convolution (bilinear sampling at a fixed offset with zero padding
+    is a 2x2 stencil);
+  * the SSD cost volume is one batched MatMul over rows (features augmented with
+    |R|^2 / a ones channel) followed by a reshape/pad/slice "band extraction" of
+    the needed diagonals, no unfold of the feature maps;
+  * min-convolution, mean-field and soft-argmin are pooling ops, Softmax and a
+    1x1 Conv (soft-argmin) on [1,G*G,h,w]; the flow is upsampled with Resize.
+
+Usage: python export.py CHECKPOINT OUT_DIR [--name NAME --version V]
+"""
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import TensorProto, helper, numpy_helper
+
+from pddnet import PDDNet
+
+OPSET = 17
+IR_VERSION = 8
+
+
+def _fold_bn(w, bn, b=None):
+    s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    w = w.detach() * s.view(-1, *([1] * (w.dim() - 1)))
+    b0 = torch.zeros_like(bn.running_mean) if b is None else b.detach()
+    b = (b0 - bn.running_mean) * s + bn.bias.detach()
+    return w, b
+
+
+def obelisk_folded_kernel(net):
+    """Dense conv kernel [c1, c0, k, k] equal to conv1(obelisk_sample(x)) (before BN)."""
+    c = net.cfg
+    c0, K, R, so = c["c0"], c["K"], c["R"], net.so
+    k = 2 * R + 2
+    w1 = net.conv1.weight.detach().view(-1, c0, K)  # [c1, c0, K]
+    off = net.offsets().detach().double()
+    ctr = (so - 1) / 2.0
+    ker = torch.zeros(w1.shape[0], c0, k, k, dtype=torch.float64)
+    for s, sign in ((0, 1.0), (1, -1.0)):
+        for kk in range(K):
+            py = ctr + off[s, kk, 0].item()
+            px = ctr + off[s, kk, 1].item()
+            fy, fx = math.floor(py), math.floor(px)
+            ay, ax = py - fy, px - fx
+            for ty, wy in ((fy, 1 - ay), (fy + 1, ay)):
+                for tx, wx in ((fx, 1 - ax), (fx + 1, ax)):
+                    iy, ix = ty + R, tx + R
+                    if wy * wx == 0.0:
+                        continue
+                    assert 0 <= iy < k and 0 <= ix < k, (iy, ix)
+                    ker[:, :, iy, ix] += sign * wy * wx * w1[:, :, kk].double()
+    pads = [R, R, R + 2 - so, R + 2 - so]
+    return ker.float(), pads
+
+
+def _init(name, arr, inits):
+    inits.append(numpy_helper.from_array(np.asarray(arr), name))
+    return name
+
+
+def _model(graph):
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="pddflow-export")
+    m.ir_version = IR_VERSION
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def build_features(net):
+    c = net.cfg
+    H = W = c["input_size"]
+    s = c["stride"]
+    inits, nodes = [], []
+    w0, b0 = _fold_bn(net.conv0.weight, net.bn0)
+    kfold, pads = obelisk_folded_kernel(net)
+    w1, b1 = _fold_bn(kfold, net.bn1)
+    w2, b2 = _fold_bn(net.conv2.weight, net.bn2)
+    w3, b3 = net.conv3.weight.detach(), net.conv3.bias.detach()
+    f32 = lambda t: t.numpy().astype(np.float32)
+    nodes.append(helper.make_node("AveragePool", ["image"], ["p0"], kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1], count_include_pad=1))
+    nodes.append(helper.make_node("Conv", ["p0", _init("w0", f32(w0), inits), _init("b0", f32(b0), inits)], ["c0"],
+                                  kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2]))
+    nodes.append(helper.make_node("Relu", ["c0"], ["r0"]))
+    k = kfold.shape[-1]
+    nodes.append(helper.make_node("Conv", ["r0", _init("w1", f32(w1), inits), _init("b1", f32(b1), inits)], ["c1"],
+                                  kernel_shape=[k, k], strides=[net.so, net.so], pads=pads))
+    nodes.append(helper.make_node("Relu", ["c1"], ["r1"]))
+    nodes.append(helper.make_node("Conv", ["r1", _init("w2", f32(w2), inits), _init("b2", f32(b2), inits)], ["c2"],
+                                  kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c2"], ["r2"]))
+    nodes.append(helper.make_node("Conv", ["r2", _init("w3", f32(w3), inits), _init("b3", f32(b3), inits)],
+                                  ["features"], kernel_shape=[1, 1]))
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, H, W])
+    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, c["C"], H // s, W // s])
+    return _model(helper.make_graph(nodes, "pddnet_features", [x], [y], initializer=inits))
+
+
+def build_flow(net):
+    c = net.cfg
+    H = W = c["input_size"]
+    s, C, G, sp, n_mf = c["stride"], c["C"], c["G"], c["spacing"], c["n_mf"]
+    h, w = H // s, W // s
+    P = sp * (G - 1) // 2
+    L = G * G
+    inits, nodes = [], []
+    I = lambda name, arr: _init(name, arr, inits)
+    N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    alpha = float(F.softplus(net.log_alpha).item())
+    wmf = float(F.softplus(net.log_mf).item())
+
+    # augmented features: R' = [R, |R|^2], F' = [-2F, 1]
+    N("Mul", ["reference_features", "reference_features"], ["rsq"])
+    N("ReduceSum", ["rsq", I("ax1", i64([1]))], ["nr"], keepdims=1)
+    N("Concat", ["reference_features", "nr"], ["raug"], axis=1)
+    N("Mul", ["current_features", I("m2", np.array(-2.0, np.float32))], ["fm2"])
+    N("Slice", ["current_features", I("z1", i64([0])), I("o1", i64([1])), I("ax1b", i64([1]))], ["c_first"])
+    N("Mul", ["c_first", I("zero", np.array(0.0, np.float32))], ["c_zero"])
+    N("Add", ["c_zero", I("one", np.array(1.0, np.float32))], ["ones"])
+    N("Concat", ["fm2", "ones"], ["caug"], axis=1)
+    # current: [h, w, C+1]
+    N("Transpose", ["caug"], ["caug_t"], perm=[0, 2, 3, 1])
+    N("Reshape", ["caug_t", I("shp_c", i64([h, w, C + 1]))], ["cmat"])
+    # reference padded: [1, C+1, h+2P, w+2P]
+    N("Pad", ["raug", I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="constant")
+    # G row-shifted copies -> [G, C+1, h, w+2P]
+    rows = []
+    for iy in range(G):
+        nm = f"rrow{iy}"
+        N("Slice", ["rpad", I(f"rs{iy}", i64([iy * sp])), I(f"re{iy}", i64([iy * sp + h])), I(f"ra{iy}", i64([2]))], [nm])
+        rows.append(nm)
+    N("Concat", rows, ["rrows"], axis=0)
+    N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C+1, w+2P]
+    N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]
+    Wp = w + 2 * P
+    N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
+    N("Pad", ["band1", I("pads_b", i64([0, 0, 0, 0, 0, w]))], ["band2"], mode="constant")
+    N("Reshape", ["band2", I("shp_b3", i64([G, h, w, Wp + 1]))], ["band3"])
+    N("Slice", ["band3", I("bs", i64([0])), I("be", i64([2 * P + 1])), I("ba", i64([3])), I("bst", i64([sp]))],
+      ["cost_t"])  # [G(dy), h, w, G(dx)]
+    N("Transpose", ["cost_t"], ["cost_hw"], perm=[1, 2, 0, 3])  # [h, w, G, G]
+    N("Reshape", ["cost_hw", I("shp_l", i64([h * w, 1, G, G]))], ["cost_l"])
+    # temperature then min-convolution over labels
+    N("Mul", ["cost_l", I("nalpha", np.array(-alpha, np.float32))], ["ncost"])  # = -alpha*cost
+    N("MaxPool", ["ncost"], ["nmin"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])  # = -minpool
+    avg = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0)
+    N("AveragePool", ["nmin"], ["na1"], **avg)
+    N("AveragePool", ["na1"], ["na2"], **avg)
+    N("Reshape", ["na2", I("shp_s", i64([1, h, w, L]))], ["na2r"])
+    N("Transpose", ["na2r"], ["nd1"], perm=[0, 3, 1, 2])  # [1, L, h, w], = -D1
+    N("AveragePool", ["nd1"], ["nd1a"], **avg)
+    N("AveragePool", ["nd1a"], ["nD2"], **avg)  # = -D2
+    cur = "nD2"  # holds -u
+    def softmax1(x, y):
+        # softmax over the label axis (1) of [1,L,h,w]; ORT's Softmax on a non-last
+        # axis transposes internally and is ~10x slower than these five ops
+        N("ReduceMax", [x], [y + "_mx"], axes=[1], keepdims=1)
+        N("Sub", [x, y + "_mx"], [y + "_sh"])
+        N("Exp", [y + "_sh"], [y + "_ex"])
+        N("ReduceSum", [y + "_ex", I(y + "_ax", i64([1]))], [y + "_sm"], keepdims=1)
+        N("Div", [y + "_ex", y + "_sm"], [y])
+
+    for it in range(n_mf):
+        softmax1(cur, f"q{it}")
+        N("AveragePool", [f"q{it}"], [f"qa{it}"], **avg)
+        N("Mul", [f"qa{it}", I(f"wmf{it}", np.array(wmf, np.float32))], [f"qw{it}"])
+        N("Add", ["nD2", f"qw{it}"], [f"nu{it}"])  # -u = -D2 + w*avg(Q)
+        cur = f"nu{it}"
+    softmax1(cur, "qf")
+    disp = net.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
+    N("Conv", ["qf", I("disp", disp)], ["flow_lr"], kernel_shape=[1, 1])
+    N("Resize", ["flow_lr", "", I("scales", np.array([1.0, 1.0, s, s], np.float32))], ["flow"],
+      mode="linear", coordinate_transformation_mode="half_pixel")
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, C, h, w])
+           for n in ("reference_features", "current_features")]
+    out = helper.make_tensor_value_info("flow", TensorProto.FLOAT, [1, 2, H, W])
+    return _model(helper.make_graph(nodes, "pddnet_flow", ins, [out], initializer=inits))
+
+
+def model_json(net, name, version, training=None, scores=None):
+    c = net.cfg
+    return {
+        "name": name,
+        "version": version,
+        "input_width": c["input_size"],
+        "input_height": c["input_size"],
+        "stride": c["stride"],
+        "feature_channels": c["C"],
+        "displacement_grid": c["G"],
+        "displacement_spacing": c["spacing"] * c["stride"],
+        "max_displacement": (c["G"] - 1) // 2 * c["spacing"] * c["stride"],
+        "classes": {"0": "background", "1": "vein", "2": "artery"},
+        "opset": OPSET,
+        "architecture": {"type": "pddnet2d", **c},
+        "training": training,
+        "scores": scores,
+    }
+
+
+def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, scores=None):
+    net = net.eval().cpu()
+    os.makedirs(out_dir, exist_ok=True)
+    onnx.save(build_features(net), os.path.join(out_dir, "features.onnx"))
+    onnx.save(build_flow(net), os.path.join(out_dir, "flow.onnx"))
+    with open(os.path.join(out_dir, "model.json"), "w") as f:
+        json.dump(model_json(net, name, version, training, scores), f, indent=2)
+        f.write("\n")
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    net = PDDNet(**ck["config"])
+    net.load_state_dict(ck["model"])
+    return net.eval(), ck
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("out_dir")
+    ap.add_argument("--name", default="pddflow-pddnet")
+    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--scores", default=None, help="JSON file with measured scores to embed")
+    a = ap.parse_args()
+    net, ck = load_checkpoint(a.checkpoint)
+    scores = json.load(open(a.scores)) if a.scores else ck.get("scores")
+    export(net, a.out_dir, a.name, a.version, ck.get("training"), scores)
+    print("exported to", a.out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Parity of the ONNX export (ONNX Runtime, CPU) against the PyTorch model.
+
+Checks features (abs error relative to the feature scale) and flow (max abs error
+<= 1e-3 px) on random images and on a shifted textured pair. Runs with pytest or as
+`python test_parity.py [MODEL_CHECKPOINT]` (default: a randomly initialised net with
+perturbed batch-norm statistics, plus every config variant listed below).
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pddnet import PDDNet  # noqa: E402
+from export import export, load_checkpoint  # noqa: E402
+
+FLOW_TOL = 1e-3
+
+
+def _random_net(**cfg):
+    torch.manual_seed(1)
+    net = PDDNet(**cfg)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+        net.log_alpha.fill_(0.5)
+    return net.eval()
+
+
+def _images(n, size, seed=0):
+    rng = np.random.RandomState(seed)
+    base = rng.rand(size + 32, size + 32).astype(np.float32)
+    import cv2
+    base = cv2.GaussianBlur(base, (0, 0), 2.0)
+    base = (base - base.min()) / (base.max() - base.min())
+    out = []
+    for i in range(n):
+        dy, dx = rng.randint(0, 16, 2)
+        out.append(base[dy:dy + size, dx:dx + size])
+    out.append(rng.rand(size, size).astype(np.float32))
+    return out
+
+
+def check(net, tmp):
+    import onnxruntime as ort
+    export(net, tmp)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    fs = ort.InferenceSession(os.path.join(tmp, "features.onnx"), so, providers=["CPUExecutionProvider"])
+    ws = ort.InferenceSession(os.path.join(tmp, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+    size = net.cfg["input_size"]
+    imgs = _images(3, size)
+    worst_f, worst_w = 0.0, 0.0
+    feats_o, feats_t = [], []
+    for im in imgs:
+        x = torch.from_numpy(im)[None, None]
+        with torch.no_grad():
+            ft = net.features(x).numpy()
+        (fo,) = fs.run(["features"], {"image": im[None, None]})
+        worst_f = max(worst_f, float(np.abs(fo - ft).max() / (np.abs(ft).max() + 1e-6)))
+        feats_o.append(fo)
+        feats_t.append(ft)
+    for i in range(len(imgs) - 1):
+        with torch.no_grad():
+            wt = net.flow(torch.from_numpy(feats_t[0]), torch.from_numpy(feats_t[i + 1])).numpy()
+        (wo,) = ws.run(["flow"], {"reference_features": feats_t[0], "current_features": feats_t[i + 1]})
+        worst_w = max(worst_w, float(np.abs(wo - wt).max()))
+        # end-to-end (ORT features -> ORT flow vs torch)
+        (wo2,) = ws.run(["flow"], {"reference_features": feats_o[0], "current_features": feats_o[i + 1]})
+        worst_w = max(worst_w, float(np.abs(wo2 - wt).max()))
+    return worst_f, worst_w
+
+
+CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7)]
+
+
+def test_parity_configs():
+    for cfg in CONFIGS:
+        with tempfile.TemporaryDirectory() as tmp:
+            f, w = check(_random_net(**cfg), tmp)
+        print(f"config {cfg}: features rel err {f:.2e}, flow max abs err {w:.2e} px")
+        assert f < 1e-4 and w < FLOW_TOL
+
+
+def test_parity_default_model():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ck = os.environ.get("PDDFLOW_CHECKPOINT")
+    if not ck:
+        return
+    net, _ = load_checkpoint(ck)
+    with tempfile.TemporaryDirectory() as tmp:
+        f, w = check(net, tmp)
+    print(f"checkpoint {ck}: features rel err {f:.2e}, flow max abs err {w:.2e} px")
+    assert f < 1e-4 and w < FLOW_TOL
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    if len(sys.argv) > 1:
+        os.environ["PDDFLOW_CHECKPOINT"] = sys.argv[1]
+        test_parity_default_model()
+    else:
+        test_parity_configs()
+    print("parity OK")

@@ -1,0 +1,286 @@
+//! Pixel formats: luma extraction for the model and overlays drawn in place. Pure Rust over
+//! plane slices with strides, so the element glue only maps frames.
+
+use super::LabelMap;
+use fast_image_resize as fr;
+
+/// The raw video formats pddflow accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    Gray8,
+    Gray16Le,
+    Rgb,
+    Bgr,
+    Rgba,
+    Bgra,
+    Rgbx,
+    Bgrx,
+    I420,
+    Nv12,
+}
+
+impl PixelFormat {
+    /// Byte offsets of R, G, B and the pixel size for packed RGB formats.
+    fn rgb_layout(self) -> Option<([usize; 3], usize)> {
+        match self {
+            Self::Rgb => Some(([0, 1, 2], 3)),
+            Self::Bgr => Some(([2, 1, 0], 3)),
+            Self::Rgba | Self::Rgbx => Some(([0, 1, 2], 4)),
+            Self::Bgra | Self::Bgrx => Some(([2, 1, 0], 4)),
+            _ => None,
+        }
+    }
+}
+
+/// RGB colour of a label id for overlays: vein blue, artery red, others from a fixed palette.
+pub fn label_color(label: u8) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 6] = [
+        [40, 200, 80],
+        [250, 210, 40],
+        [200, 60, 220],
+        [40, 220, 220],
+        [250, 140, 30],
+        [160, 160, 255],
+    ];
+    match label {
+        1 => [40, 120, 255],
+        2 => [255, 50, 50],
+        l => PALETTE[(l as usize) % PALETTE.len()],
+    }
+}
+
+fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
+    // BT.601 limited range, as GStreamer's default for SD-style YUV.
+    let (r, g, b) = (r as f32, g as f32, b as f32);
+    let y = 16.0 + 0.2568 * r + 0.5041 * g + 0.0979 * b;
+    let u = 128.0 - 0.1482 * r - 0.2910 * g + 0.4392 * b;
+    let v = 128.0 + 0.4392 * r - 0.3678 * g - 0.0714 * b;
+    [y.round() as u8, u.round() as u8, v.round() as u8]
+}
+
+/// Extracts 8-bit luma (`width * height`, contiguous) from the planes of a frame.
+/// `planes` holds `(data, stride)` per plane as the format defines them.
+pub fn extract_luma(
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    planes: &[(&[u8], usize)],
+) -> Vec<u8> {
+    let mut out = vec![0u8; width * height];
+    let (data, stride) = planes[0];
+    for y in 0..height {
+        let row = &data[y * stride..];
+        let dst = &mut out[y * width..(y + 1) * width];
+        match format {
+            PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 => {
+                dst.copy_from_slice(&row[..width])
+            }
+            PixelFormat::Gray16Le => {
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = row[2 * x + 1];
+                }
+            }
+            _ => {
+                let ([ri, gi, bi], px) = format.rgb_layout().expect("packed RGB format");
+                for (x, d) in dst.iter_mut().enumerate() {
+                    let p = &row[x * px..];
+                    let l = 77 * p[ri] as u32 + 150 * p[gi] as u32 + 29 * p[bi] as u32;
+                    *d = (l >> 8) as u8;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Resizes frame luma to the model's input and scales it to [0, 1].
+pub struct ModelInput {
+    resizer: fr::Resizer,
+    width: usize,
+    height: usize,
+}
+
+impl ModelInput {
+    pub fn new(width: usize, height: usize) -> Self {
+        Self {
+            resizer: fr::Resizer::new(),
+            width,
+            height,
+        }
+    }
+
+    pub fn prepare(&mut self, luma: &[u8], width: usize, height: usize) -> Vec<f32> {
+        let scale = |v: &u8| *v as f32 / 255.0;
+        if (width, height) == (self.width, self.height) {
+            return luma.iter().map(scale).collect();
+        }
+        let src = fr::images::ImageRef::new(width as u32, height as u32, luma, fr::PixelType::U8)
+            .expect("luma buffer matches its size");
+        let mut dst =
+            fr::images::Image::new(self.width as u32, self.height as u32, fr::PixelType::U8);
+        let options = fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+        self.resizer
+            .resize(&src, &mut dst, &options)
+            .expect("same pixel type on both sides");
+        dst.buffer().iter().map(scale).collect()
+    }
+}
+
+/// Whether `(x, y)` lies on the edge of its label region (a 4-neighbour differs).
+#[inline]
+fn is_edge(labels: &LabelMap, x: usize, y: usize) -> bool {
+    let l = labels.get(x, y);
+    (x > 0 && labels.get(x - 1, y) != l)
+        || (x + 1 < labels.width && labels.get(x + 1, y) != l)
+        || (y > 0 && labels.get(x, y - 1) != l)
+        || (y + 1 < labels.height && labels.get(x, y + 1) != l)
+}
+
+#[inline]
+fn blend(dst: u8, src: u8, alpha: f32) -> u8 {
+    (dst as f32 + (src as f32 - dst as f32) * alpha).round() as u8
+}
+
+/// Draws the labels into the frame: regions filled with `alpha`, outlines opaque.
+/// `labels` must have the frame's size.
+pub fn draw_overlay(
+    format: PixelFormat,
+    labels: &LabelMap,
+    alpha: f32,
+    planes: &mut [(&mut [u8], usize)],
+) {
+    let (width, height) = (labels.width, labels.height);
+    let weight = |x: usize, y: usize| -> Option<(u8, f32)> {
+        let l = labels.get(x, y);
+        if l == 0 {
+            return None;
+        }
+        Some((l, if is_edge(labels, x, y) { 1.0 } else { alpha }))
+    };
+    match format {
+        PixelFormat::Gray8 | PixelFormat::Gray16Le => {
+            let (data, stride) = &mut planes[0];
+            for y in 0..height {
+                for x in 0..width {
+                    let Some((l, a)) = weight(x, y) else { continue };
+                    let target = rgb_to_yuv(label_color(l))[0].max(160);
+                    if format == PixelFormat::Gray8 {
+                        let p = &mut data[y * *stride + x];
+                        *p = blend(*p, target, a);
+                    } else {
+                        let i = y * *stride + 2 * x;
+                        let v = u16::from_le_bytes([data[i], data[i + 1]]) as f32;
+                        let t = target as f32 * 257.0;
+                        let out = (v + (t - v) * a).round() as u16;
+                        data[i..i + 2].copy_from_slice(&out.to_le_bytes());
+                    }
+                }
+            }
+        }
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            {
+                let (luma, stride) = &mut planes[0];
+                for y in 0..height {
+                    for x in 0..width {
+                        if let Some((l, a)) = weight(x, y) {
+                            let p = &mut luma[y * *stride + x];
+                            *p = blend(*p, rgb_to_yuv(label_color(l))[0], a);
+                        }
+                    }
+                }
+            }
+            let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+            for cy in 0..ch {
+                for cx in 0..cw {
+                    let Some((l, a)) = weight(2 * cx, 2 * cy) else {
+                        continue;
+                    };
+                    let [_, u, v] = rgb_to_yuv(label_color(l));
+                    if format == PixelFormat::I420 {
+                        let (up, us) = &mut planes[1];
+                        let p = &mut up[cy * *us + cx];
+                        *p = blend(*p, u, a);
+                        let (vp, vs) = &mut planes[2];
+                        let p = &mut vp[cy * *vs + cx];
+                        *p = blend(*p, v, a);
+                    } else {
+                        let (uv, s) = &mut planes[1];
+                        let i = cy * *s + 2 * cx;
+                        uv[i] = blend(uv[i], u, a);
+                        uv[i + 1] = blend(uv[i + 1], v, a);
+                    }
+                }
+            }
+        }
+        _ => {
+            let (offsets, px) = format.rgb_layout().expect("packed RGB format");
+            let (data, stride) = &mut planes[0];
+            for y in 0..height {
+                for x in 0..width {
+                    let Some((l, a)) = weight(x, y) else { continue };
+                    let color = label_color(l);
+                    let base = y * *stride + x * px;
+                    for c in 0..3 {
+                        let p = &mut data[base + offsets[c]];
+                        *p = blend(*p, color[c], a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luma_of_packed_and_planar_formats() {
+        // 2x1 frame with a stride of 8 bytes.
+        let rgb = [255, 255, 255, 0, 0, 0, 9, 9];
+        assert_eq!(
+            extract_luma(PixelFormat::Rgb, 2, 1, &[(&rgb, 8)]),
+            vec![255, 0]
+        );
+        let bgrx = [0, 0, 255, 0, 255, 0, 0, 0];
+        assert_eq!(
+            extract_luma(PixelFormat::Bgrx, 2, 1, &[(&bgrx, 8)]),
+            vec![76, 28]
+        );
+        let gray16 = [0x34, 0x12, 0xff, 0xab];
+        assert_eq!(
+            extract_luma(PixelFormat::Gray16Le, 2, 1, &[(&gray16, 4)]),
+            vec![0x12, 0xab]
+        );
+        let y_plane = [1, 2, 3, 0, 4, 5, 6, 0];
+        assert_eq!(
+            extract_luma(PixelFormat::I420, 3, 2, &[(&y_plane, 4)]),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn model_input_resizes_and_normalises() {
+        let mut input = ModelInput::new(4, 4);
+        let out = input.prepare(&[255u8; 64], 8, 8);
+        assert_eq!(out.len(), 16);
+        assert!(out.iter().all(|&v| (v - 1.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn overlay_touches_only_labelled_pixels() {
+        let mut labels = LabelMap::new(5, 5);
+        for y in 1..4 {
+            for x in 1..4 {
+                labels.data[y * 5 + x] = 2;
+            }
+        }
+        let mut frame = vec![100u8; 5 * 5 * 3];
+        draw_overlay(PixelFormat::Rgb, &labels, 0.5, &mut [(&mut frame, 15)]);
+        assert_eq!(&frame[0..3], &[100, 100, 100]);
+        // Centre is filled at half strength, the outline opaque.
+        assert_eq!(&frame[(2 * 5 + 2) * 3..(2 * 5 + 2) * 3 + 3], &[178, 75, 75]);
+        assert_eq!(&frame[(5 + 1) * 3..(5 + 1) * 3 + 3], &[255, 50, 50]);
+    }
+}

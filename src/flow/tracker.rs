@@ -1,0 +1,277 @@
+//! Reference handling and mask propagation, independent of how features and flow are computed.
+//!
+//! Keyframe mode registers every frame to the cached reference features (the paper's video
+//! mode). Chain mode registers each frame to the previous one, reusing the previous frame's
+//! features as the next reference (no recomputation), and composes the steps into a flow to the
+//! reference so that the reference mask is resampled once rather than blurred frame by frame.
+
+use super::{warp::warp_labels, FlowField, LabelMap};
+
+/// How frames are registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Every frame against the cached reference frame.
+    #[default]
+    Keyframe,
+    /// Frame to frame, composing the steps back to the reference.
+    Chain,
+}
+
+/// Computes features of one model-sized image and flow between two feature sets.
+pub trait FlowBackend {
+    type Features: Clone;
+    type Error;
+    fn features(&mut self, image: &[f32]) -> Result<Self::Features, Self::Error>;
+    /// Backward flow from `current` to `reference`, at model resolution.
+    fn flow(
+        &mut self,
+        reference: &Self::Features,
+        current: &Self::Features,
+    ) -> Result<FlowField, Self::Error>;
+    /// Model input size (width, height).
+    fn input_size(&self) -> (usize, usize);
+}
+
+struct Reference<F> {
+    features: F,
+    mask: Option<LabelMap>,
+    frame: u64,
+}
+
+/// What a frame's processing produced.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub frame: u64,
+    pub reference_frame: u64,
+    /// Backward flow from this frame to the reference, at model resolution.
+    pub flow: FlowField,
+    /// Reference mask propagated onto this frame (frame resolution).
+    pub labels: Option<LabelMap>,
+}
+
+/// Why the next frame becomes the reference.
+#[derive(Clone, Debug)]
+pub enum Anchor {
+    /// Keep the current reference.
+    Keep,
+    /// Re-anchor on this frame, carrying the current propagated mask (if any) over.
+    Carry,
+    /// Re-anchor on this frame with this mask (frame resolution).
+    Mask(LabelMap),
+}
+
+pub struct Tracker<F> {
+    mode: Mode,
+    reference: Option<Reference<F>>,
+    /// Chain mode: previous frame's features and the flow from it to the reference.
+    previous: Option<(F, FlowField)>,
+    last_labels: Option<LabelMap>,
+    next_frame: u64,
+}
+
+impl<F: Clone> Tracker<F> {
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            reference: None,
+            previous: None,
+            last_labels: None,
+            next_frame: 0,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Changes the mode; the reference stays.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+        self.previous = None;
+    }
+
+    /// The last propagated mask, if any.
+    pub fn last_labels(&self) -> Option<&LabelMap> {
+        self.last_labels.as_ref()
+    }
+
+    /// Whether a reference frame is cached.
+    pub fn has_reference(&self) -> bool {
+        self.reference.is_some()
+    }
+
+    /// Forgets everything (new stream): the next frame becomes the reference.
+    pub fn reset(&mut self) {
+        self.reference = None;
+        self.previous = None;
+        self.last_labels = None;
+    }
+
+    /// A break in temporal continuity (flush, seek): chain mode restarts from the reference.
+    pub fn discontinuity(&mut self) {
+        self.previous = None;
+    }
+
+    /// Processes one frame: `image` is the model-sized luma in [0, 1].
+    pub fn process<B: FlowBackend<Features = F>>(
+        &mut self,
+        backend: &mut B,
+        image: &[f32],
+        anchor: Anchor,
+    ) -> Result<Step, B::Error> {
+        let frame = self.next_frame;
+        self.next_frame += 1;
+        // The only feature computation of this frame; it serves as reference, current and
+        // (in chain mode) the next frame's previous.
+        let features = backend.features(image)?;
+        let (mw, mh) = backend.input_size();
+        let new_mask = match anchor {
+            Anchor::Keep if self.reference.is_some() => None,
+            Anchor::Keep => Some(None),
+            Anchor::Carry => Some(self.last_labels.clone()),
+            Anchor::Mask(mask) => Some(Some(mask)),
+        };
+        if let Some(mask) = new_mask {
+            self.previous = Some((features.clone(), FlowField::zeros(mw, mh)));
+            self.reference = Some(Reference {
+                features,
+                mask: mask.clone(),
+                frame,
+            });
+            self.last_labels = mask.clone();
+            return Ok(Step {
+                frame,
+                reference_frame: frame,
+                flow: FlowField::zeros(mw, mh),
+                labels: mask,
+            });
+        }
+        let reference = self.reference.as_ref().expect("reference set above");
+        let flow = match (self.mode, self.previous.take()) {
+            (Mode::Chain, Some((previous, previous_to_reference))) => backend
+                .flow(&previous, &features)?
+                .compose(&previous_to_reference),
+            // Keyframe mode, or chain mode after a discontinuity.
+            _ => backend.flow(&reference.features, &features)?,
+        };
+        if self.mode == Mode::Chain {
+            self.previous = Some((features, flow.clone()));
+        }
+        let labels = reference.mask.as_ref().map(|m| warp_labels(m, &flow));
+        self.last_labels = labels.clone();
+        Ok(Step {
+            frame,
+            reference_frame: reference.frame,
+            flow,
+            labels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Features are the frame index; flow is a constant shift per registered pair.
+    struct Counting {
+        feature_runs: usize,
+        flow_pairs: Vec<(u32, u32)>,
+        shift: f32,
+    }
+
+    impl FlowBackend for Counting {
+        type Features = u32;
+        type Error = ();
+        fn features(&mut self, image: &[f32]) -> Result<u32, ()> {
+            self.feature_runs += 1;
+            Ok(image[0] as u32)
+        }
+        fn flow(&mut self, r: &u32, c: &u32) -> Result<FlowField, ()> {
+            self.flow_pairs.push((*r, *c));
+            Ok(FlowField::constant(8, 8, self.shift, 0.0))
+        }
+        fn input_size(&self) -> (usize, usize) {
+            (8, 8)
+        }
+    }
+
+    fn run(mode: Mode, frames: u32) -> (Counting, Vec<Step>) {
+        let mut backend = Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: -1.0,
+        };
+        let mut tracker = Tracker::new(mode);
+        let mut mask = LabelMap::new(16, 16);
+        mask.data[8 * 16 + 4] = 1;
+        let mut steps = vec![];
+        for i in 0..frames {
+            let anchor = if i == 0 {
+                Anchor::Mask(mask.clone())
+            } else {
+                Anchor::Keep
+            };
+            steps.push(tracker.process(&mut backend, &[i as f32], anchor).unwrap());
+        }
+        (backend, steps)
+    }
+
+    #[test]
+    fn keyframe_registers_every_frame_to_the_reference() {
+        let (b, steps) = run(Mode::Keyframe, 4);
+        assert_eq!(b.feature_runs, 4);
+        assert_eq!(b.flow_pairs, vec![(0, 1), (0, 2), (0, 3)]);
+        assert!(steps.iter().all(|s| s.reference_frame == 0));
+        // -1 model pixel = -2 frame pixels: the labelled pixel moved 2 right in every frame.
+        let l = steps[3].labels.as_ref().unwrap();
+        assert_eq!(l.data[8 * 16 + 6], 1);
+    }
+
+    #[test]
+    fn chain_reuses_previous_features_and_composes() {
+        let (b, steps) = run(Mode::Chain, 4);
+        assert_eq!(b.feature_runs, 4, "one feature run per frame");
+        assert_eq!(b.flow_pairs, vec![(0, 1), (1, 2), (2, 3)]);
+        assert!((steps[3].flow.dx[0] + 3.0).abs() < 1e-6);
+        let l = steps[3].labels.as_ref().unwrap();
+        assert_eq!(l.data[8 * 16 + 10], 1);
+    }
+
+    #[test]
+    fn carry_reanchors_with_the_propagated_mask() {
+        let mut b = Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: 0.0,
+        };
+        let mut t = Tracker::new(Mode::Keyframe);
+        t.process(
+            &mut b,
+            &[0.0],
+            Anchor::Mask(LabelMap::from_vec(1, 1, vec![2]).unwrap()),
+        )
+        .unwrap();
+        t.process(&mut b, &[1.0], Anchor::Keep).unwrap();
+        let s = t.process(&mut b, &[2.0], Anchor::Carry).unwrap();
+        assert_eq!(s.reference_frame, 2);
+        assert_eq!(s.labels.unwrap().data, vec![2]);
+        t.process(&mut b, &[3.0], Anchor::Keep).unwrap();
+        assert_eq!(b.flow_pairs.last(), Some(&(2, 3)));
+    }
+
+    #[test]
+    fn discontinuity_in_chain_mode_registers_to_reference() {
+        let mut b = Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: 0.0,
+        };
+        let mut t = Tracker::new(Mode::Chain);
+        for i in 0..3 {
+            t.process(&mut b, &[i as f32], Anchor::Keep).unwrap();
+        }
+        t.discontinuity();
+        t.process(&mut b, &[3.0], Anchor::Keep).unwrap();
+        assert_eq!(b.flow_pairs, vec![(0, 1), (1, 2), (0, 3)]);
+    }
+}

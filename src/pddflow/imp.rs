@@ -1,0 +1,648 @@
+//! GObject glue of `pddflow`: properties, caps, events. The work is done by
+//! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
+
+use super::{ExecutionProvider, Mode, REANCHOR_EVENT};
+use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
+use crate::flow::pixels::{self, ModelInput, PixelFormat};
+use crate::flow::tracker::{self, Anchor, Tracker};
+use crate::flow::{warp::check_size, LabelMap};
+use crate::meta::{self, FlowResult};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::VideoFormat;
+use once_cell::sync::Lazy;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "pddflow",
+        gst::DebugColorFlags::empty(),
+        Some("PDD-Net optical flow"),
+    )
+});
+
+const FORMATS: [VideoFormat; 10] = [
+    VideoFormat::Gray8,
+    VideoFormat::Gray16Le,
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::I420,
+    VideoFormat::Nv12,
+];
+
+fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    Some(match format {
+        VideoFormat::Gray8 => PixelFormat::Gray8,
+        VideoFormat::Gray16Le => PixelFormat::Gray16Le,
+        VideoFormat::Rgb => PixelFormat::Rgb,
+        VideoFormat::Bgr => PixelFormat::Bgr,
+        VideoFormat::Rgba => PixelFormat::Rgba,
+        VideoFormat::Bgra => PixelFormat::Bgra,
+        VideoFormat::Rgbx => PixelFormat::Rgbx,
+        VideoFormat::Bgrx => PixelFormat::Bgrx,
+        VideoFormat::I420 => PixelFormat::I420,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    model_location: String,
+    mode: Mode,
+    provider: ExecutionProvider,
+    strict_provider: bool,
+    device_id: i32,
+    threads: u32,
+    reference_mask: String,
+    overlay: bool,
+    overlay_alpha: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model_location: String::new(),
+            mode: Mode::Keyframe,
+            provider: ExecutionProvider::Cpu,
+            strict_provider: false,
+            device_id: 0,
+            threads: 0,
+            reference_mask: String::new(),
+            overlay: false,
+            overlay_alpha: 0.35,
+        }
+    }
+}
+
+struct State {
+    engine: Engine,
+    tracker: Tracker<Features>,
+    input: ModelInput,
+    class_names: Vec<String>,
+    video: Option<(gst_video::VideoInfo, PixelFormat)>,
+    /// Mask to anchor the next frame with (from the `reference-mask` file, or carried over a
+    /// caps change).
+    pending_mask: Option<LabelMap>,
+    frames: u64,
+}
+
+#[derive(Default)]
+pub struct PddFlow {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    reanchor: AtomicBool,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for PddFlow {
+    const NAME: &'static str = "GstPddFlow";
+    type Type = super::PddFlow;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl PddFlow {
+    fn mode_of(mode: Mode) -> tracker::Mode {
+        match mode {
+            Mode::Keyframe => tracker::Mode::Keyframe,
+            Mode::Chain => tracker::Mode::Chain,
+        }
+    }
+
+    fn request_reanchor(&self) {
+        gst::info!(CAT, imp = self, "re-anchoring on the next frame");
+        self.reanchor.store(true, Ordering::SeqCst);
+    }
+
+    /// The reference mask carried by this buffer, checked against the frame size.
+    fn upstream_mask(
+        &self,
+        buffer: &gst::BufferRef,
+        width: usize,
+        height: usize,
+    ) -> Option<LabelMap> {
+        match meta::reference_mask(buffer)? {
+            Ok(mask) => match check_size(&mask, width, height) {
+                Ok(()) => Some(mask),
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Ignoring the reference mask attached upstream: {e}"),
+                        ["The mask must have the frame's size; keeping the current reference."]
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    ("Ignoring a malformed reference mask meta: {e}")
+                );
+                None
+            }
+        }
+    }
+}
+
+impl ObjectImpl for PddFlow {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model-location")
+                    .nick("Model location")
+                    .blurb("Directory with features.onnx, flow.onnx and model.json; empty for the built-in model")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("mode", Mode::Keyframe)
+                    .nick("Mode")
+                    .blurb("keyframe: every frame against the cached reference; chain: frame to frame")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+                    .nick("Execution provider")
+                    .blurb("ONNX Runtime execution provider to run the model on")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("strict-provider")
+                    .nick("Strict provider")
+                    .blurb("Fail to start instead of falling back to CPU when CUDA cannot be used")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-provider")
+                    .nick("Active provider")
+                    .blurb("Execution provider really in use (cpu or cuda; empty before start)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecInt::builder("device-id")
+                    .nick("Device id")
+                    .blurb("CUDA device index")
+                    .minimum(0)
+                    .maximum(64)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("ONNX Runtime intra-op threads per model (0 = ONNX Runtime's default, all cores)")
+                    .maximum(256)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("reference-mask")
+                    .nick("Reference mask")
+                    .blurb("PNG label map (0 background, 1 vein, 2 artery) of the first frame, at frame size")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("overlay")
+                    .nick("Overlay")
+                    .blurb("Draw the propagated masks into the frame (vein blue, artery red)")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("overlay-alpha")
+                    .nick("Overlay alpha")
+                    .blurb("Opacity of the mask fill (outlines are opaque)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.35)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("frames, feature-runs, flow-runs, reference-frame (read-only)")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: Lazy<Vec<glib::subclass::Signal>> = Lazy::new(|| {
+            vec![glib::subclass::Signal::builder("reanchor")
+                .action()
+                .class_handler(|args| {
+                    let element = args[0]
+                        .get::<super::PddFlow>()
+                        .expect("signal arg is the element");
+                    element.imp().request_reanchor();
+                    None
+                })
+                .build()]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model-location" => {
+                settings.model_location = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .unwrap_or_default()
+            }
+            "mode" => {
+                settings.mode = value.get().expect("type checked");
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.tracker.set_mode(Self::mode_of(settings.mode));
+                }
+            }
+            "execution-provider" => settings.provider = value.get().expect("type checked"),
+            "strict-provider" => settings.strict_provider = value.get().expect("type checked"),
+            "device-id" => settings.device_id = value.get().expect("type checked"),
+            "threads" => settings.threads = value.get().expect("type checked"),
+            "reference-mask" => {
+                settings.reference_mask = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .unwrap_or_default()
+            }
+            "overlay" => settings.overlay = value.get().expect("type checked"),
+            "overlay-alpha" => settings.overlay_alpha = value.get().expect("type checked"),
+            other => unimplemented!("property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model-location" => settings.model_location.to_value(),
+            "mode" => settings.mode.to_value(),
+            "execution-provider" => settings.provider.to_value(),
+            "strict-provider" => settings.strict_provider.to_value(),
+            "device-id" => settings.device_id.to_value(),
+            "threads" => settings.threads.to_value(),
+            "reference-mask" => settings.reference_mask.to_value(),
+            "overlay" => settings.overlay.to_value(),
+            "overlay-alpha" => settings.overlay_alpha.to_value(),
+            "active-provider" => {
+                let state = self.state.lock().unwrap();
+                state
+                    .as_ref()
+                    .map(|s| s.engine.provider().name())
+                    .unwrap_or("")
+                    .to_value()
+            }
+            "stats" => {
+                let state = self.state.lock().unwrap();
+                let (frames, features, flows) = state
+                    .as_ref()
+                    .map(|s| (s.frames, s.engine.feature_runs, s.engine.flow_runs))
+                    .unwrap_or_default();
+                gst::Structure::builder("pddflow-stats")
+                    .field("frames", frames)
+                    .field("feature-runs", features)
+                    .field("flow-runs", flows)
+                    .build()
+                    .to_value()
+            }
+            other => unimplemented!("property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for PddFlow {}
+
+impl ElementImpl for PddFlow {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "PDD-Net optical flow and vessel mask propagation",
+                "Filter/Analyzer/Video",
+                "Estimates optical flow on ultrasound video with a PDD-Net student (ONNX Runtime), propagates \
+                 a reference vessel mask (vein, artery) onto every frame and attaches both as metadata",
+                "pddflow developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS)
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for PddFlow {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let model = if settings.model_location.is_empty() {
+            ModelFiles::embedded()
+        } else {
+            ModelFiles::from_dir(&PathBuf::from(&settings.model_location))
+        }
+        .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{e}"]))?;
+        let config = EngineConfig {
+            provider: match settings.provider {
+                ExecutionProvider::Cpu => ProviderRequest::Cpu,
+                ExecutionProvider::Cuda => ProviderRequest::Cuda,
+                ExecutionProvider::Auto => ProviderRequest::Auto,
+            },
+            strict_provider: settings.strict_provider,
+            device_id: settings.device_id,
+            threads: settings.threads as usize,
+        };
+        if let Err(e) = runtime::runtime() {
+            return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
+        }
+        let engine = Engine::new(&model, &config)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+        if let Some(reason) = &engine.fallback_reason {
+            if settings.provider == ExecutionProvider::Cuda {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("CUDA requested but running on CPU: {reason}"),
+                    ["Set strict-provider=true to fail instead of falling back."]
+                );
+            } else {
+                gst::info!(CAT, imp = self, "{reason}");
+            }
+        }
+        let pending_mask = if settings.reference_mask.is_empty() {
+            None
+        } else {
+            Some(
+                LabelMap::load_png(&PathBuf::from(&settings.reference_mask)).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenRead,
+                        [
+                            "cannot read reference-mask {}: {e}",
+                            settings.reference_mask
+                        ]
+                    )
+                })?,
+            )
+        };
+        let spec = engine.spec().clone();
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {} {} ({}x{}) from {} on {}",
+            spec.name,
+            spec.version,
+            spec.input_width,
+            spec.input_height,
+            model.origin,
+            engine.provider().name()
+        );
+        *self.state.lock().unwrap() = Some(State {
+            tracker: Tracker::new(Self::mode_of(settings.mode)),
+            input: ModelInput::new(spec.input_width, spec.input_height),
+            class_names: spec.class_names(),
+            engine,
+            video: None,
+            pending_mask,
+            frames: 0,
+        });
+        self.reanchor.store(false, Ordering::SeqCst);
+        self.obj().notify("active-provider");
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let format = pixel_format(info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::loggable_error!(CAT, "caps set before start"));
+        };
+        if let Some((old, _)) = &state.video {
+            if (old.width(), old.height()) != (info.width(), info.height()) {
+                // The reference no longer matches the frames: start over, keeping the mask.
+                let carried = state
+                    .tracker
+                    .last_labels()
+                    .map(|m| m.resize_nearest(info.width() as usize, info.height() as usize));
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "Frame size changed mid-stream from {}x{} to {}x{}: re-anchoring on the next frame{}",
+                        old.width(),
+                        old.height(),
+                        info.width(),
+                        info.height(),
+                        if carried.is_some() { " with the propagated mask rescaled" } else { "" }
+                    )
+                );
+                state.tracker.reset();
+                if carried.is_some() {
+                    state.pending_mask = carried;
+                }
+            }
+        }
+        gst::debug!(CAT, imp = self, "configured for {incaps}");
+        state.video = Some((info, format));
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.tracker.discontinuity();
+                }
+            }
+            gst::EventView::CustomDownstream(_) | gst::EventView::CustomDownstreamOob(_)
+                if event
+                    .structure()
+                    .is_some_and(|s| s.name() == REANCHOR_EVENT) =>
+            {
+                self.request_reanchor();
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(
+        &self,
+        buffer: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (overlay, alpha, mode) = {
+            let s = self.settings.lock().unwrap();
+            (s.overlay, s.overlay_alpha as f32, s.mode)
+        };
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
+            return Err(gst::FlowError::Error);
+        };
+        let Some((info, format)) = state.video.clone() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let (width, height) = (info.width() as usize, info.height() as usize);
+
+        let luma = {
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
+                |_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        (
+                            "Buffer of {} bytes is too small for {}x{} {:?}",
+                            buffer.size(),
+                            width,
+                            height,
+                            info.format()
+                        )
+                    );
+                    gst::FlowError::Error
+                },
+            )?;
+            let planes: Vec<(&[u8], usize)> = (0..frame.n_planes())
+                .map(|p| {
+                    (
+                        frame.plane_data(p).unwrap_or(&[]),
+                        info.stride()[p as usize] as usize,
+                    )
+                })
+                .collect();
+            pixels::extract_luma(format, width, height, &planes)
+        };
+        let image = state.input.prepare(&luma, width, height);
+
+        let anchor = if let Some(mask) = self.upstream_mask(buffer, width, height) {
+            Anchor::Mask(mask)
+        } else if let Some(mask) = state.pending_mask.take() {
+            match check_size(&mask, width, height) {
+                Ok(()) => Anchor::Mask(mask),
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("reference-mask ignored: {e}"),
+                        ["Give a label map with the frame's size; flow is still computed and attached."]
+                    );
+                    if state.tracker.has_reference() {
+                        Anchor::Keep
+                    } else {
+                        Anchor::Mask(LabelMap::new(0, 0))
+                    }
+                }
+            }
+        } else if self.reanchor.swap(false, Ordering::SeqCst) {
+            Anchor::Carry
+        } else {
+            Anchor::Keep
+        };
+        // An empty placeholder mask means "anchor without labels".
+        let anchor = match anchor {
+            Anchor::Mask(m) if m.width == 0 => Anchor::Keep,
+            a => a,
+        };
+        if state.tracker.mode() != Self::mode_of(mode) {
+            state.tracker.set_mode(Self::mode_of(mode));
+        }
+        let step = state
+            .tracker
+            .process(&mut state.engine, &image, anchor)
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("Inference failed: {e}"));
+                gst::FlowError::Error
+            })?;
+        state.frames += 1;
+
+        let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
+        if step.labels.is_some() && areas.len() < state.class_names.len() {
+            areas.resize(state.class_names.len(), 0);
+        }
+        let result = FlowResult {
+            frame: step.frame,
+            reference_frame: step.reference_frame,
+            flow_scale: (
+                width as f64 / step.flow.width as f64,
+                height as f64 / step.flow.height as f64,
+            ),
+            flow: step.flow,
+            labels: step.labels,
+            class_names: state.class_names.clone(),
+            areas,
+            mode: match mode {
+                Mode::Keyframe => "keyframe".into(),
+                Mode::Chain => "chain".into(),
+            },
+            execution_provider: state.engine.provider().name().into(),
+        };
+        drop(guard);
+
+        if overlay {
+            if let Some(labels) = &result.labels {
+                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info)
+                    .map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("Cannot map the frame writable")
+                    );
+                    gst::FlowError::Error
+                })?;
+                let strides: Vec<usize> = info.stride().iter().map(|&s| s as usize).collect();
+                let n = frame.n_planes() as usize;
+                let mut planes: Vec<(&mut [u8], usize)> = frame
+                    .planes_data_mut()
+                    .into_iter()
+                    .take(n)
+                    .zip(strides)
+                    .collect();
+                pixels::draw_overlay(format, labels, alpha, &mut planes);
+            }
+        }
+        result.attach(buffer).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Failed,
+                ("Cannot attach metadata: {e}")
+            );
+            gst::FlowError::Error
+        })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

@@ -1,0 +1,354 @@
+//! `pddflow` through gst_check::Harness on tiny test models (tests/make_test_models.py).
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gstpddflow::flow::metrics::score_class;
+use gstpddflow::meta::{attach_reference_mask, FlowResult};
+
+fn result(buffer: &gst::Buffer) -> FlowResult {
+    FlowResult::from_buffer(buffer)
+        .expect("result meta attached")
+        .expect("result meta well formed")
+}
+
+#[test]
+fn every_format_negotiates_and_passes_pixels_through() {
+    use gst_video::VideoFormat::*;
+    for format in [
+        Gray8, Gray16Le, Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx, I420, Nv12,
+    ] {
+        // Odd sizes give padded strides and odd chroma planes.
+        for (w, h) in [(64, 48), (67, 45)] {
+            let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
+            let mut h_ = harness(&element);
+            let info = gst_video::VideoInfo::builder(format, w, h)
+                .fps(gst::Fraction::new(25, 1))
+                .build()
+                .unwrap();
+            h_.set_src_caps(info.to_caps().unwrap());
+            for i in 0..3 {
+                let input = frame_buffer(&info, i);
+                let expected = input.map_readable().unwrap().to_vec();
+                let out = h_.push_and_pull(input).unwrap();
+                assert_eq!(
+                    out.map_readable().unwrap().as_slice(),
+                    &expected[..],
+                    "{format:?} {w}x{h}"
+                );
+                let r = result(&out);
+                assert_eq!(r.frame, i as u64);
+                assert_eq!((r.flow.width, r.flow.height), (64, 64));
+                assert!((r.flow_scale.0 - w as f64 / 64.0).abs() < 1e-9);
+                assert!(r.labels.is_none(), "no reference mask given");
+            }
+        }
+    }
+}
+
+#[test]
+fn known_shift_moves_the_reference_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask_path = dir.path().join("mask.png");
+    // Frame 128x96 over a 64x64 model: model flow (-3, -2) is (-6, -3) frame pixels, so content
+    // moves 6 right and 3 down.
+    let mut reference = square(128, 96, 20, 30, 24, 1);
+    for y in 10..30 {
+        for x in 70..100 {
+            reference.data[y * 128 + x] = 2;
+        }
+    }
+    reference.save_png(&mask_path).unwrap();
+    let (element, bus) = element(&[
+        ("model-location", &test_model("shift")),
+        ("reference-mask", &mask_path.to_str().unwrap()),
+    ]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(128, 96));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(128, 96)).unwrap();
+    let first = result(&h.push_and_pull(frame_buffer(&info, 0)).unwrap());
+    assert_eq!(first.labels.as_ref(), Some(&reference));
+    let second = result(&h.push_and_pull(frame_buffer(&info, 1)).unwrap());
+    let labels = second.labels.unwrap();
+    let mut expected = gstpddflow::flow::LabelMap::new(128, 96);
+    for y in 0..96 {
+        for x in 0..128 {
+            if x >= 6 && y >= 3 {
+                expected.data[y * 128 + x] = reference.get(x - 6, y - 3);
+            }
+        }
+    }
+    for class in [1, 2] {
+        let s = score_class(&expected, &labels, class).unwrap();
+        assert!(s.dice >= 0.99, "class {class}: dice {}", s.dice);
+    }
+    assert_eq!(second.areas[1], 24 * 24);
+    assert_eq!(second.areas[2], 20 * 30);
+    assert!(messages(&bus, gst::MessageType::Warning).is_empty());
+}
+
+fn run_counts(mode: &str, frames: u32) -> (u64, u64, Vec<FlowResult>) {
+    let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
+    element.set_property_from_str("mode", mode);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let results = (0..frames)
+        .map(|i| result(&h.push_and_pull(frame_buffer(&info, i)).unwrap()))
+        .collect();
+    (
+        stat(&element, "feature-runs"),
+        stat(&element, "flow-runs"),
+        results,
+    )
+}
+
+#[test]
+fn keyframe_mode_computes_reference_features_once() {
+    let (features, flows, results) = run_counts("keyframe", 6);
+    // Once for the reference, once per new frame; never again for the reference.
+    assert_eq!(features, 6);
+    assert_eq!(flows, 5);
+    assert!(results
+        .iter()
+        .all(|r| r.reference_frame == 0 && r.mode == "keyframe"));
+    // Every frame is registered directly to the reference: the flow stays the model's shift.
+    assert!((results[5].flow.dx[100] + 3.0).abs() < 1e-5);
+}
+
+#[test]
+fn chain_mode_never_recomputes_features_and_composes_flow() {
+    let (features, flows, results) = run_counts("chain", 6);
+    assert_eq!(features, 6, "one feature run per frame");
+    assert_eq!(flows, 5);
+    // Five chained steps of (-3, -2) compose to (-15, -10) at an interior pixel.
+    let r = &results[5];
+    let i = 40 * 64 + 40;
+    assert!((r.flow.dx[i] + 15.0).abs() < 1e-4, "{}", r.flow.dx[i]);
+    assert!((r.flow.dy[i] + 10.0).abs() < 1e-4, "{}", r.flow.dy[i]);
+}
+
+#[test]
+fn reanchors_on_metadata_signal_and_event() {
+    let (element, _bus) = element(&[("model-location", &test_model("identity_pool"))]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let push = |h: &mut gst_check::Harness, i: u32, mask: Option<&gstpddflow::flow::LabelMap>| {
+        let mut buffer = frame_buffer(&info, i);
+        if let Some(mask) = mask {
+            attach_reference_mask(buffer.get_mut().unwrap(), mask).unwrap();
+        }
+        result(&h.push_and_pull(buffer).unwrap())
+    };
+    assert_eq!(push(&mut h, 0, None).reference_frame, 0);
+    let mask = square(64, 64, 10, 10, 8, 2);
+    let r = push(&mut h, 1, Some(&mask));
+    assert_eq!(r.reference_frame, 1);
+    assert_eq!(r.labels.as_ref(), Some(&mask));
+    let r = push(&mut h, 2, None);
+    assert_eq!(r.reference_frame, 1);
+    assert_eq!(r.labels.as_ref(), Some(&mask), "zero flow keeps the mask");
+
+    element.emit_by_name::<()>("reanchor", &[]);
+    let r = push(&mut h, 3, None);
+    assert_eq!(r.reference_frame, 3);
+    assert_eq!(
+        r.labels.as_ref(),
+        Some(&mask),
+        "the propagated mask is carried over"
+    );
+
+    assert!(h.push_event(gstpddflow::pddflow::reanchor_event()));
+    assert_eq!(push(&mut h, 4, None).reference_frame, 4);
+    assert_eq!(push(&mut h, 5, None).reference_frame, 4);
+    assert_eq!(stat(&element, "feature-runs"), 6);
+}
+
+fn start_error(props: &[(&str, &dyn ToValue)]) -> String {
+    let (element, bus) = element(props);
+    assert!(
+        element.set_state(gst::State::Playing).is_err(),
+        "start must fail"
+    );
+    let _ = element.set_state(gst::State::Null);
+    let errors = messages(&bus, gst::MessageType::Error);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors[0].clone()
+}
+
+#[test]
+fn missing_model_directory_is_a_clear_error() {
+    let e = start_error(&[("model-location", &"/nonexistent/pddflow-model")]);
+    assert!(
+        e.contains("does not exist") && e.contains("model-location"),
+        "{e}"
+    );
+}
+
+#[test]
+fn corrupt_onnx_file_is_a_clear_error() {
+    let e = start_error(&[("model-location", &test_model("corrupt"))]);
+    assert!(e.contains("features.onnx could not be loaded"), "{e}");
+}
+
+#[test]
+fn wrong_names_and_shapes_are_clear_errors() {
+    let e = start_error(&[("model-location", &test_model("bad_names"))]);
+    assert!(
+        e.contains("does not follow the model contract") && e.contains("image"),
+        "{e}"
+    );
+    let e = start_error(&[("model-location", &test_model("bad_shape"))]);
+    assert!(
+        e.contains("flow.onnx does not follow the model contract"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_reference_mask_is_a_clear_error() {
+    let e = start_error(&[
+        ("model-location", &test_model("shift")),
+        ("reference-mask", &"/nonexistent/mask.png"),
+    ]);
+    assert!(e.contains("reference-mask"), "{e}");
+}
+
+#[test]
+fn wrong_size_reference_mask_warns_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.png");
+    square(32, 32, 4, 4, 8, 1).save_png(&path).unwrap();
+    let (element, bus) = element(&[
+        ("model-location", &test_model("shift")),
+        ("reference-mask", &path.to_str().unwrap()),
+    ]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    for i in 0..3 {
+        let r = result(&h.push_and_pull(frame_buffer(&info, i)).unwrap());
+        assert!(r.labels.is_none());
+    }
+    let warnings = messages(&bus, gst::MessageType::Warning);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("32x32") && warnings[0].contains("64x64"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn upstream_mask_of_wrong_size_is_ignored_with_a_warning() {
+    let (element, bus) = element(&[("model-location", &test_model("shift"))]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let mut buffer = frame_buffer(&info, 0);
+    attach_reference_mask(buffer.get_mut().unwrap(), &square(10, 10, 0, 0, 5, 1)).unwrap();
+    let r = result(&h.push_and_pull(buffer).unwrap());
+    assert!(r.labels.is_none());
+    assert_eq!(messages(&bus, gst::MessageType::Warning).len(), 1);
+}
+
+#[test]
+fn caps_change_mid_stream_reanchors_with_rescaled_mask() {
+    let (element, bus) = element(&[("model-location", &test_model("identity_pool"))]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let mut buffer = frame_buffer(&info, 0);
+    attach_reference_mask(buffer.get_mut().unwrap(), &square(64, 64, 16, 16, 16, 1)).unwrap();
+    h.push_and_pull(buffer).unwrap();
+    h.set_src_caps(gray_caps(128, 128));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(128, 128)).unwrap();
+    let r = result(&h.push_and_pull(frame_buffer(&info, 1)).unwrap());
+    assert_eq!(r.reference_frame, 1);
+    assert_eq!(r.labels.unwrap(), square(128, 128, 32, 32, 32, 1));
+    let warnings = messages(&bus, gst::MessageType::Warning);
+    assert!(
+        warnings.iter().any(|w| w.contains("64x64 to 128x128")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn flush_keeps_the_stream_going() {
+    let (element, bus) = element(&[("model-location", &test_model("shift"))]);
+    element.set_property_from_str("mode", "chain");
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    for i in 0..3 {
+        h.push_and_pull(frame_buffer(&info, i)).unwrap();
+    }
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    let r = result(&h.push_and_pull(frame_buffer(&info, 3)).unwrap());
+    // After a flush chain mode registers straight to the reference again.
+    assert_eq!(r.reference_frame, 0);
+    assert!((r.flow.dx[2000] + 3.0).abs() < 1e-5);
+    assert!(messages(&bus, gst::MessageType::Error).is_empty());
+}
+
+#[test]
+fn overlay_draws_the_mask() {
+    let (element, _bus) = element(&[
+        ("model-location", &test_model("identity_pool")),
+        ("overlay", &true),
+    ]);
+    let mut h = harness(&element);
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 64, 64)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; info.size()]);
+    attach_reference_mask(buffer.get_mut().unwrap(), &square(64, 64, 8, 8, 16, 2)).unwrap();
+    let out = h.push_and_pull(buffer).unwrap();
+    let map = out.map_readable().unwrap();
+    let stride = info.stride()[0] as usize;
+    let at = |x: usize, y: usize| &map[y * stride + 3 * x..y * stride + 3 * x + 3];
+    assert_eq!(at(0, 0), &[0, 0, 0]);
+    assert_eq!(
+        at(8, 8),
+        &[255, 50, 50],
+        "opaque outline in the artery colour"
+    );
+    assert!(at(16, 16)[0] > 50 && at(16, 16)[1] < 30, "filled interior");
+}
+
+#[test]
+fn cuda_on_a_cpu_library_falls_back_with_a_warning() {
+    let (element, bus) = element(&[("model-location", &test_model("shift"))]);
+    element.set_property_from_str("execution-provider", "cuda");
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    assert_eq!(element.property::<String>("active-provider"), "cpu");
+    let warnings = messages(&bus, gst::MessageType::Warning);
+    assert!(warnings.iter().any(|w| w.contains("CUDA")), "{warnings:?}");
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let r = result(&h.push_and_pull(frame_buffer(&info, 0)).unwrap());
+    assert_eq!(r.execution_provider, "cpu");
+}
+
+#[test]
+fn strict_cuda_on_a_cpu_library_is_an_error() {
+    let (element, bus) = element(&[
+        ("model-location", &test_model("shift")),
+        ("strict-provider", &true),
+    ]);
+    element.set_property_from_str("execution-provider", "cuda");
+    assert!(element.set_state(gst::State::Playing).is_err());
+    let _ = element.set_state(gst::State::Null);
+    let errors = messages(&bus, gst::MessageType::Error);
+    assert!(
+        errors.iter().any(|e| e.contains("strict-provider")),
+        "{errors:?}"
+    );
+}
