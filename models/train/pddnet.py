@@ -38,13 +38,13 @@ import torch.nn.functional as F
 
 DEFAULT_CONFIG = dict(
     input_size=256,   # H = W of the model input
-    stride=4,         # feature stride (4 or 8)
+    stride=8,         # feature stride (4 or 8)
     c0=4,             # channels of the first conv
     K=16,             # Obelisk offset pairs
     R=3,              # Obelisk max offset (H/4 pixels)
-    c1=24,            # hidden channels
+    c1=32,            # hidden channels
     C=16,             # feature channels
-    G=9,              # labels per axis (G x G grid)
+    G=13,             # labels per axis (G x G grid)
     spacing=2,        # label spacing in feature pixels
     n_mf=2,           # mean-field iterations
 )

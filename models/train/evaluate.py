@@ -1,0 +1,215 @@
+"""Mask-propagation evaluation (DESIGN.md protocol), at the frames' native resolution.
+
+The first frame of a sequence is the reference, its mask the input; every later
+annotated frame is scored. keyframe mode: flow(current -> first frame); chain mode:
+flow(current -> previous frame), warping the previously propagated label map.
+Warping: one-hot maps, bilinear, then argmax. Dice per class; HD95 = max of the two
+directed 95th percentiles; HD = maximum; pixels at native size. A class absent from both
+GT and prediction is skipped; absent from one only scores Dice 0 (HD not scored).
+Reported per class and overall as mean +- std over sequences.
+
+Usage:
+  python evaluate.py DATASET --seqs 0035,0037 --methods copy,dis:fast,dis:medium,farneback,model:../default
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dataset import warp_np  # noqa: E402
+
+CLASS_NAMES = {1: "vein", 2: "artery"}
+
+
+def _boundary(m):
+    er = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8))
+    return (m > 0) & (er == 0)
+
+
+def hd_metrics(a, b):
+    ba, bb = _boundary(a), _boundary(b)
+    if not ba.any() or not bb.any():
+        return None, None
+    da = cv2.distanceTransform((~bb).astype(np.uint8), cv2.DIST_L2, 5)[ba]
+    db = cv2.distanceTransform((~ba).astype(np.uint8), cv2.DIST_L2, 5)[bb]
+    hd95 = max(np.percentile(da, 95), np.percentile(db, 95))
+    hd = max(da.max(), db.max())
+    return float(hd95), float(hd)
+
+
+def score(pred, gt, classes):
+    out = {}
+    for c in classes:
+        p, g = pred == c, gt == c
+        if not p.any() and not g.any():
+            continue
+        dice = 2.0 * (p & g).sum() / (p.sum() + g.sum())
+        hd95, hd = hd_metrics(p, g) if (p.any() and g.any()) else (None, None)
+        out[c] = (float(dice), hd95, hd)
+    return out
+
+
+def warp_labels(mask, flow, n):
+    oh = np.eye(n, dtype=np.float32)[mask]
+    w = warp_np(oh, flow)
+    return np.argmax(w, -1).astype(mask.dtype)
+
+
+class ModelFlow:
+    """pddflow model directory through ONNX Runtime (1 thread)."""
+
+    def __init__(self, model_dir, threads=1):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        meta = json.load(open(os.path.join(model_dir, "model.json")))
+        self.size = (meta["input_width"], meta["input_height"])
+        self.f = ort.InferenceSession(os.path.join(model_dir, "features.onnx"), so, providers=["CPUExecutionProvider"])
+        self.w = ort.InferenceSession(os.path.join(model_dir, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+        self.cache = {}
+
+    def feats(self, img):
+        k = id(img)
+        if k in self.cache and self.cache[k][0] is img:
+            return self.cache[k][1]
+        x = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        f = self.f.run(["features"], {"image": x[None, None]})[0]
+        self.cache[k] = (img, f)
+        return f
+
+    def __call__(self, ref, cur):
+        H, W = cur.shape
+        fl = self.w.run(["flow"], {"reference_features": self.feats(ref), "current_features": self.feats(cur)})[0][0]
+        fl = fl.transpose(1, 2, 0)
+        fl = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR)
+        fl[..., 0] *= W / self.size[0]
+        fl[..., 1] *= H / self.size[1]
+        return fl
+
+
+class TorchFlow:
+    """A PDDNet in PyTorch (for validation during training)."""
+
+    def __init__(self, net, size):
+        self.net, self.size = net, size
+
+    def __call__(self, ref, cur):
+        import torch
+        H, W = cur.shape
+        s = self.size
+        r = cv2.resize(ref, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        c = cv2.resize(cur, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        with torch.no_grad():
+            dev = next(self.net.parameters()).device
+            fl = self.net(torch.from_numpy(r)[None, None].to(dev), torch.from_numpy(c)[None, None].to(dev))
+        fl = fl[0].cpu().numpy().transpose(1, 2, 0)
+        fl = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR)
+        fl[..., 0] *= W / s
+        fl[..., 1] *= H / s
+        return fl
+
+
+def make_method(spec):
+    if spec == "copy":
+        return lambda ref, cur: np.zeros(cur.shape + (2,), np.float32)
+    if spec.startswith("dis:"):
+        from teacher import DISTeacher
+        d = DISTeacher(spec[4:]).dis
+        return lambda ref, cur: d.calc(cur, ref, None)
+    if spec == "farneback":
+        return lambda ref, cur: cv2.calcOpticalFlowFarneback(cur, ref, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    if spec.startswith("model:"):
+        return ModelFlow(spec[6:])
+    raise ValueError(spec)
+
+
+def eval_sequence(seq_dir, method, mode):
+    fdir, mdir = os.path.join(seq_dir, "frames"), os.path.join(seq_dir, "masks")
+    names = sorted(n for n in os.listdir(fdir) if n.endswith(".png"))
+    frames = [cv2.imread(os.path.join(fdir, n), cv2.IMREAD_GRAYSCALE) for n in names]
+    masks = {}
+    for i, n in enumerate(names):
+        p = os.path.join(mdir, n)
+        if os.path.exists(p):
+            m = cv2.imread(p, cv2.IMREAD_UNCHANGED)
+            masks[i] = m[..., 0] if m.ndim == 3 else m
+    ref_mask = masks[0]
+    n_cls = max(3, int(max(m.max() for m in masks.values())) + 1)
+    classes = sorted(set(int(c) for m in masks.values() for c in np.unique(m) if c != 0))
+    per = {c: [] for c in classes}
+    prev = ref_mask
+    for i in range(1, len(frames)):
+        if mode == "keyframe":
+            pred = warp_labels(ref_mask, method(frames[0], frames[i]), n_cls)
+        else:
+            pred = warp_labels(prev, method(frames[i - 1], frames[i]), n_cls)
+            prev = pred
+        if i in masks:
+            for c, v in score(pred, masks[i], classes).items():
+                per[c].append(v)
+    res = {}
+    for c, vals in per.items():
+        if not vals:
+            continue
+        a = np.array([[v[0], np.nan if v[1] is None else v[1], np.nan if v[2] is None else v[2]] for v in vals])
+        res[c] = dict(dice=float(np.mean(a[:, 0])), hd95=float(np.nanmean(a[:, 1])), hd=float(np.nanmean(a[:, 2])))
+    return res
+
+
+def evaluate(root, seqs, method, modes=("keyframe", "chain")):
+    out = {}
+    for mode in modes:
+        per_seq = {s: eval_sequence(os.path.join(root, s), method, mode) for s in seqs}
+        classes = sorted({c for r in per_seq.values() for c in r})
+        summ = {}
+        for c in classes:
+            vals = [r[c] for r in per_seq.values() if c in r]
+            summ[CLASS_NAMES.get(c, str(c))] = {k: (float(np.mean([v[k] for v in vals])), float(np.std([v[k] for v in vals])))
+                                                for k in ("dice", "hd95", "hd")}
+        ov = [np.mean([r[c]["dice"] for c in r]) for r in per_seq.values() if r]
+        summ["overall_dice"] = (float(np.mean(ov)), float(np.std(ov)))
+        summ["per_sequence"] = {s: {CLASS_NAMES.get(c, str(c)): r[c] for c in r} for s, r in per_seq.items()}
+        out[mode] = summ
+    return out
+
+
+def fmt(res):
+    lines = []
+    for mode, s in res.items():
+        parts = [f"{mode}: overall Dice {100 * s['overall_dice'][0]:.1f} +- {100 * s['overall_dice'][1]:.1f}"]
+        for k, v in s.items():
+            if k in ("overall_dice", "per_sequence"):
+                continue
+            parts.append(f"{k} Dice {100 * v['dice'][0]:.1f}+-{100 * v['dice'][1]:.1f} HD95 {v['hd95'][0]:.1f}+-{v['hd95'][1]:.1f}"
+                         f" HD {v['hd'][0]:.1f}+-{v['hd'][1]:.1f}")
+        lines.append(" | ".join(parts))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset")
+    ap.add_argument("--seqs", default=None, help="comma list (default: all)")
+    ap.add_argument("--methods", default="copy,dis:fast,dis:medium,farneback")
+    ap.add_argument("--modes", default="keyframe,chain")
+    ap.add_argument("--json", default=None, help="write results here")
+    a = ap.parse_args()
+    seqs = a.seqs.split(",") if a.seqs else sorted(d for d in os.listdir(a.dataset)
+                                                   if os.path.isdir(os.path.join(a.dataset, d, "frames")))
+    allres = {}
+    for m in a.methods.split(","):
+        t0 = time.time()
+        r = evaluate(a.dataset, seqs, make_method(m), a.modes.split(","))
+        allres[m] = r
+        print(f"== {m} on {','.join(seqs)} ({time.time() - t0:.0f} s)\n{fmt(r)}", flush=True)
+    if a.json:
+        json.dump(allres, open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Teachers for knowledge distillation, with an on-disk cache.
+
+A teacher maps (reference, current) grey frames [H,W] f32 in [0,1] (model input size)
+to the BACKWARD flow [H,W,2] (dx, dy) in pixels: p + flow(p) in the reference frame is
+where pixel p of the current frame was.
+
+Shipped teacher: OpenCV DIS (`dis:fast`, `dis:medium`, `dis:ultrafast`), called as
+DIS.calc(current, reference), which returns exactly that backward flow.
+
+Any ONNX flow model can be a teacher (`onnx:/path/model.onnx`), e.g. a PWC-Net or RAFT
+export. Expected ONNX interface:
+  * two image inputs, in graph order (image1, image2) = (CURRENT, REFERENCE) frame, i.e.
+    the usual "flow from image1 to image2" convention, which for image1 = current is our
+    backward flow. Shape [1,1,h,w] (grey) or [1,3,h,w] (grey replicated to RGB), f32;
+    static or dynamic h, w (static sizes are honoured by resizing, vectors rescaled).
+    Value range: [0,1] by default, `onnx:/path/model.onnx?scale=255` for [0,255].
+  * first output: flow [1,2,h',w'] (dx, dy) or [1,h',w',2], in pixels of its input
+    resolution; it is resized to the model size and the vectors rescaled.
+  (`?swap=1` feeds (reference, current) instead, for models that output the flow
+  from image2 to image1.)
+
+Teacher flows are computed once per pair and cached as npz (float16) under
+CACHE_DIR/<teacher-id>/<seq>/<ref>__<cur>.npz.
+"""
+import hashlib
+import os
+import urllib.parse
+
+import cv2
+import numpy as np
+
+
+class DISTeacher:
+    PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+    def __init__(self, preset="fast"):
+        self.preset = preset
+        self.dis = cv2.DISOpticalFlow_create(self.PRESETS[preset])
+        self.id = f"dis-{preset}"
+
+    def __call__(self, ref, cur):
+        r = np.clip(ref * 255 + 0.5, 0, 255).astype(np.uint8)
+        c = np.clip(cur * 255 + 0.5, 0, 255).astype(np.uint8)
+        return self.dis.calc(c, r, None)
+
+
+class OnnxTeacher:
+    def __init__(self, spec):
+        import onnxruntime as ort
+        u = urllib.parse.urlparse(spec)
+        path = u.path
+        q = dict(urllib.parse.parse_qsl(u.query))
+        self.scale = float(q.get("scale", 1.0))
+        self.swap = q.get("swap", "0") == "1"
+        so = ort.SessionOptions()
+        self.sess = ort.InferenceSession(path, so, providers=ort.get_available_providers())
+        ins = self.sess.get_inputs()
+        assert len(ins) >= 2, "teacher ONNX needs two image inputs"
+        self.inputs = ins[:2]
+        self.output = self.sess.get_outputs()[0].name
+        h = hashlib.sha1(open(path, "rb").read()).hexdigest()[:10]
+        self.id = f"onnx-{os.path.basename(path)}-{h}-s{self.scale}-w{int(self.swap)}"
+
+    def __call__(self, ref, cur):
+        H, W = ref.shape
+        shp = self.inputs[0].shape
+        ch = shp[1] if isinstance(shp[1], int) else 1
+        h = shp[2] if isinstance(shp[2], int) else H
+        w = shp[3] if isinstance(shp[3], int) else W
+        feeds = {}
+        a, b = (ref, cur) if self.swap else (cur, ref)
+        for inp, im in zip(self.inputs, (a, b)):
+            x = cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) * self.scale
+            x = np.repeat(x[None, None], ch, 1).astype(np.float32)
+            feeds[inp.name] = x
+        out = self.sess.run([self.output], feeds)[0][0]
+        if out.shape[0] != 2 and out.shape[-1] == 2:
+            out = out.transpose(2, 0, 1)
+        fl = out.transpose(1, 2, 0).astype(np.float32)
+        fh, fw = fl.shape[:2]
+        fl = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR)
+        fl[..., 0] *= W / fw
+        fl[..., 1] *= H / fh
+        return fl
+
+
+def make_teacher(spec):
+    if spec is None or spec == "none":
+        return None
+    if spec.startswith("dis:"):
+        return DISTeacher(spec.split(":", 1)[1])
+    if spec.startswith("onnx:"):
+        return OnnxTeacher(spec[5:])
+    raise ValueError(f"unknown teacher {spec!r} (dis:fast | dis:medium | onnx:/path.onnx)")
+
+
+class CachedTeacher:
+    def __init__(self, teacher, cache_dir):
+        self.t = teacher
+        self.dir = os.path.join(cache_dir, teacher.id)
+        self.mem = {}
+
+    def get(self, key, ref, cur, size):
+        seq, a, b = key
+        k = (seq, a, b, size)
+        if k in self.mem:
+            return self.mem[k]
+        p = os.path.join(self.dir, str(size), seq, f"{a[:-4]}__{b[:-4]}.npz")
+        if os.path.exists(p):
+            fl = np.load(p)["flow"].astype(np.float32)
+        else:
+            fl = self.t(ref, cur)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            np.savez_compressed(p, flow=fl.astype(np.float16))
+            fl = fl.astype(np.float16).astype(np.float32)
+        self.mem[k] = fl
+        return fl

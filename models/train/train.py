@@ -1,0 +1,278 @@
+"""Train the PDD-Net student with knowledge distillation (Nicke et al. recipe).
+
+Stages (run in order, each resumable):
+  pretrain : random pairs at fixed frame distance(s) (paper: 6), Adam lr 0.002 (paper: 100 epochs)
+  finetune : task-shaped pairs: a fixed frame in the first fifth of each sequence, moving
+             frames every 4 frames; Adam lr 0.00025 (paper: 200 epochs)
+  (synth   : optional warm-up on single frames warped by random smooth motion, exact flow)
+
+Loss per pair (masks as one-hot label maps, warped bilinearly by the student's flow):
+  hard   = MSE(warp(onehot(mask_ref), flow_s), onehot(mask_cur))                 [needs both masks]
+  soft   = MSE(warp(onehot(mask_ref), flow_s), warp(onehot(mask_ref), flow_t))    x kd_weight (0.5)
+  flow   = mean |flow_s - flow_gt| (L1, pixels)                                   x flow_weight (option)
+  smooth = mean squared gradient of the low-resolution flow                        x smooth_weight (option)
+--no-kd trains the labels-only student (soft term off).
+
+Examples:
+  python train.py --data /work/shared/data/carotid --exclude 0035,0037 --val-seqs 0035,0037 \
+      --pretrain-epochs 100 --finetune-epochs 200 --out runs/paper
+  python train.py ... --budget 3600 (wall-clock budget in seconds; stages share it)
+  python train.py --out runs/paper --resume          (continue from runs/paper/last.pt)
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dataset import PairSampler, load_sequences  # noqa: E402
+from pddnet import DEFAULT_CONFIG, PDDNet, one_hot, warp  # noqa: E402
+from teacher import CachedTeacher, make_teacher  # noqa: E402
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", default=[], help="dataset root (repeatable)")
+    ap.add_argument("--finetune-data", action="append", default=[],
+                    help="dataset roots for the finetune stage (default: same as --data)")
+    ap.add_argument("--exclude", default="", help="comma list of sequence names never trained on")
+    ap.add_argument("--val-data", default=None, help="dataset root for validation (default: first --data)")
+    ap.add_argument("--val-seqs", default="", help="comma list of validation sequences (held out)")
+    ap.add_argument("--val-every", type=float, default=0, help="validate every N seconds (0: at stage ends)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="initialise weights from this checkpoint")
+    ap.add_argument("--stages", default="pretrain,finetune")
+    ap.add_argument("--synth-epochs", type=int, default=1)
+    ap.add_argument("--pretrain-epochs", type=int, default=100)
+    ap.add_argument("--finetune-epochs", type=int, default=200)
+    ap.add_argument("--synth-lr", type=float, default=0.002)
+    ap.add_argument("--pretrain-lr", type=float, default=0.002)
+    ap.add_argument("--finetune-lr", type=float, default=0.00025)
+    ap.add_argument("--distances", default="6", help="frame distances for pretrain pairs, e.g. 2,4,6")
+    ap.add_argument("--task-step", type=int, default=4)
+    ap.add_argument("--synth-prob", type=float, default=0.0, help="fraction of synthetic-motion pairs mixed in")
+    ap.add_argument("--max-shift", type=float, default=40.0, help="synthetic motion: max translation (px)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--teacher", default="dis:fast", help="dis:fast | dis:medium | onnx:/path.onnx | none")
+    ap.add_argument("--no-kd", action="store_true")
+    ap.add_argument("--kd-weight", type=float, default=0.5)
+    ap.add_argument("--hard-weight", type=float, default=1.0)
+    ap.add_argument("--flow-weight", type=float, default=0.0, help="GT-flow L1 supervision where .flo exist")
+    ap.add_argument("--smooth-weight", type=float, default=0.0)
+    ap.add_argument("--aug", type=float, default=0.0, help="ultrasound augmentation strength (0 = off)")
+    ap.add_argument("--budget", type=float, default=0, help="wall-clock seconds for all stages (0 = epochs only)")
+    ap.add_argument("--budget-split", default="", help="fractions of the budget per stage, e.g. 0.4,0.6")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--config", default="{}", help="JSON overrides of the PDDNet config")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "teacher_cache"))
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--ckpt-every", type=float, default=120, help="seconds between checkpoints")
+    return ap.parse_args()
+
+
+def batch_tensors(samples, teacher, size, dev):
+    ref = torch.from_numpy(np.stack([s["ref"] for s in samples]))[:, None]
+    cur = torch.from_numpy(np.stack([s["cur"] for s in samples]))[:, None]
+    B = len(samples)
+    z = np.zeros((size, size), np.int64)
+    mref = torch.from_numpy(np.stack([s["mref"] if s["mref"] is not None else z for s in samples]))
+    mcur = torch.from_numpy(np.stack([s["mcur"] if s["mcur"] is not None else z for s in samples]))
+    has_ref = torch.tensor([s["mref"] is not None for s in samples], dtype=torch.float32)
+    has_hard = torch.tensor([s["mref"] is not None and s["mcur"] is not None for s in samples], dtype=torch.float32)
+    zf = np.zeros((size, size, 2), np.float32)
+    gt = torch.from_numpy(np.stack([s["flow"] if s["flow"] is not None else zf for s in samples])).permute(0, 3, 1, 2)
+    has_gt = torch.tensor([s["flow"] is not None for s in samples], dtype=torch.float32)
+    tfl, has_t = [], []
+    for s in samples:
+        if teacher is not None and s["key"] is not None and s["mref"] is not None:
+            seq_ref, seq_cur = s["ref_raw"], s["cur_raw"]
+            tfl.append(teacher.get(s["key"], seq_ref, seq_cur, size))
+            has_t.append(1.0)
+        else:
+            tfl.append(zf)
+            has_t.append(0.0)
+    tfl = torch.from_numpy(np.stack(tfl)).permute(0, 3, 1, 2)
+    has_t = torch.tensor(has_t)
+    return [t.to(dev) for t in (ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t)]
+
+
+def losses(net, batch, a, n_cls=3):
+    ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t = batch
+    flow = net(ref, cur)
+    out = {}
+    total = flow.new_zeros(())
+    oh_ref = one_hot(mref, n_cls)
+    warped = warp(oh_ref, flow)
+    if has_hard.sum() > 0 and a.hard_weight > 0:
+        per = ((warped - one_hot(mcur, n_cls)) ** 2).mean((1, 2, 3))
+        l = (per * has_hard).sum() / has_hard.sum()
+        out["hard"] = l.item()
+        total = total + a.hard_weight * l
+    if not a.no_kd and has_t.sum() > 0 and a.kd_weight > 0:
+        with torch.no_grad():
+            tw = warp(oh_ref, tfl)
+        per = ((warped - tw) ** 2).mean((1, 2, 3))
+        l = (per * has_t).sum() / has_t.sum()
+        out["soft"] = l.item()
+        total = total + a.kd_weight * l
+    if a.flow_weight > 0 and has_gt.sum() > 0:
+        per = (flow - gt).abs().mean((1, 2, 3))
+        l = (per * has_gt).sum() / has_gt.sum()
+        out["flow"] = l.item()
+        total = total + a.flow_weight * l
+    if a.smooth_weight > 0:
+        s = net.cfg["stride"]
+        lr = F.avg_pool2d(flow, s) / s
+        l = ((lr[:, :, 1:] - lr[:, :, :-1]) ** 2).mean() + ((lr[:, :, :, 1:] - lr[:, :, :, :-1]) ** 2).mean()
+        out["smooth"] = l.item()
+        total = total + a.smooth_weight * l
+    out["total"] = total.item()
+    return total, out
+
+
+def validate(net, a, tag=""):
+    if not a.val_seqs:
+        return None
+    from evaluate import TorchFlow, evaluate, fmt
+    net.eval()
+    root = a.val_data or a.data[0]
+    r = evaluate(root, a.val_seqs.split(","), TorchFlow(net, a.size))
+    net.train()
+    print(f"[val {tag}] {root} {a.val_seqs}\n{fmt(r)}", flush=True)
+    return {m: {"overall_dice": v["overall_dice"], **{k: v[k] for k in v if k not in ("overall_dice", "per_sequence")}}
+            for m, v in r.items()}
+
+
+def save(path, net, opt, state, a):
+    tmp = path + ".tmp"
+    torch.save(dict(model=net.state_dict(), opt=opt.state_dict(), state=state, config=net.cfg,
+                    training=training_record(a, state)), tmp)
+    os.replace(tmp, path)
+
+
+def training_record(a, state):
+    return dict(recipe="pddflow KD (Nicke et al.)", stages=a.stages, data=a.data, finetune_data=a.finetune_data,
+                exclude=a.exclude, val_seqs=a.val_seqs, teacher=None if a.no_kd else a.teacher,
+                kd_weight=0.0 if a.no_kd else a.kd_weight, hard_weight=a.hard_weight, flow_weight=a.flow_weight,
+                smooth_weight=a.smooth_weight, aug=a.aug, distances=a.distances, task_step=a.task_step,
+                synth_prob=a.synth_prob, batch=a.batch, lrs=dict(synth=a.synth_lr, pretrain=a.pretrain_lr,
+                                                                 finetune=a.finetune_lr),
+                epochs=dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs),
+                budget_s=a.budget, seed=a.seed, steps_done=state.get("step"), time_s=state.get("elapsed"))
+
+
+def main():
+    a = parse()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    dev = torch.device(a.device)
+    excl = set(x for x in a.exclude.split(",") if x)
+    seqs = [s for root in a.data for s in load_sequences(root, size=a.size, exclude=excl)]
+    ft_seqs = [s for root in a.finetune_data for s in load_sequences(root, size=a.size, exclude=excl)] or seqs
+    print(f"train sequences: {len(seqs)} ({sum(len(s) for s in seqs)} frames); finetune: {len(ft_seqs)}", flush=True)
+    cfg = dict(DEFAULT_CONFIG)
+    cfg["input_size"] = a.size
+    cfg.update(json.loads(a.config))
+    net = PDDNet(**cfg).to(dev)
+    teacher = None
+    if not a.no_kd and a.teacher != "none":
+        teacher = CachedTeacher(make_teacher(a.teacher), a.cache)
+    stages = [s for s in a.stages.split(",") if s]
+    split = [float(x) for x in a.budget_split.split(",")] if a.budget_split else [1.0 / len(stages)] * len(stages)
+    state = dict(stage=0, epoch=0, pos=0, step=0, elapsed=0.0, stage_elapsed=0.0, val={})
+    last = os.path.join(a.out, "last.pt")
+    opt = torch.optim.Adam(net.parameters(), lr=a.pretrain_lr)
+    if a.resume and os.path.exists(last):
+        ck = torch.load(last, map_location=dev, weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        print(f"resumed from {last}: stage {state['stage']} epoch {state['epoch']} step {state['step']}", flush=True)
+    elif a.init:
+        ck = torch.load(a.init, map_location=dev, weights_only=False)
+        net.load_state_dict(ck["model"])
+        print("initialised from", a.init, flush=True)
+    net.train()
+    t_start = time.time() - state["elapsed"]
+    last_ck = time.time()
+    last_val = time.time()
+    while state["stage"] < len(stages):
+        st = stages[state["stage"]]
+        lr = dict(synth=a.synth_lr, pretrain=a.pretrain_lr, finetune=a.finetune_lr)[st]
+        epochs = dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs)[st]
+        for g in opt.param_groups:
+            g["lr"] = lr
+        mode = {"synth": "synth", "pretrain": "random", "finetune": "task"}[st]
+        sampler = PairSampler(ft_seqs if st == "finetune" else seqs, mode=mode,
+                              distances=[int(d) for d in a.distances.split(",")], task_step=a.task_step,
+                              synth_prob=a.synth_prob if st != "synth" else 1.0, aug=a.aug,
+                              seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift)
+        stage_budget = a.budget * split[state["stage"]] if a.budget else float("inf")
+        print(f"== stage {st}: {len(sampler)} pairs/epoch, lr {lr}, epochs {epochs}, budget "
+              f"{stage_budget:.0f} s", flush=True)
+        stage_t0 = time.time() - state["stage_elapsed"]
+        done = False
+        run = {}
+        while state["epoch"] < epochs and not done:
+            order = sampler.epoch()
+            while state["pos"] < len(order):
+                idx = order[state["pos"]:state["pos"] + a.batch]
+                samples = []
+                for k in idx:
+                    s = sampler.get(k)
+                    if s["key"] is not None:
+                        sq = sampler.seqs[sampler.pairs[k][0]]
+                        s["ref_raw"] = sq.frames[sampler.pairs[k][1]]
+                        s["cur_raw"] = sq.frames[sampler.pairs[k][2]]
+                    samples.append(s)
+                batch = batch_tensors(samples, teacher, a.size, dev)
+                loss, parts = losses(net, batch, a)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                state["pos"] += a.batch
+                state["step"] += 1
+                for k, v in parts.items():
+                    run[k] = 0.9 * run.get(k, v) + 0.1 * v
+                now = time.time()
+                state["elapsed"] = now - t_start
+                state["stage_elapsed"] = now - stage_t0
+                if state["step"] % a.log_every == 0:
+                    print(f"[{st} ep {state['epoch']} step {state['step']} {state['elapsed']:.0f}s] " +
+                          " ".join(f"{k} {v:.5f}" for k, v in run.items()), flush=True)
+                if now - last_ck > a.ckpt_every:
+                    save(last, net, opt, state, a)
+                    last_ck = now
+                if a.val_every and now - last_val > a.val_every:
+                    state["val"][f"{st}-step{state['step']}"] = validate(net, a, f"{st} step {state['step']}")
+                    last_val = time.time()
+                if state["stage_elapsed"] > stage_budget:
+                    done = True
+                    break
+            if not done:
+                state["epoch"] += 1
+                state["pos"] = 0
+        print(f"== stage {st} done: epoch {state['epoch']} step {state['step']} {state['elapsed']:.0f}s", flush=True)
+        state["val"][st] = validate(net, a, st)
+        state.update(stage=state["stage"] + 1, epoch=0, pos=0, stage_elapsed=0.0)
+        save(last, net, opt, state, a)
+        torch.save(dict(model=net.state_dict(), config=net.cfg, training=training_record(a, state),
+                        scores=state["val"]), os.path.join(a.out, f"stage_{st}.pt"))
+    torch.save(dict(model=net.state_dict(), config=net.cfg, training=training_record(a, state),
+                    scores=state["val"]), os.path.join(a.out, "final.pt"))
+    print("final checkpoint:", os.path.join(a.out, "final.pt"), flush=True)
+    json.dump(state["val"], open(os.path.join(a.out, "val.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
