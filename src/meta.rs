@@ -15,12 +15,104 @@ pub const REFERENCE_MASK_META_NAME: &str = "PddFlowReferenceMaskMeta";
 
 /// Registers both custom metas. Idempotent; needs `gst::init()` first. The plugin calls it when
 /// it loads, so applications only need it to attach metas before the plugin is loaded.
+///
+/// The metas are tagged `video` and `size`: `videoconvert` and `videoscale` then hand them to
+/// [`transform`], which rescales label maps and flow scales to the output size, while `queue`
+/// and other elements pass them on as they are.
 pub fn register() {
+    use glib::translate::ToGlibPtr;
+    static TAGS: [&glib::GStr; 2] = [glib::gstr!("video"), glib::gstr!("size")];
     for name in [RESULT_META_NAME, REFERENCE_MASK_META_NAME] {
         if !gst::meta::CustomMeta::is_registered(name) {
-            // No tags: generic elements (videoconvert, queue) then keep the meta on their output.
-            gst::meta::CustomMeta::register(name, &[]);
+            let mut tags = [TAGS[0].as_ptr(), TAGS[1].as_ptr(), std::ptr::null()];
+            // SAFETY: the name is copied by GStreamer; the tag array is NULL-terminated and its
+            // strings are static; the transform function is a plain function with no user data.
+            unsafe {
+                gst::ffi::gst_meta_register_custom(
+                    name.to_glib_none().0,
+                    tags.as_mut_ptr(),
+                    Some(transform),
+                    std::ptr::null_mut(),
+                    None,
+                );
+            }
         }
+    }
+}
+
+/// Copies a meta to a transformed buffer; for a scale (`videoscale`, `videoconvert`) also
+/// rescales what depends on the frame size.
+unsafe extern "C" fn transform(
+    dest: *mut gst::ffi::GstBuffer,
+    meta: *mut gst::ffi::GstCustomMeta,
+    _src: *mut gst::ffi::GstBuffer,
+    kind: glib::ffi::GQuark,
+    data: glib::ffi::gpointer,
+    _user_data: glib::ffi::gpointer,
+) -> glib::ffi::gboolean {
+    use glib::translate::{FromGlib, IntoGlib};
+    // SAFETY: GStreamer passes a valid custom meta, a writable destination buffer and, for the
+    // video scale transform, a GstVideoMetaTransform.
+    unsafe {
+        let structure =
+            gst::StructureRef::from_glib_borrow(gst::ffi::gst_custom_meta_get_structure(meta));
+        let mut fields = structure.to_owned();
+        let kind = glib::Quark::from_glib(kind);
+        if kind == glib::Quark::from_static_str(glib::gstr!("gst-copy")) {
+            // Plain copy.
+        } else if kind.into_glib() == gst_video::ffi::gst_video_meta_transform_scale_get_quark() {
+            let t = &*(data as *const gst_video::ffi::GstVideoMetaTransform);
+            let size = |info: *const gst_video::ffi::GstVideoInfo| {
+                ((*info).width as usize, (*info).height as usize)
+            };
+            rescale_fields(&mut fields, size(t.in_info), size(t.out_info));
+        } else {
+            return glib::ffi::GFALSE;
+        }
+        let buffer = gst::BufferRef::from_mut_ptr(dest);
+        let Ok(mut copy) = gst::meta::CustomMeta::add(buffer, fields.name().as_str()) else {
+            return glib::ffi::GFALSE;
+        };
+        let out = copy.mut_structure();
+        for (name, value) in fields.iter() {
+            out.set_value(name, value.clone());
+        }
+        glib::ffi::GTRUE
+    }
+}
+
+/// Rescales the label map (nearest neighbour), its areas and the flow scale from a frame of
+/// `from` size to one of `to` size. The flow itself stays at model resolution.
+fn rescale_fields(s: &mut gst::Structure, from: (usize, usize), to: (usize, usize)) {
+    if from == to || from.0 == 0 || from.1 == 0 {
+        return;
+    }
+    let (fx, fy) = (to.0 as f64 / from.0 as f64, to.1 as f64 / from.1 as f64);
+    for (field, factor) in [("flow-scale-x", fx), ("flow-scale-y", fy)] {
+        if let Ok(v) = s.get::<f64>(field) {
+            s.set(field, v * factor);
+        }
+    }
+    let (w_key, h_key) = if s.has_field("labels-width") {
+        ("labels-width", "labels-height")
+    } else {
+        ("width", "height")
+    };
+    let labels = (|| {
+        let w = u32_field(s, w_key).ok()?;
+        let h = u32_field(s, h_key).ok()?;
+        LabelMap::from_vec(w, h, bytes_field(s, "labels").ok()?.to_vec()).ok()
+    })();
+    if let Some(labels) = labels {
+        let scaled = labels.resize_nearest(to.0, to.1);
+        if let Ok(old) = s.get::<gst::Array>("areas") {
+            let mut areas = scaled.areas();
+            areas.resize(areas.len().max(old.len()), 0);
+            s.set("areas", gst::Array::new(areas));
+        }
+        s.set(w_key, to.0 as u32);
+        s.set(h_key, to.1 as u32);
+        s.set("labels", glib::Bytes::from_owned(scaled.data));
     }
 }
 
@@ -81,6 +173,10 @@ pub struct FlowResult {
     pub mode: String,
     /// The ONNX Runtime execution provider that computed the flow (`cpu` or `cuda`).
     pub execution_provider: String,
+    /// Vein area over the vein area in the reference frame (`None` without a reference vein).
+    pub vein_compression_ratio: Option<f64>,
+    /// Millimetres per frame pixel when known (the element's `pixel-spacing`).
+    pub pixel_spacing_mm: Option<f64>,
 }
 
 impl FlowResult {
@@ -91,7 +187,8 @@ impl FlowResult {
     /// `flow-scale-x`, `flow-scale-y` (f64), `flow-direction` ("backward-to-reference");
     /// `labels` (bytes, u8 per pixel), `labels-width`, `labels-height` (u32), present only with
     /// labels; `class-names` (string array), `areas` (u64 array, pixels per label id); `mode`,
-    /// `execution-provider` (strings).
+    /// `execution-provider` (strings); `vein-compression-ratio` (f64) when the reference has a
+    /// vein; `pixel-spacing-mm` (f64) and `areas-mm2` (f64 array) when the spacing is known.
     pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
         let mut meta = gst::meta::CustomMeta::add(buffer, RESULT_META_NAME)?;
         let s = meta.mut_structure();
@@ -120,6 +217,16 @@ impl FlowResult {
         s.set("areas", gst::Array::new(self.areas.iter().copied()));
         s.set("mode", self.mode.as_str());
         s.set("execution-provider", self.execution_provider.as_str());
+        if let Some(ratio) = self.vein_compression_ratio {
+            s.set("vein-compression-ratio", ratio);
+        }
+        if let Some(mm) = self.pixel_spacing_mm {
+            s.set("pixel-spacing-mm", mm);
+            s.set(
+                "areas-mm2",
+                gst::Array::new(self.areas.iter().map(|&a| a as f64 * mm * mm)),
+            );
+        }
         Ok(())
     }
 
@@ -184,6 +291,8 @@ impl FlowResult {
             areas,
             mode: string("mode")?,
             execution_provider: string("execution-provider")?,
+            vein_compression_ratio: s.get::<f64>("vein-compression-ratio").ok(),
+            pixel_spacing_mm: s.get::<f64>("pixel-spacing-mm").ok(),
         })
     }
 }
@@ -209,6 +318,8 @@ mod tests {
             areas: vec![2, 1, 1],
             mode: "keyframe".into(),
             execution_provider: "cpu".into(),
+            vein_compression_ratio: Some(0.5),
+            pixel_spacing_mm: Some(0.1),
         };
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();

@@ -3,9 +3,11 @@
 //! Flow convention (backward flow): for each pixel `p` of the current frame, `flow(p) = (dx, dy)`
 //! such that `p + flow(p)` is where `p` was in the reference frame.
 
+pub mod draw;
 pub mod flo;
 pub mod metrics;
 pub mod pixels;
+pub mod regions;
 pub mod tracker;
 pub mod warp;
 

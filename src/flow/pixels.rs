@@ -1,7 +1,6 @@
 //! Pixel formats: luma extraction for the model and overlays drawn in place. Pure Rust over
 //! plane slices with strides, so the element glue only maps frames.
 
-use super::LabelMap;
 use fast_image_resize as fr;
 
 /// The raw video formats pddflow accepts.
@@ -49,7 +48,7 @@ pub fn label_color(label: u8) -> [u8; 3] {
     }
 }
 
-fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
+pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
     // BT.601 limited range, as GStreamer's default for SD-style YUV.
     let (r, g, b) = (r as f32, g as f32, b as f32);
     let y = 16.0 + 0.2568 * r + 0.5041 * g + 0.0979 * b;
@@ -127,108 +126,92 @@ impl ModelInput {
     }
 }
 
-/// Whether `(x, y)` lies on the edge of its label region (a 4-neighbour differs).
-#[inline]
-fn is_edge(labels: &LabelMap, x: usize, y: usize) -> bool {
-    let l = labels.get(x, y);
-    (x > 0 && labels.get(x - 1, y) != l)
-        || (x + 1 < labels.width && labels.get(x + 1, y) != l)
-        || (y > 0 && labels.get(x, y - 1) != l)
-        || (y + 1 < labels.height && labels.get(x, y + 1) != l)
+/// A frame's planes, writable pixel by pixel in RGB whatever the format.
+pub struct Canvas<'a, 'b> {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    planes: &'a mut [(&'b mut [u8], usize)],
 }
 
-#[inline]
-fn blend(dst: u8, src: u8, alpha: f32) -> u8 {
-    (dst as f32 + (src as f32 - dst as f32) * alpha).round() as u8
-}
+impl<'a, 'b> Canvas<'a, 'b> {
+    /// `planes` holds `(data, stride)` per plane as the format defines them.
+    pub fn new(
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        planes: &'a mut [(&'b mut [u8], usize)],
+    ) -> Self {
+        Self {
+            format,
+            width,
+            height,
+            planes,
+        }
+    }
 
-/// Draws the labels into the frame: regions filled with `alpha`, outlines opaque.
-/// `labels` must have the frame's size.
-pub fn draw_overlay(
-    format: PixelFormat,
-    labels: &LabelMap,
-    alpha: f32,
-    planes: &mut [(&mut [u8], usize)],
-) {
-    let (width, height) = (labels.width, labels.height);
-    let weight = |x: usize, y: usize| -> Option<(u8, f32)> {
-        let l = labels.get(x, y);
-        if l == 0 {
-            return None;
+    /// Blends `rgb` over pixel `(x, y)` with opacity `alpha`; outside the frame does nothing.
+    /// Grey formats get the colour's luma (raised so that dark colours stay visible); 4:2:0
+    /// formats blend chroma on even pixels only, which is enough for overlays.
+    pub fn blend(&mut self, x: i64, y: i64, rgb: [u8; 3], alpha: f32) {
+        if x < 0 || y < 0 || x >= self.width as i64 || y >= self.height as i64 || alpha <= 0.0 {
+            return;
         }
-        Some((l, if is_edge(labels, x, y) { 1.0 } else { alpha }))
-    };
-    match format {
-        PixelFormat::Gray8 | PixelFormat::Gray16Le => {
-            let (data, stride) = &mut planes[0];
-            for y in 0..height {
-                for x in 0..width {
-                    let Some((l, a)) = weight(x, y) else { continue };
-                    let target = rgb_to_yuv(label_color(l))[0].max(160);
-                    if format == PixelFormat::Gray8 {
-                        let p = &mut data[y * *stride + x];
-                        *p = blend(*p, target, a);
-                    } else {
-                        let i = y * *stride + 2 * x;
-                        let v = u16::from_le_bytes([data[i], data[i + 1]]) as f32;
-                        let t = target as f32 * 257.0;
-                        let out = (v + (t - v) * a).round() as u16;
-                        data[i..i + 2].copy_from_slice(&out.to_le_bytes());
-                    }
-                }
+        let (x, y) = (x as usize, y as usize);
+        match self.format {
+            PixelFormat::Gray8 => {
+                let (data, stride) = &mut self.planes[0];
+                let p = &mut data[y * *stride + x];
+                *p = blend(*p, rgb_to_yuv(rgb)[0].max(160), alpha);
             }
-        }
-        PixelFormat::I420 | PixelFormat::Nv12 => {
-            {
-                let (luma, stride) = &mut planes[0];
-                for y in 0..height {
-                    for x in 0..width {
-                        if let Some((l, a)) = weight(x, y) {
-                            let p = &mut luma[y * *stride + x];
-                            *p = blend(*p, rgb_to_yuv(label_color(l))[0], a);
-                        }
-                    }
-                }
+            PixelFormat::Gray16Le => {
+                let (data, stride) = &mut self.planes[0];
+                let i = y * *stride + 2 * x;
+                let v = u16::from_le_bytes([data[i], data[i + 1]]) as f32;
+                let t = rgb_to_yuv(rgb)[0].max(160) as f32 * 257.0;
+                data[i..i + 2]
+                    .copy_from_slice(&((v + (t - v) * alpha).round() as u16).to_le_bytes());
             }
-            let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
-            for cy in 0..ch {
-                for cx in 0..cw {
-                    let Some((l, a)) = weight(2 * cx, 2 * cy) else {
-                        continue;
-                    };
-                    let [_, u, v] = rgb_to_yuv(label_color(l));
-                    if format == PixelFormat::I420 {
-                        let (up, us) = &mut planes[1];
+            PixelFormat::I420 | PixelFormat::Nv12 => {
+                let [yy, u, v] = rgb_to_yuv(rgb);
+                {
+                    let (luma, stride) = &mut self.planes[0];
+                    let p = &mut luma[y * *stride + x];
+                    *p = blend(*p, yy, alpha);
+                }
+                if x % 2 == 0 && y % 2 == 0 {
+                    let (cx, cy) = (x / 2, y / 2);
+                    if self.format == PixelFormat::I420 {
+                        let (up, us) = &mut self.planes[1];
                         let p = &mut up[cy * *us + cx];
-                        *p = blend(*p, u, a);
-                        let (vp, vs) = &mut planes[2];
+                        *p = blend(*p, u, alpha);
+                        let (vp, vs) = &mut self.planes[2];
                         let p = &mut vp[cy * *vs + cx];
-                        *p = blend(*p, v, a);
+                        *p = blend(*p, v, alpha);
                     } else {
-                        let (uv, s) = &mut planes[1];
+                        let (uv, s) = &mut self.planes[1];
                         let i = cy * *s + 2 * cx;
-                        uv[i] = blend(uv[i], u, a);
-                        uv[i + 1] = blend(uv[i + 1], v, a);
+                        uv[i] = blend(uv[i], u, alpha);
+                        uv[i + 1] = blend(uv[i + 1], v, alpha);
                     }
                 }
             }
-        }
-        _ => {
-            let (offsets, px) = format.rgb_layout().expect("packed RGB format");
-            let (data, stride) = &mut planes[0];
-            for y in 0..height {
-                for x in 0..width {
-                    let Some((l, a)) = weight(x, y) else { continue };
-                    let color = label_color(l);
-                    let base = y * *stride + x * px;
-                    for c in 0..3 {
-                        let p = &mut data[base + offsets[c]];
-                        *p = blend(*p, color[c], a);
-                    }
+            _ => {
+                let (offsets, px) = self.format.rgb_layout().expect("packed RGB format");
+                let (data, stride) = &mut self.planes[0];
+                let base = y * *stride + x * px;
+                for c in 0..3 {
+                    let p = &mut data[base + offsets[c]];
+                    *p = blend(*p, rgb[c], alpha);
                 }
             }
         }
     }
+}
+
+#[inline]
+fn blend(dst: u8, src: u8, alpha: f32) -> u8 {
+    (dst as f32 + (src as f32 - dst as f32) * alpha.min(1.0)).round() as u8
 }
 
 #[cfg(test)]
@@ -266,21 +249,5 @@ mod tests {
         let out = input.prepare(&[255u8; 64], 8, 8);
         assert_eq!(out.len(), 16);
         assert!(out.iter().all(|&v| (v - 1.0).abs() < 1e-6));
-    }
-
-    #[test]
-    fn overlay_touches_only_labelled_pixels() {
-        let mut labels = LabelMap::new(5, 5);
-        for y in 1..4 {
-            for x in 1..4 {
-                labels.data[y * 5 + x] = 2;
-            }
-        }
-        let mut frame = vec![100u8; 5 * 5 * 3];
-        draw_overlay(PixelFormat::Rgb, &labels, 0.5, &mut [(&mut frame, 15)]);
-        assert_eq!(&frame[0..3], &[100, 100, 100]);
-        // Centre is filled at half strength, the outline opaque.
-        assert_eq!(&frame[(2 * 5 + 2) * 3..(2 * 5 + 2) * 3 + 3], &[178, 75, 75]);
-        assert_eq!(&frame[(5 + 1) * 3..(5 + 1) * 3 + 3], &[255, 50, 50]);
     }
 }

@@ -1,9 +1,11 @@
 //! GObject glue of `pddflow`: properties, caps, events. The work is done by
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
-use super::{ExecutionProvider, Mode, REANCHOR_EVENT};
+use super::{ExecutionProvider, Mode, OverlayStyle, REANCHOR_EVENT};
 use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
-use crate::flow::pixels::{self, ModelInput, PixelFormat};
+use crate::flow::draw::{self, LegendLine};
+use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
+use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
 use crate::flow::{warp::check_size, LabelMap};
 use crate::meta::{self, FlowResult};
@@ -65,7 +67,11 @@ struct Settings {
     threads: u32,
     reference_mask: String,
     overlay: bool,
+    overlay_style: OverlayStyle,
     overlay_alpha: f64,
+    pixel_spacing: f64,
+    message_interval: u32,
+    closure_threshold: f64,
 }
 
 impl Default for Settings {
@@ -79,7 +85,11 @@ impl Default for Settings {
             threads: 0,
             reference_mask: String::new(),
             overlay: false,
+            overlay_style: OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND,
             overlay_alpha: 0.35,
+            pixel_spacing: 0.0,
+            message_interval: 30,
+            closure_threshold: 0.1,
         }
     }
 }
@@ -94,6 +104,7 @@ struct State {
     /// caps change).
     pending_mask: Option<LabelMap>,
     frames: u64,
+    compression: CompressionMonitor,
 }
 
 #[derive(Default)]
@@ -211,6 +222,35 @@ impl ObjectImpl for PddFlow {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFlags::builder::<OverlayStyle>("overlay-style")
+                    .nick("Overlay style")
+                    .blurb("Layers drawn when overlay is on")
+                    .default_value(OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("pixel-spacing")
+                    .nick("Pixel spacing")
+                    .blurb("Millimetres per frame pixel (isotropic) for areas in mm^2; 0 = unknown")
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(0.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("message-interval")
+                    .nick("Message interval")
+                    .blurb("Post a pddflow-compression element message every N frames (0 = never); a \
+                            pddflow-summary message is always posted at EOS")
+                    .default_value(30)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("closure-threshold")
+                    .nick("Closure threshold")
+                    .blurb("Vein compression ratio (area / reference area) at or below which the vein counts as closed")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.1)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecDouble::builder("overlay-alpha")
                     .nick("Overlay alpha")
                     .blurb("Opacity of the mask fill (outlines are opaque)")
@@ -272,6 +312,10 @@ impl ObjectImpl for PddFlow {
             }
             "overlay" => settings.overlay = value.get().expect("type checked"),
             "overlay-alpha" => settings.overlay_alpha = value.get().expect("type checked"),
+            "overlay-style" => settings.overlay_style = value.get().expect("type checked"),
+            "pixel-spacing" => settings.pixel_spacing = value.get().expect("type checked"),
+            "message-interval" => settings.message_interval = value.get().expect("type checked"),
+            "closure-threshold" => settings.closure_threshold = value.get().expect("type checked"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -288,6 +332,10 @@ impl ObjectImpl for PddFlow {
             "reference-mask" => settings.reference_mask.to_value(),
             "overlay" => settings.overlay.to_value(),
             "overlay-alpha" => settings.overlay_alpha.to_value(),
+            "overlay-style" => settings.overlay_style.to_value(),
+            "pixel-spacing" => settings.pixel_spacing.to_value(),
+            "message-interval" => settings.message_interval.to_value(),
+            "closure-threshold" => settings.closure_threshold.to_value(),
             "active-provider" => {
                 let state = self.state.lock().unwrap();
                 state
@@ -432,6 +480,7 @@ impl BaseTransformImpl for PddFlow {
             video: None,
             pending_mask,
             frames: 0,
+            compression: CompressionMonitor::default(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
         self.obj().notify("active-provider");
@@ -496,6 +545,7 @@ impl BaseTransformImpl for PddFlow {
             {
                 self.request_reanchor();
             }
+            gst::EventView::Eos(_) => self.post_summary(),
             _ => {}
         }
         self.parent_sink_event(event)
@@ -505,10 +555,8 @@ impl BaseTransformImpl for PddFlow {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (overlay, alpha, mode) = {
-            let s = self.settings.lock().unwrap();
-            (s.overlay, s.overlay_alpha as f32, s.mode)
-        };
+        let settings = self.settings.lock().unwrap().clone();
+        let mode = settings.mode;
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
@@ -594,6 +642,12 @@ impl BaseTransformImpl for PddFlow {
         if step.labels.is_some() && areas.len() < state.class_names.len() {
             areas.resize(state.class_names.len(), 0);
         }
+        let vein_area = areas.get(regions::VEIN as usize).copied().unwrap_or(0);
+        if step.frame == step.reference_frame {
+            state.compression.anchor(vein_area);
+        }
+        let ratio = state.compression.update(step.frame, vein_area);
+        let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
         let result = FlowResult {
             frame: step.frame,
             reference_frame: step.reference_frame,
@@ -610,30 +664,18 @@ impl BaseTransformImpl for PddFlow {
                 Mode::Chain => "chain".into(),
             },
             execution_provider: state.engine.provider().name().into(),
+            vein_compression_ratio: ratio,
+            pixel_spacing_mm: spacing,
         };
         drop(guard);
 
-        if overlay {
-            if let Some(labels) = &result.labels {
-                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info)
-                    .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("Cannot map the frame writable")
-                    );
-                    gst::FlowError::Error
-                })?;
-                let strides: Vec<usize> = info.stride().iter().map(|&s| s as usize).collect();
-                let n = frame.n_planes() as usize;
-                let mut planes: Vec<(&mut [u8], usize)> = frame
-                    .planes_data_mut()
-                    .into_iter()
-                    .take(n)
-                    .zip(strides)
-                    .collect();
-                pixels::draw_overlay(format, labels, alpha, &mut planes);
-            }
+        let vessels = result
+            .labels
+            .as_ref()
+            .map(|l| regions::find_regions(l, Some(&result.flow), 4))
+            .unwrap_or_default();
+        if settings.overlay {
+            self.draw(buffer, &info, format, &settings, &result)?;
         }
         result.attach(buffer).map_err(|e| {
             gst::element_imp_error!(
@@ -643,6 +685,163 @@ impl BaseTransformImpl for PddFlow {
             );
             gst::FlowError::Error
         })?;
+        for vessel in &vessels {
+            let name = result
+                .class_names
+                .get(vessel.label as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("class-{}", vessel.label));
+            let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
+            let mut param = gst::Structure::builder("pddflow/vessel")
+                .field("label", vessel.label as u32)
+                .field("area", vessel.area)
+                .field("mean-motion-x", vessel.mean_motion.0)
+                .field("mean-motion-y", vessel.mean_motion.1)
+                .build();
+            if let Some(mm) = spacing {
+                param.set("area-mm2", vessel.area as f64 * mm * mm);
+            }
+            roi.add_param(param);
+        }
+        if settings.message_interval > 0
+            && result
+                .frame
+                .is_multiple_of(settings.message_interval as u64)
+        {
+            self.post_readout(&result, buffer.pts());
+        }
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl PddFlow {
+    fn draw(
+        &self,
+        buffer: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        result: &FlowResult,
+    ) -> Result<(), gst::FlowError> {
+        let style = settings.overlay_style;
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot map the frame writable")
+                );
+                gst::FlowError::Error
+            })?;
+        let strides: Vec<usize> = info.stride().iter().map(|&s| s as usize).collect();
+        let n = frame.n_planes() as usize;
+        let mut planes: Vec<(&mut [u8], usize)> = frame
+            .planes_data_mut()
+            .into_iter()
+            .take(n)
+            .zip(strides)
+            .collect();
+        let mut canvas = Canvas::new(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            &mut planes,
+        );
+        let alpha = settings.overlay_alpha as f32;
+        if style.contains(OverlayStyle::FLOW) {
+            draw::draw_flow_colors(&mut canvas, &result.flow, alpha.max(0.5));
+        }
+        if let Some(labels) = &result.labels {
+            let (fill, contour) = (
+                style.contains(OverlayStyle::FILL),
+                style.contains(OverlayStyle::CONTOUR),
+            );
+            if fill || contour {
+                draw::draw_labels(&mut canvas, labels, alpha, fill, contour);
+            }
+        }
+        if style.contains(OverlayStyle::ARROWS) {
+            let spacing = (info.width().max(info.height()) / 24).max(8) as usize;
+            draw::draw_arrows(&mut canvas, &result.flow, spacing);
+        }
+        if style.contains(OverlayStyle::LEGEND) && result.labels.is_some() {
+            let lines: Vec<LegendLine> = (1..result.class_names.len())
+                .map(|label| {
+                    let area = result.areas.get(label).copied().unwrap_or(0);
+                    let mut text = match result.pixel_spacing_mm {
+                        Some(mm) => format!(
+                            "{} {:.1} mm2",
+                            result.class_names[label],
+                            area as f64 * mm * mm
+                        ),
+                        None => format!("{} {} px", result.class_names[label], area),
+                    };
+                    if label == regions::VEIN as usize {
+                        if let Some(r) = result.vein_compression_ratio {
+                            text.push_str(&format!(" {:.0}%", r * 100.0));
+                        }
+                    }
+                    LegendLine {
+                        label: label as u8,
+                        text,
+                    }
+                })
+                .collect();
+            draw::draw_legend(&mut canvas, &lines);
+        }
+        Ok(())
+    }
+
+    /// A `pddflow-compression` element message with this frame's areas and vein ratio.
+    fn post_readout(&self, result: &FlowResult, pts: Option<gst::ClockTime>) {
+        let area = |label: usize| result.areas.get(label).copied().unwrap_or(0);
+        let mut s = gst::Structure::builder("pddflow-compression")
+            .field("frame", result.frame)
+            .field("reference-frame", result.reference_frame)
+            .field("vein-area", area(1))
+            .field("artery-area", area(2))
+            .build();
+        if let Some(pts) = pts {
+            s.set("pts", pts);
+        }
+        if let Some(mm) = result.pixel_spacing_mm {
+            s.set("vein-area-mm2", area(1) as f64 * mm * mm);
+            s.set("artery-area-mm2", area(2) as f64 * mm * mm);
+        }
+        if let Some(r) = result.vein_compression_ratio {
+            s.set("vein-compression-ratio", r);
+        }
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// The `pddflow-summary` element message posted at EOS.
+    fn post_summary(&self) {
+        let threshold = self.settings.lock().unwrap().closure_threshold;
+        let Some((frames, summary)) = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|s| (s.frames, s.compression.summary(threshold)))
+        else {
+            return;
+        };
+        let mut s = gst::Structure::builder("pddflow-summary")
+            .field("frames", frames)
+            .field("vein-closed", summary.vein_closed)
+            .field("closure-threshold", threshold)
+            .build();
+        if let Some(area) = summary.reference_vein_area {
+            s.set("reference-vein-area", area);
+        }
+        if let Some((ratio, frame)) = summary.min_ratio {
+            s.set("min-vein-compression-ratio", ratio);
+            s.set("min-ratio-frame", frame);
+        }
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 }

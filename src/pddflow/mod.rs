@@ -53,6 +53,27 @@ pub enum ExecutionProvider {
     Auto = 2,
 }
 
+/// Overlay layers (`overlay-style` property).
+#[glib::flags(name = "GstPddFlowOverlayStyle")]
+pub enum OverlayStyle {
+    #[flags_value(name = "Mask fill (overlay-alpha)", nick = "fill")]
+    FILL = 0b1,
+    #[flags_value(name = "Opaque mask outlines", nick = "contour")]
+    CONTOUR = 0b10,
+    #[flags_value(
+        name = "Flow as an HSV colour wheel (white: still, hue: direction)",
+        nick = "flow"
+    )]
+    FLOW = 0b100,
+    #[flags_value(name = "Flow arrows on a grid", nick = "arrows")]
+    ARROWS = 0b1000,
+    #[flags_value(
+        name = "Legend with areas and the vein compression ratio",
+        nick = "legend"
+    )]
+    LEGEND = 0b10000,
+}
+
 /// A custom event that makes the next frame the reference, carrying the propagated mask over.
 pub fn reanchor_event() -> gst::Event {
     gst::event::CustomDownstream::new(gst::Structure::new_empty(REANCHOR_EVENT))
@@ -63,6 +84,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     {
         Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+        OverlayStyle::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     }
     gst::Element::register(
         Some(plugin),

@@ -1,0 +1,305 @@
+//! Overlays drawn in place: mask fill and outlines, the flow as an HSV colour wheel, flow arrows
+//! on a grid and a legend. Everything goes through [`Canvas`], so every format gets every style.
+
+use super::pixels::{label_color, Canvas};
+use super::{FlowField, LabelMap};
+
+/// Which overlay layers to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub fill: bool,
+    pub contour: bool,
+    pub flow_colors: bool,
+    pub arrows: bool,
+    pub legend: bool,
+}
+
+impl Default for Style {
+    fn default() -> Self {
+        Self {
+            fill: true,
+            contour: true,
+            flow_colors: false,
+            arrows: false,
+            legend: true,
+        }
+    }
+}
+
+/// A line of the legend: the colour swatch's label id and its text.
+pub struct LegendLine {
+    pub label: u8,
+    pub text: String,
+}
+
+/// Whether `(x, y)` lies on the edge of its label region (a 4-neighbour differs).
+#[inline]
+fn is_edge(labels: &LabelMap, x: usize, y: usize) -> bool {
+    let l = labels.get(x, y);
+    (x > 0 && labels.get(x - 1, y) != l)
+        || (x + 1 < labels.width && labels.get(x + 1, y) != l)
+        || (y > 0 && labels.get(x, y - 1) != l)
+        || (y + 1 < labels.height && labels.get(x, y + 1) != l)
+}
+
+/// Mask fill with `alpha` and/or opaque outlines. `labels` must have the canvas's size.
+pub fn draw_labels(canvas: &mut Canvas, labels: &LabelMap, alpha: f32, fill: bool, contour: bool) {
+    for y in 0..labels.height {
+        for x in 0..labels.width {
+            let l = labels.get(x, y);
+            if l == 0 {
+                continue;
+            }
+            let a = if is_edge(labels, x, y) {
+                if contour {
+                    1.0
+                } else if fill {
+                    alpha
+                } else {
+                    0.0
+                }
+            } else if fill {
+                alpha
+            } else {
+                0.0
+            };
+            canvas.blend(x as i64, y as i64, label_color(l), a);
+        }
+    }
+}
+
+/// Hue from direction, saturation from magnitude (relative to `max_magnitude` frame pixels).
+pub fn flow_color(dx: f32, dy: f32, max_magnitude: f32) -> [u8; 3] {
+    let magnitude = (dx * dx + dy * dy).sqrt();
+    let hue = (dy.atan2(dx).to_degrees() + 360.0) % 360.0;
+    let saturation = (magnitude / max_magnitude.max(1e-6)).min(1.0);
+    let c = saturation;
+    let h = hue / 60.0;
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = 1.0 - c;
+    [
+        ((r + m) * 255.0) as u8,
+        ((g + m) * 255.0) as u8,
+        ((b + m) * 255.0) as u8,
+    ]
+}
+
+/// The motion reference -> current (`-flow`) as colours: white is still, hue is direction.
+pub fn draw_flow_colors(canvas: &mut Canvas, flow: &FlowField, alpha: f32) {
+    let (sx, sy) = (
+        canvas.width as f32 / flow.width as f32,
+        canvas.height as f32 / flow.height as f32,
+    );
+    // Saturate at 5 % of the frame: ultrasound motion is small.
+    let max = 0.05 * canvas.width.max(canvas.height) as f32;
+    for y in 0..canvas.height {
+        let fy = (y as f32 + 0.5) / sy - 0.5;
+        for x in 0..canvas.width {
+            let (dx, dy) = flow.sample((x as f32 + 0.5) / sx - 0.5, fy);
+            canvas.blend(
+                x as i64,
+                y as i64,
+                flow_color(-dx * sx, -dy * sy, max),
+                alpha,
+            );
+        }
+    }
+}
+
+fn draw_line(canvas: &mut Canvas, (x0, y0): (i64, i64), (x1, y1): (i64, i64), rgb: [u8; 3]) {
+    // Bresenham.
+    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+    let (mut x, mut y, mut err) = (x0, y0, dx + dy);
+    loop {
+        canvas.blend(x, y, rgb, 1.0);
+        if x == x1 && y == y1 {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y += sy;
+        }
+    }
+}
+
+/// Arrows every `spacing` frame pixels from where content was in the reference to where it is.
+pub fn draw_arrows(canvas: &mut Canvas, flow: &FlowField, spacing: usize) {
+    let (sx, sy) = (
+        canvas.width as f32 / flow.width as f32,
+        canvas.height as f32 / flow.height as f32,
+    );
+    let spacing = spacing.max(4);
+    for y in (spacing / 2..canvas.height).step_by(spacing) {
+        for x in (spacing / 2..canvas.width).step_by(spacing) {
+            let (dx, dy) = flow.sample((x as f32 + 0.5) / sx - 0.5, (y as f32 + 0.5) / sy - 0.5);
+            let (dx, dy) = (dx * sx, dy * sy);
+            let tip = (x as i64, y as i64);
+            let tail = (
+                (x as f32 + dx).round() as i64,
+                (y as f32 + dy).round() as i64,
+            );
+            draw_line(canvas, tail, tip, [255, 255, 0]);
+            let len = (dx * dx + dy * dy).sqrt();
+            if len >= 2.0 {
+                // Two short barbs at the tip, pointing back along the arrow at +-30 degrees.
+                let (ux, uy) = (dx / len, dy / len);
+                let barb = len.min(6.0);
+                for angle in [std::f32::consts::FRAC_PI_6, -std::f32::consts::FRAC_PI_6] {
+                    let (c, s) = (angle.cos(), angle.sin());
+                    let bx = (ux * c - uy * s) * barb;
+                    let by = (ux * s + uy * c) * barb;
+                    draw_line(
+                        canvas,
+                        tip,
+                        (tip.0 + bx.round() as i64, tip.1 + by.round() as i64),
+                        [255, 255, 0],
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Text in an 8x8 bitmap font, scaled by `scale`.
+pub fn draw_text(canvas: &mut Canvas, x: i64, y: i64, text: &str, rgb: [u8; 3], scale: i64) {
+    use font8x8::UnicodeFonts;
+    for (i, ch) in text.chars().enumerate() {
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits & (1 << col) != 0 {
+                    for k in 0..scale * scale {
+                        let px = x + (i as i64 * 8 + col) * scale + k % scale;
+                        let py = y + row as i64 * scale + k / scale;
+                        canvas.blend(px, py, rgb, 1.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A legend box in the top-left corner: a colour swatch and a line of text per entry.
+pub fn draw_legend(canvas: &mut Canvas, lines: &[LegendLine]) {
+    if lines.is_empty() {
+        return;
+    }
+    let scale = if canvas.height >= 720 { 2 } else { 1 };
+    let line_h = 10 * scale;
+    let chars = lines
+        .iter()
+        .map(|l| l.text.chars().count())
+        .max()
+        .unwrap_or(0) as i64;
+    let (w, h) = (
+        chars * 8 * scale + 20 * scale,
+        lines.len() as i64 * line_h + 6 * scale,
+    );
+    for y in 0..h {
+        for x in 0..w {
+            canvas.blend(4 + x, 4 + y, [0, 0, 0], 0.55);
+        }
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let y = 4 + 3 * scale + i as i64 * line_h;
+        for k in 0..(8 * scale) * (8 * scale) {
+            canvas.blend(
+                4 + 3 * scale + k % (8 * scale),
+                y + k / (8 * scale),
+                label_color(line.label),
+                1.0,
+            );
+        }
+        draw_text(
+            canvas,
+            4 + 14 * scale,
+            y,
+            &line.text,
+            [255, 255, 255],
+            scale,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::pixels::PixelFormat;
+
+    fn square_labels() -> LabelMap {
+        let mut labels = LabelMap::new(5, 5);
+        for y in 1..4 {
+            for x in 1..4 {
+                labels.data[y * 5 + x] = 2;
+            }
+        }
+        labels
+    }
+
+    #[test]
+    fn fill_and_contour_touch_only_labelled_pixels() {
+        let mut frame = [100u8; 5 * 5 * 3];
+        let mut planes = [(&mut frame[..], 15)];
+        let mut canvas = Canvas::new(PixelFormat::Rgb, 5, 5, &mut planes);
+        draw_labels(&mut canvas, &square_labels(), 0.5, true, true);
+        assert_eq!(&frame[0..3], &[100, 100, 100]);
+        // Centre is filled at half strength, the outline opaque.
+        assert_eq!(&frame[(2 * 5 + 2) * 3..(2 * 5 + 2) * 3 + 3], &[178, 75, 75]);
+        assert_eq!(&frame[(5 + 1) * 3..(5 + 1) * 3 + 3], &[255, 50, 50]);
+    }
+
+    #[test]
+    fn contour_only_leaves_the_interior() {
+        let mut frame = [100u8; 25];
+        let mut planes = [(&mut frame[..], 5)];
+        let mut canvas = Canvas::new(PixelFormat::Gray8, 5, 5, &mut planes);
+        draw_labels(&mut canvas, &square_labels(), 0.5, false, true);
+        assert_eq!(frame[2 * 5 + 2], 100);
+        assert_ne!(frame[5 + 1], 100);
+    }
+
+    #[test]
+    fn flow_colors_are_white_when_still_and_hue_follows_direction() {
+        assert_eq!(flow_color(0.0, 0.0, 10.0), [255, 255, 255]);
+        assert_eq!(flow_color(10.0, 0.0, 10.0), [255, 0, 0]);
+        let down = flow_color(0.0, 10.0, 10.0);
+        assert_eq!(down, [127, 255, 0], "90 degrees is yellow-green");
+    }
+
+    #[test]
+    fn arrows_and_text_draw_something_in_every_format() {
+        for format in [PixelFormat::Gray8, PixelFormat::Bgrx] {
+            let bpp = if format == PixelFormat::Gray8 { 1 } else { 4 };
+            let mut frame = vec![0u8; 64 * 64 * bpp];
+            {
+                let mut planes = [(&mut frame[..], 64 * bpp)];
+                let mut canvas = Canvas::new(format, 64, 64, &mut planes);
+                draw_arrows(&mut canvas, &FlowField::constant(16, 16, -1.0, 0.0), 16);
+                draw_legend(
+                    &mut canvas,
+                    &[LegendLine {
+                        label: 1,
+                        text: "vein".into(),
+                    }],
+                );
+            }
+            assert!(frame.iter().filter(|&&v| v > 0).count() > 50);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Results where users need them: the custom meta read generically, ROI metas, compression
+//! messages, and metas that survive videoconvert, videoscale and queue.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gstpddflow::meta::{attach_reference_mask, FlowResult, RESULT_META_NAME};
+
+/// A pipeline `appsrc ! pddflow ! <middle> ! appsink` fed with GRAY8 frames, the first one
+/// carrying `mask` as reference-mask meta. Returns the output samples and the bus messages.
+fn run_pipeline(
+    middle: &str,
+    width: u32,
+    height: u32,
+    frames: u32,
+    mask: &gstpddflow::flow::LabelMap,
+    props: &str,
+) -> (Vec<gst::Sample>, Vec<gst::Message>) {
+    init();
+    let desc = format!(
+        "appsrc name=src format=time caps=video/x-raw,format=GRAY8,width={width},height={height},framerate=30/1 \
+         ! pddflow model-location={} {props} {middle} ! appsink name=sink sync=false",
+        test_model("shift")
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(width, height)).unwrap();
+    for i in 0..frames {
+        let mut buffer = frame_buffer(&info, i);
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
+            if i == 0 {
+                attach_reference_mask(b, mask).unwrap();
+            }
+        }
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let samples: Vec<gst::Sample> = (0..frames).map(|_| sink.pull_sample().unwrap()).collect();
+    let bus = pipeline.bus().unwrap();
+    let mut messages = vec![];
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(5))
+            .expect("EOS arrives");
+        let eos = matches!(msg.view(), gst::MessageView::Eos(_));
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("pipeline error: {} {:?}", e.error(), e.debug());
+        }
+        messages.push(msg);
+        if eos {
+            break;
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (samples, messages)
+}
+
+fn vein_and_artery(w: usize, h: usize) -> gstpddflow::flow::LabelMap {
+    let mut m = square(w, h, 10, 20, 20, 1);
+    for y in 20..36 {
+        for x in 60..76 {
+            m.data[y * w + x] = 2;
+        }
+    }
+    m
+}
+
+#[test]
+fn result_is_readable_through_the_generic_custom_meta_api() {
+    let (samples, _) = run_pipeline("", 128, 96, 2, &vein_and_artery(128, 96), "");
+    let buffer = samples[1].buffer().unwrap();
+    // Only GStreamer's own API: what a C or Python application does.
+    let meta = gst::meta::CustomMeta::from_buffer(buffer, RESULT_META_NAME).unwrap();
+    let s = meta.structure();
+    assert_eq!(s.get::<u64>("frame").unwrap(), 1);
+    assert_eq!(s.get::<u64>("reference-frame").unwrap(), 0);
+    assert_eq!(
+        s.get::<&str>("flow-direction").unwrap(),
+        "backward-to-reference"
+    );
+    let (fw, fh) = (
+        s.get::<u32>("flow-width").unwrap(),
+        s.get::<u32>("flow-height").unwrap(),
+    );
+    let flow = s.get::<glib::Bytes>("flow").unwrap();
+    assert_eq!(flow.len(), (fw * fh * 8) as usize);
+    let dx = f32::from_le_bytes(flow[0..4].try_into().unwrap());
+    let dy = f32::from_le_bytes(flow[4..8].try_into().unwrap());
+    assert_eq!((dx, dy), (-3.0, -2.0));
+    assert_eq!(s.get::<f64>("flow-scale-x").unwrap(), 2.0);
+    let labels = s.get::<glib::Bytes>("labels").unwrap();
+    assert_eq!(labels.len(), 128 * 96);
+    let names: Vec<String> = s
+        .get::<gst::Array>("class-names")
+        .unwrap()
+        .iter()
+        .map(|v| v.get::<String>().unwrap())
+        .collect();
+    assert_eq!(names, ["background", "vein", "artery"]);
+    let areas: Vec<u64> = s
+        .get::<gst::Array>("areas")
+        .unwrap()
+        .iter()
+        .map(|v| v.get().unwrap())
+        .collect();
+    assert_eq!(areas[1], 400);
+    assert_eq!(areas[2], 256);
+    assert_eq!(s.get::<&str>("execution-provider").unwrap(), "cpu");
+}
+
+#[test]
+fn vessels_are_region_of_interest_metas() {
+    let (samples, _) = run_pipeline(
+        "",
+        128,
+        96,
+        2,
+        &vein_and_artery(128, 96),
+        "pixel-spacing=0.1",
+    );
+    let buffer = samples[1].buffer().unwrap();
+    let rois: Vec<_> = buffer
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .collect();
+    assert_eq!(rois.len(), 2);
+    let vein = rois.iter().find(|r| r.roi_type() == "vein").unwrap();
+    // Shift model: content moved +6, +3 frame pixels.
+    assert_eq!(vein.rect(), (16, 23, 20, 20));
+    let p = vein.param("pddflow/vessel").unwrap();
+    assert_eq!(p.get::<u64>("area").unwrap(), 400);
+    assert!((p.get::<f64>("area-mm2").unwrap() - 4.0).abs() < 1e-9);
+    assert!((p.get::<f64>("mean-motion-x").unwrap() - 6.0).abs() < 1e-6);
+    assert!((p.get::<f64>("mean-motion-y").unwrap() - 3.0).abs() < 1e-6);
+    assert!(rois
+        .iter()
+        .any(|r| r.roi_type() == "artery" && r.rect() == (66, 23, 16, 16)));
+}
+
+#[test]
+fn metas_survive_videoconvert_videoscale_and_queue() {
+    let middle = "! queue ! videoconvert ! video/x-raw,format=I420 ! videoscale ! video/x-raw,width=256,height=192 ! queue";
+    let (samples, _) = run_pipeline(middle, 128, 96, 3, &vein_and_artery(128, 96), "");
+    let buffer = samples[2].buffer().unwrap();
+    let r = FlowResult::from_buffer(buffer).unwrap().unwrap();
+    // Scaled x2: the flow stays at model resolution, its scale and the labels follow the frame.
+    assert_eq!((r.flow.width, r.flow.height), (64, 64));
+    assert_eq!(r.flow_scale, (4.0, 3.0));
+    let labels = r.labels.unwrap();
+    assert_eq!((labels.width, labels.height), (256, 192));
+    assert_eq!(r.areas[1], 1600);
+    let vein = buffer
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .find(|r| r.roi_type() == "vein")
+        .unwrap();
+    assert_eq!(vein.rect(), (32, 46, 40, 40));
+}
+
+#[test]
+fn compression_readouts_and_summary_are_posted() {
+    let (_, messages) = run_pipeline(
+        "",
+        128,
+        96,
+        4,
+        &vein_and_artery(128, 96),
+        "message-interval=1",
+    );
+    let structures: Vec<gst::Structure> = messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e.structure().map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let readouts: Vec<_> = structures
+        .iter()
+        .filter(|s| s.name() == "pddflow-compression")
+        .collect();
+    assert_eq!(readouts.len(), 4);
+    assert_eq!(readouts[2].get::<u64>("vein-area").unwrap(), 400);
+    assert_eq!(
+        readouts[2].get::<f64>("vein-compression-ratio").unwrap(),
+        1.0
+    );
+    let summary = structures
+        .iter()
+        .find(|s| s.name() == "pddflow-summary")
+        .unwrap();
+    assert_eq!(summary.get::<u64>("frames").unwrap(), 4);
+    assert!(!summary.get::<bool>("vein-closed").unwrap());
+    assert_eq!(
+        summary.get::<f64>("min-vein-compression-ratio").unwrap(),
+        1.0
+    );
+}
