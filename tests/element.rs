@@ -303,6 +303,7 @@ fn overlay_draws_the_mask() {
         ("model-location", &test_model("identity_pool")),
         ("overlay", &true),
     ]);
+    element.set_property_from_str("overlay-style", "fill+contour");
     let mut h = harness(&element);
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 64, 64)
         .build()
