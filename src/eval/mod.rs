@@ -1,0 +1,347 @@
+//! Evaluation of mask propagation with DESIGN.md's protocol, and the pieces the `pddflow-eval`
+//! and `pddflow-bench` tools share.
+//!
+//! * [`dataset`]: reading and validating datasets (`DATASET/<sequence>/{frames,masks}/NNNNNN.png`,
+//!   optional `meta.json`), choosing the reference frame.
+//! * [`score`]: per-frame scores (Dice, HD95, HD in pixels and millimetres) and their aggregation
+//!   per sequence and over sequences (mean ± standard deviation, the paper's Table 1 shape).
+//! * [`report`]: the report as JSON and Markdown, and the merge of several reports into one table.
+//! * [`plot`]: Dice over time per sequence as a PNG.
+//! * [`run`]: the thin GStreamer glue, `appsrc ! pddflow ! appsink`, that produces predictions.
+//!
+//! Everything but [`run`] is pure Rust without GStreamer.
+
+pub mod dataset;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod score;
+
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why an evaluation could not be done. Messages name the file and say what was expected.
+#[derive(Debug, Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Dataset(String),
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("{0}")]
+    Pipeline(String),
+}
+
+impl EvalError {
+    pub fn read(path: &Path, message: impl ToString) -> Self {
+        Self::Read {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn write(path: &Path, message: impl ToString) -> Self {
+        Self::Write {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+use crate::flow::LabelMap;
+use dataset::{load_mask, Dataset, Frame, ReferenceChoice, Sequence};
+use report::{Report, Timing};
+use score::{score_frame, summarise_sequence, FrameScore, SequenceScores};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `PREDICTIONS/manifest.json`: which method wrote the predictions and which frame of each
+/// sequence was the reference, so that scoring uses the same reference.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub method: String,
+    /// Sequence name -> reference frame file name.
+    pub references: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    pub const FILE: &'static str = "manifest.json";
+
+    pub fn write(&self, dir: &Path) -> Result<(), EvalError> {
+        let path = dir.join(Self::FILE);
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::write(dir, e))?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(self).expect("serialises"),
+        )
+        .map_err(|e| EvalError::write(&path, e))
+    }
+
+    /// The manifest of a predictions directory, if it has one.
+    pub fn read(dir: &Path) -> Result<Option<Self>, EvalError> {
+        let path = dir.join(Self::FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| EvalError::read(&path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| EvalError::read(&path, format!("not a predictions manifest: {e}")))
+    }
+}
+
+/// Labels present in either map, background excluded.
+pub fn labels_present(truth: &LabelMap, prediction: &LabelMap) -> Vec<u8> {
+    let mut seen = [false; 256];
+    for &v in truth.data.iter().chain(&prediction.data) {
+        seen[v as usize] = true;
+    }
+    (1..=255u8).filter(|&l| seen[l as usize]).collect()
+}
+
+/// Scores one predicted mask against the frame's ground truth (if annotated).
+fn score_if_annotated(
+    sequence: &Sequence,
+    reference: usize,
+    index: usize,
+    frame: &Frame,
+    prediction: &LabelMap,
+) -> Result<Option<FrameScore>, EvalError> {
+    let Some(mask_path) = &frame.mask else {
+        return Ok(None);
+    };
+    if index <= reference {
+        return Ok(None);
+    }
+    let truth = load_mask(mask_path, prediction.width, prediction.height)?;
+    Ok(Some(score_frame(
+        &frame.file,
+        index - reference,
+        &truth,
+        prediction,
+        &labels_present(&truth, prediction),
+        sequence.meta.spacing_mm,
+    )))
+}
+
+fn summarise(sequence: &Sequence, reference: usize, frames: Vec<FrameScore>) -> SequenceScores {
+    summarise_sequence(
+        &sequence.name,
+        &sequence.frames[reference].file,
+        sequence.meta.spacing_mm,
+        frames,
+        &|l| sequence.label_name(l),
+    )
+}
+
+/// Frames that an element run pushes for `choice` (from each reference on), for progress bars.
+pub fn frames_to_push(dataset: &Dataset, choice: ReferenceChoice) -> Result<u64, EvalError> {
+    let mut n = 0;
+    for s in &dataset.sequences {
+        n += (s.frames.len() - s.reference_index(choice)?) as u64;
+    }
+    Ok(n)
+}
+
+/// Runs every sequence through the element, writes `out/<sequence>/masks/<frame>.png` for
+/// every frame after the reference and `out/manifest.json`, and scores the annotated frames.
+/// `tick` is called once per frame pushed.
+pub fn evaluate_element(
+    dataset: &Dataset,
+    choice: ReferenceChoice,
+    config: &run::ElementConfig,
+    method: &str,
+    out: &Path,
+    tick: &dyn Fn(&str),
+) -> Result<Report, EvalError> {
+    // Validate every sequence's reference first: fail before any long run.
+    let references: Vec<usize> = dataset
+        .sequences
+        .iter()
+        .map(|s| s.reference_index(choice))
+        .collect::<Result<_, _>>()?;
+    let mut manifest = Manifest {
+        method: method.to_string(),
+        references: BTreeMap::new(),
+    };
+    let mut sequences = Vec::new();
+    let mut timing = Timing {
+        frames: 0,
+        seconds: 0.0,
+    };
+    let mut provider = String::new();
+    for (sequence, &reference) in dataset.sequences.iter().zip(&references) {
+        let masks_dir = out.join(&sequence.name).join("masks");
+        std::fs::create_dir_all(&masks_dir).map_err(|e| EvalError::write(&masks_dir, e))?;
+        let mut frames = Vec::new();
+        let info = run::run_sequence(sequence, reference, config, |index, frame, labels| {
+            tick(&sequence.name);
+            if index > reference {
+                let path = masks_dir.join(&frame.file);
+                labels
+                    .save_png(&path)
+                    .map_err(|e| EvalError::write(&path, e))?;
+            }
+            if let Some(score) = score_if_annotated(sequence, reference, index, frame, &labels)? {
+                frames.push(score);
+            }
+            Ok(())
+        })?;
+        timing.frames += info.frames;
+        timing.seconds += info.seconds;
+        provider = info.execution_provider;
+        manifest.references.insert(
+            sequence.name.clone(),
+            sequence.frames[reference].file.clone(),
+        );
+        sequences.push(summarise(sequence, reference, frames));
+    }
+    manifest.write(out)?;
+    let mut report = Report::new(
+        method,
+        &dataset.root.display().to_string(),
+        &format!(
+            "pddflow element (appsrc ! pddflow ! appsink), written to {}",
+            out.display()
+        ),
+        &choice.to_string(),
+        sequences,
+    );
+    report.mode = Some(config.mode.clone());
+    report.model = Some(
+        config
+            .model
+            .as_ref()
+            .map_or("built-in".into(), |m| m.display().to_string()),
+    );
+    report.execution_provider = Some(provider);
+    report.timing = Some(timing);
+    Ok(report)
+}
+
+/// Scores the predictions in `predictions/<sequence>/masks/` without running the element. The
+/// reference of each sequence comes from `predictions/manifest.json` when present, else `choice`.
+pub fn score_predictions(
+    dataset: &Dataset,
+    choice: ReferenceChoice,
+    predictions: &Path,
+    method: &str,
+) -> Result<Report, EvalError> {
+    if !predictions.is_dir() {
+        return Err(EvalError::Dataset(format!(
+            "predictions {} is not a directory",
+            predictions.display()
+        )));
+    }
+    let manifest = Manifest::read(predictions)?;
+    let mut sequences = Vec::new();
+    for sequence in &dataset.sequences {
+        let reference = match manifest
+            .as_ref()
+            .and_then(|m| m.references.get(&sequence.name))
+        {
+            Some(file) => sequence
+                .frames
+                .iter()
+                .position(|f| &f.file == file)
+                .ok_or_else(|| {
+                    EvalError::Dataset(format!(
+                        "{}: the reference {file} of sequence {} is not a frame of the dataset",
+                        predictions.join(Manifest::FILE).display(),
+                        sequence.name
+                    ))
+                })?,
+            None => sequence.reference_index(choice)?,
+        };
+        let mut frames = Vec::new();
+        for (index, frame) in sequence.frames.iter().enumerate().skip(reference + 1) {
+            if frame.mask.is_none() {
+                continue;
+            }
+            let path = predictions
+                .join(&sequence.name)
+                .join("masks")
+                .join(&frame.file);
+            if !path.is_file() {
+                return Err(EvalError::Dataset(format!(
+                    "prediction missing: {} (annotated frame {} of sequence {})",
+                    path.display(),
+                    frame.file,
+                    sequence.name
+                )));
+            }
+            let prediction = LabelMap::load_png(&path)
+                .map_err(|e| EvalError::read(&path, format!("not a readable label map ({e})")))?;
+            if let Some(score) = score_if_annotated(sequence, reference, index, frame, &prediction)
+                .map_err(|e| match e {
+                    EvalError::Dataset(m) => {
+                        EvalError::Dataset(format!("{m} (prediction {})", path.display()))
+                    }
+                    other => other,
+                })?
+            {
+                frames.push(score);
+            }
+        }
+        sequences.push(summarise(sequence, reference, frames));
+    }
+    let reference = if manifest.is_some() {
+        format!("as in {}", predictions.join(Manifest::FILE).display())
+    } else {
+        choice.to_string()
+    };
+    Ok(Report::new(
+        method,
+        &dataset.root.display().to_string(),
+        &format!("predictions read from {}", predictions.display()),
+        &reference,
+        sequences,
+    ))
+}
+
+/// Writes `STEM.json`, `STEM.md` and `STEM-dice.png` (Dice over time per sequence). Returns the
+/// paths written.
+pub fn write_report(report: &Report, stem: &Path) -> Result<Vec<PathBuf>, EvalError> {
+    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::write(dir, e))?;
+    }
+    let with = |suffix: &str| {
+        let mut s = stem.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let (json, md, png) = (with(".json"), with(".md"), with("-dice.png"));
+    std::fs::write(&json, report.to_json()).map_err(|e| EvalError::write(&json, e))?;
+    let series: Vec<plot::Series> = report
+        .sequences
+        .iter()
+        .map(|s| plot::Series {
+            name: s.name.clone(),
+            points: s
+                .frames
+                .iter()
+                .filter_map(|f| f.overall_dice().map(|d| (f.position, d)))
+                .collect(),
+        })
+        .collect();
+    let text = plot::plot_dice_over_time(
+        &png,
+        &format!("Dice over time: {}", report.method),
+        &series,
+        900,
+        500,
+    )?;
+    let mut markdown = report.to_markdown();
+    markdown.push_str(&format!(
+        "\nDice over time per sequence: {}{}\n",
+        png.file_name().unwrap_or_default().to_string_lossy(),
+        if text {
+            ""
+        } else {
+            " (drawn without text: no font found; set PDDFLOW_FONT to a .ttf file)"
+        }
+    ));
+    std::fs::write(&md, markdown).map_err(|e| EvalError::write(&md, e))?;
+    Ok(vec![json, md, png])
+}
