@@ -48,6 +48,8 @@ class Sequence:
     def __init__(self, path, size=256, load_flow=True):
         self.path = path
         self.name = os.path.basename(os.path.normpath(path))
+        # unique across dataset roots (teacher-cache key)
+        self.uid = os.path.basename(os.path.dirname(os.path.normpath(path))) + "-" + self.name
         fdir = os.path.join(path, "frames")
         self.names = sorted(n for n in os.listdir(fdir) if n.endswith(".png"))
         self.frames = []
@@ -239,9 +241,10 @@ class PairSampler:
             mref = None if mref is None else mref.astype(np.int64)
             mcur = None if mcur is None else mcur.astype(np.int64)
             fl = pair_gt_flow(seq, i, j)
-            key = (seq.name, seq.names[i], seq.names[j])
+            key = (seq.uid, seq.names[i], seq.names[j])
+        raw = (ref, cur)
         ref, cur = augment_pair(ref, cur, self.rng, self.aug)
-        return dict(ref=ref, cur=cur, mref=mref, mcur=mcur, flow=fl, key=key)
+        return dict(ref=ref, cur=cur, mref=mref, mcur=mcur, flow=fl, key=key, raw=raw)
 
     def epoch(self, shuffle=True):
         idx = list(range(len(self.pairs)))

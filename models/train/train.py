@@ -72,6 +72,7 @@ def parse():
     ap.add_argument("--config", default="{}", help="JSON overrides of the PDDNet config")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "teacher_cache"))
     ap.add_argument("--log-every", type=int, default=20)
@@ -79,10 +80,35 @@ def parse():
     return ap.parse_args()
 
 
-def batch_tensors(samples, teacher, size, dev):
+class PairDataset(torch.utils.data.Dataset):
+    """Samples of one epoch (indices into a PairSampler), teacher flows attached."""
+
+    def __init__(self, sampler, order, teacher):
+        self.sampler, self.order, self.teacher = sampler, order, teacher
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, k):
+        s = self.sampler.get(self.order[k])
+        s["tflow"] = None
+        if self.teacher is not None and s["key"] is not None and s["mref"] is not None:
+            size = s["ref"].shape[0]
+            s["tflow"] = self.teacher.get(s["key"], s["raw"][0], s["raw"][1], size)
+        del s["raw"]
+        return s
+
+
+def _worker_init(wid):
+    info = torch.utils.data.get_worker_info()
+    info.dataset.sampler.rng = np.random.RandomState((torch.initial_seed() + wid) % 2 ** 32)
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def batch_tensors(samples, size, dev):
     ref = torch.from_numpy(np.stack([s["ref"] for s in samples]))[:, None]
     cur = torch.from_numpy(np.stack([s["cur"] for s in samples]))[:, None]
-    B = len(samples)
     z = np.zeros((size, size), np.int64)
     mref = torch.from_numpy(np.stack([s["mref"] if s["mref"] is not None else z for s in samples]))
     mcur = torch.from_numpy(np.stack([s["mcur"] if s["mcur"] is not None else z for s in samples]))
@@ -91,18 +117,9 @@ def batch_tensors(samples, teacher, size, dev):
     zf = np.zeros((size, size, 2), np.float32)
     gt = torch.from_numpy(np.stack([s["flow"] if s["flow"] is not None else zf for s in samples])).permute(0, 3, 1, 2)
     has_gt = torch.tensor([s["flow"] is not None for s in samples], dtype=torch.float32)
-    tfl, has_t = [], []
-    for s in samples:
-        if teacher is not None and s["key"] is not None and s["mref"] is not None:
-            seq_ref, seq_cur = s["ref_raw"], s["cur_raw"]
-            tfl.append(teacher.get(s["key"], seq_ref, seq_cur, size))
-            has_t.append(1.0)
-        else:
-            tfl.append(zf)
-            has_t.append(0.0)
-    tfl = torch.from_numpy(np.stack(tfl)).permute(0, 3, 1, 2)
-    has_t = torch.tensor(has_t)
-    return [t.to(dev) for t in (ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t)]
+    tfl = torch.from_numpy(np.stack([s["tflow"] if s["tflow"] is not None else zf for s in samples])).permute(0, 3, 1, 2)
+    has_t = torch.tensor([s["tflow"] is not None for s in samples], dtype=torch.float32)
+    return [t.to(dev, non_blocking=True) for t in (ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t)]
 
 
 def losses(net, batch, a, n_cls=3):
@@ -173,6 +190,8 @@ def training_record(a, state):
 def main():
     a = parse()
     torch.set_num_threads(a.threads)
+    import cv2
+    cv2.setNumThreads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     dev = torch.device(a.device)
@@ -225,22 +244,18 @@ def main():
         run = {}
         while state["epoch"] < epochs and not done:
             order = sampler.epoch()
-            while state["pos"] < len(order):
-                idx = order[state["pos"]:state["pos"] + a.batch]
-                samples = []
-                for k in idx:
-                    s = sampler.get(k)
-                    if s["key"] is not None:
-                        sq = sampler.seqs[sampler.pairs[k][0]]
-                        s["ref_raw"] = sq.frames[sampler.pairs[k][1]]
-                        s["cur_raw"] = sq.frames[sampler.pairs[k][2]]
-                    samples.append(s)
-                batch = batch_tensors(samples, teacher, a.size, dev)
+            ds = PairDataset(sampler, order[state["pos"]:], teacher)
+            dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
+                                             collate_fn=list, worker_init_fn=_worker_init if a.workers else None,
+                                             persistent_workers=False, prefetch_factor=4 if a.workers else None,
+                                             drop_last=False)
+            for samples in dl:
+                batch = batch_tensors(samples, a.size, dev)
                 loss, parts = losses(net, batch, a)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                state["pos"] += a.batch
+                state["pos"] += len(samples)
                 state["step"] += 1
                 for k, v in parts.items():
                     run[k] = 0.9 * run.get(k, v) + 0.1 * v

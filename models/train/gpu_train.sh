@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Full-length PDD-Net KD recipe on a GPU machine: no network, no Rust toolchain needed.
+# Run from the repo root. Needs (git-ignored, staged by models/train/prepare_gpu.sh):
+#   .gpu/pddflow-phantom   prebuilt phantom dataset writer
+#   .gpu/carotid256/       carotid recordings at 256x256 (fine-tuning / validation; 0035,0037 held out)
+# Python: python3 with torch, numpy, opencv-python-headless, onnx, onnxruntime (the device image has them).
+#
+# Usage: models/train/gpu_train.sh [BUDGET_S=300] [extra train.py args...]
+#   BUDGET_S is the wall-clock training budget (pre-training + fine-tuning), data generation and
+#   evaluation come on top. Results: $OUT/model/{features,flow}.onnx + model.json, $OUT/final.pt,
+#   $OUT/train.log, $OUT/eval_*.json.
+# Env: OUT (default ./out/gpu), WORK (default /tmp/pddflow-gpu), PY (default python3),
+#      TRAIN_SEQ (phantom training sequences, default 48), VAL_SEQ (held-out phantom, default 8),
+#      FRAMES (frames per sequence, default 80), DEVICE (default cuda if available), NOKD=1 (labels only).
+set -euo pipefail
+BUDGET=${1:-300}
+shift || true
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PY:-python3}
+OUT=${OUT:-$PWD/out/gpu}
+WORK=${WORK:-/tmp/pddflow-gpu}
+TRAIN_SEQ=${TRAIN_SEQ:-48}
+VAL_SEQ=${VAL_SEQ:-8}
+FRAMES=${FRAMES:-80}
+NPROC=$(nproc)
+DEVICE=${DEVICE:-$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')}
+PHANTOM=${PHANTOM:-.gpu/pddflow-phantom}
+CAROTID=${CAROTID:-.gpu/carotid256}
+mkdir -p "$OUT/model" "$WORK"
+export PYTHONUNBUFFERED=1
+exec > >(tee -a "$OUT/train.log") 2>&1
+echo "== gpu_train.sh budget ${BUDGET}s device $DEVICE nproc $NPROC $(date -u +%FT%TZ)"
+[ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+
+# ---- 1. phantom data (parallel, one process per seed; train seeds 1..J, validation seeds 9001..)
+t0=$(date +%s)
+J=$(( NPROC < 16 ? NPROC : 16 ))
+[ "$J" -gt "$TRAIN_SEQ" ] && J=$TRAIN_SEQ
+PER=$(( (TRAIN_SEQ + J - 1) / J ))
+TRAIN_ROOTS=()
+if [ -x "$PHANTOM" ]; then
+  pids=()
+  for i in $(seq 1 "$J"); do
+    d="$WORK/phantom_train/g$i"; TRAIN_ROOTS+=("$d")
+    [ -d "$d" ] || { "$PHANTOM" --out "$d" --sequences "$PER" --frames "$FRAMES" --size 256x256 --seed "$i" > "$WORK/gen_$i.log" 2>&1 & pids+=($!); }
+  done
+  VAL_ROOT="$WORK/phantom_val"
+  [ -d "$VAL_ROOT" ] || { "$PHANTOM" --out "$VAL_ROOT" --sequences "$VAL_SEQ" --frames "$FRAMES" --size 256x256 --seed 9001 > "$WORK/gen_val.log" 2>&1 & pids+=($!); }
+  for p in "${pids[@]}"; do wait "$p" || { echo "phantom generation failed:"; tail -5 "$WORK"/gen_*.log; exit 1; }; done
+  echo "== phantom data: $TRAIN_SEQ train sequences in $J roots + $VAL_SEQ validation (seed 9001) in $(( $(date +%s) - t0 ))s"
+else
+  echo "!! $PHANTOM missing: training on carotid only"; VAL_ROOT=""
+fi
+
+# ---- 2. train (pre-training on random pairs at distances 2,4,6 + synthetic motion; fine-tuning on task pairs)
+DATA_ARGS=()
+for d in "${TRAIN_ROOTS[@]}"; do DATA_ARGS+=(--data "$d"); done
+DATA_ARGS+=(--data "$CAROTID")
+KD_ARGS=(--teacher dis:fast)
+[ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd)
+WORKERS=$(( NPROC > 2 ? NPROC - 2 : 0 ))
+"$PY" "$HERE/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
+  --stages pretrain,finetune --budget "$BUDGET" --budget-split 0.6,0.4 \
+  --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
+  --distances 2,4,6 --synth-prob 0.25 --max-shift 48 --aug 1 --flow-weight 0.01 --smooth-weight 0 \
+  "${KD_ARGS[@]}" --batch 32 --workers "$WORKERS" --threads 4 --device "$DEVICE" \
+  --cache "$WORK/teacher_cache" --out "$WORK/run" --resume --log-every 50 --ckpt-every 60 "$@"
+cp "$WORK/run/final.pt" "$OUT/final.pt"
+
+# ---- 3. export + parity + latency + evaluation
+"$PY" "$HERE/export.py" "$WORK/run/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.2.0
+PDDFLOW_CHECKPOINT="$WORK/run/final.pt" "$PY" "$HERE/test_parity.py" "$WORK/run/final.pt"
+"$PY" "$HERE/bench_onnx.py" "$OUT/model" --iters 100 || true
+"$PY" "$HERE/evaluate.py" "$CAROTID" --seqs 0035,0037 --methods copy,dis:fast,dis:medium,model:"$OUT/model" \
+  --json "$OUT/eval_carotid_heldout.json"
+if [ -n "$VAL_ROOT" ]; then
+  "$PY" "$HERE/evaluate.py" "$VAL_ROOT" --methods copy,dis:fast,model:"$OUT/model" --json "$OUT/eval_phantom_val.json"
+fi
+echo "== done $(date -u +%FT%TZ); model in $OUT/model"
