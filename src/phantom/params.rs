@@ -124,7 +124,11 @@ impl PhantomParams {
         check("fps", self.fps, (0.1, 1000.0))?;
         check("frequency", self.frequency_mhz, ranges::FREQUENCY_MHZ)?;
         check("depth", self.depth_mm, ranges::DEPTH_MM)?;
-        check("dynamic-range", self.dynamic_range_db, ranges::DYNAMIC_RANGE_DB)?;
+        check(
+            "dynamic-range",
+            self.dynamic_range_db,
+            ranges::DYNAMIC_RANGE_DB,
+        )?;
         check("gain", self.gain_db, ranges::GAIN_DB)?;
         check("veins", self.veins, ranges::VESSELS)?;
         check("arteries", self.arteries, ranges::VESSELS)?;
