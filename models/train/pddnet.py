@@ -10,15 +10,18 @@ Feature CNN (shared by both frames):
        `stride/4` (1 or 2)                                       (H/stride)
     -> Conv 1x1 (c0*K -> c1) + BN + ReLU
     -> Conv 3x3 (c1 -> c1) + BN + ReLU
-    -> Conv 1x1 (c1 -> C) (+bias)                         = features [B,C,H/s,W/s]
+    -> Conv 1x1 (c1 -> C) (+bias)
+    -> L2 normalisation over channels                     = features [B,C,H/s,W/s]
 
 Flow head (reference features R, current features F):
-    cost_l(p) = || F(p) - R(p + d_l) ||^2 over a G x G grid of label displacements
-                d_l = (l - (G-1)/2) * spacing   (feature pixels), zero padding
-    D   = softplus(a) * cost                                  (learned temperature)
+    cost_l(p) = -2 <F(p), R(p + d_l)> over a G x G grid of label displacements
+                d_l = (l - (G-1)/2) * spacing   (feature pixels), edge (replicate) padding.
+                With unit-norm features this is the SSD ||F(p) - R(p+d_l)||^2 - 2.
+    D   = alpha * cost, alpha = 20 sigmoid(a) (learned temperature, bounded so that the
+          export's softmax needs no max subtraction: |alpha*cost| <= 40)
     D1  = min-convolution over the label grid (min-pool 3, avg-pool 3, avg-pool 3)
     D2  = spatial avg-pool 3 twice                            (smooth data term)
-    mean-field: u = D2; repeat n_mf: Q = softmax(-u); u = D2 - softplus(w) * avgpool3(Q)
+    mean-field: u = D2; repeat n_mf: Q = softmax(-u); u = D2 - wmf * avgpool3(Q), wmf = 20 sigmoid(w)
     Q = softmax(-u); flow_lowres = sum_l Q_l * d_l * stride  (image pixels)
     flow = bilinear upsample to [B,2,H,W] (align_corners=False)
 
@@ -26,9 +29,7 @@ Flow convention: BACKWARD flow. For pixel p of the current frame, p + flow(p) is
 p was in the reference frame; warping the reference mask: mask_t(p) = mask_ref(p + flow(p)).
 
 All pooling uses count_include_pad=False (avg) / implicit -inf padding (max), so the
-ONNX export (export.py) is exact. The squared norm of the current features is constant
-over labels at each pixel and cancels in every later step (min-pool, averages and softmax
-all commute with a per-pixel additive constant), so the export drops it.
+ONNX export (export.py) is exact.
 """
 import math
 
@@ -70,8 +71,8 @@ class PDDNet(nn.Module):
         self.bn2 = nn.BatchNorm2d(c1)
         self.conv3 = nn.Conv2d(c1, C, 1, bias=True)
         # flow head parameters (softplus-ed)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(math.expm1(1.0))))
-        self.log_mf = nn.Parameter(torch.tensor(math.log(math.expm1(1.0))))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(3.0 / 17.0)))  # alpha = 3 at init
+        self.log_mf = nn.Parameter(torch.tensor(math.log(1.0 / 19.0)))  # wmf = 1 at init
         G = c["G"]
         r = torch.arange(G, dtype=torch.float32) - (G - 1) / 2
         dy, dx = torch.meshgrid(r, r, indexing="ij")
@@ -111,20 +112,26 @@ class PDDNet(nn.Module):
         x = self.obelisk_sample(x)
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
-        return self.conv3(x)
+        f = self.conv3(x)
+        return f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-6)
+
+    def alpha(self):
+        return 20.0 * torch.sigmoid(self.log_alpha)
+
+    def wmf(self):
+        return 20.0 * torch.sigmoid(self.log_mf)
 
     # ---------------------------------------------------------------- flow
     def cost(self, fr, fc):
-        """SSD cost [B, G*G, h, w] (label l = iy*G+ix), without the |fc|^2 term."""
+        """Cost -2 <fc(p), fr(p+d_l)> [B, G*G, h, w] (label l = iy*G+ix)."""
         G, sp = self.cfg["G"], self.cfg["spacing"]
         P = sp * (G - 1) // 2
         B, C, h, w = fc.shape
-        nr = (fr * fr).sum(1, keepdim=True)
-        rr = torch.cat([fr, nr], 1)
-        cc = torch.cat([-2 * fc, torch.ones_like(nr)], 1)
-        unf = F.unfold(F.pad(rr, (P, P, P, P)), G, dilation=sp)  # [B,(C+1)*G*G, h*w]
-        unf = unf.view(B, C + 1, G * G, h * w)
-        return (unf * cc.view(B, C + 1, 1, h * w)).sum(1).view(B, G * G, h, w)
+        # replicate ("edge") padding: labels pointing outside the image compare with the
+        # border features instead of zeros, so there is no systematic pull at the borders
+        unf = F.unfold(F.pad(fr, (P, P, P, P), mode="replicate"), G, dilation=sp)  # [B, C*G*G, h*w]
+        unf = unf.view(B, C, G * G, h * w)
+        return -2.0 * (unf * fc.view(B, C, 1, h * w)).sum(1).view(B, G * G, h, w)
 
     @staticmethod
     def _avg3(x):
@@ -139,11 +146,11 @@ class PDDNet(nn.Module):
         return x.reshape(B, h, w, L).permute(0, 3, 1, 2)
 
     def flow_lowres(self, fr, fc):
-        D = F.softplus(self.log_alpha) * self.cost(fr, fc)
+        D = self.alpha() * self.cost(fr, fc)
         D = self.label_minconv(D)
         D2 = self._avg3(self._avg3(D))
         u = D2
-        wmf = F.softplus(self.log_mf)
+        wmf = self.wmf()
         for _ in range(self.cfg["n_mf"]):
             Q = torch.softmax(-u, 1)
             u = D2 - wmf * self._avg3(Q)

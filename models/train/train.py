@@ -47,6 +47,7 @@ def parse():
     ap.add_argument("--out", required=True)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", default=None, help="initialise weights from this checkpoint")
+    ap.add_argument("--init-features-only", action="store_true", help="with --init: keep the flow-head parameters")
     ap.add_argument("--stages", default="pretrain,finetune")
     ap.add_argument("--synth-epochs", type=int, default=1)
     ap.add_argument("--pretrain-epochs", type=int, default=100)
@@ -219,8 +220,9 @@ def main():
         print(f"resumed from {last}: stage {state['stage']} epoch {state['epoch']} step {state['step']}", flush=True)
     elif a.init:
         ck = torch.load(a.init, map_location=dev, weights_only=False)
-        net.load_state_dict(ck["model"])
-        print("initialised from", a.init, flush=True)
+        sd = {k: v for k, v in ck["model"].items() if not (a.init_features_only and k in ("log_alpha", "log_mf"))}
+        missing, unexpected = net.load_state_dict(sd, strict=not a.init_features_only)
+        print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "", flush=True)
     net.train()
     t_start = time.time() - state["elapsed"]
     last_ck = time.time()
