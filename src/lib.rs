@@ -10,6 +10,7 @@ pub mod eval;
 pub mod flow;
 pub mod meta;
 pub mod pddflow;
+pub mod pddflowmask;
 pub mod phantom;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -18,6 +19,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         engine::runtime::set_plugin_dir(dir);
     }
     pddflow::register(plugin)?;
+    pddflowmask::register(plugin)?;
     phantom::register(plugin)?;
     Ok(())
 }

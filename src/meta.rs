@@ -6,6 +6,7 @@
 //! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
 //!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
 
+use crate::flow::regions::Region;
 use crate::flow::{FlowField, LabelMap};
 
 /// Name of the custom meta holding pddflow's per-frame result.
@@ -177,6 +178,8 @@ pub struct FlowResult {
     pub vein_compression_ratio: Option<f64>,
     /// Millimetres per frame pixel when known (the element's `pixel-spacing`).
     pub pixel_spacing_mm: Option<f64>,
+    /// Connected vessel regions of `labels` (boxes, areas, mean motion).
+    pub vessels: Vec<Region>,
 }
 
 impl FlowResult {
@@ -188,7 +191,9 @@ impl FlowResult {
     /// `labels` (bytes, u8 per pixel), `labels-width`, `labels-height` (u32), present only with
     /// labels; `class-names` (string array), `areas` (u64 array, pixels per label id); `mode`,
     /// `execution-provider` (strings); `vein-compression-ratio` (f64) when the reference has a
-    /// vein; `pixel-spacing-mm` (f64) and `areas-mm2` (f64 array) when the spacing is known.
+    /// vein; `pixel-spacing-mm` (f64) and `areas-mm2` (f64 array) when the spacing is known;
+    /// `vessels` (array of `vessel` structures: `label`, `class`, `x`, `y`, `width`, `height`,
+    /// `area`, `mean-motion-x`, `mean-motion-y`).
     pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
         let mut meta = gst::meta::CustomMeta::add(buffer, RESULT_META_NAME)?;
         let s = meta.mut_structure();
@@ -220,6 +225,25 @@ impl FlowResult {
         if let Some(ratio) = self.vein_compression_ratio {
             s.set("vein-compression-ratio", ratio);
         }
+        let vessels = self.vessels.iter().map(|v| {
+            let class = self
+                .class_names
+                .get(v.label as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            gst::Structure::builder("vessel")
+                .field("label", v.label as u32)
+                .field("class", class)
+                .field("x", v.bbox.0)
+                .field("y", v.bbox.1)
+                .field("width", v.bbox.2)
+                .field("height", v.bbox.3)
+                .field("area", v.area)
+                .field("mean-motion-x", v.mean_motion.0)
+                .field("mean-motion-y", v.mean_motion.1)
+                .build()
+        });
+        s.set("vessels", gst::Array::new(vessels));
         if let Some(mm) = self.pixel_spacing_mm {
             s.set("pixel-spacing-mm", mm);
             s.set(
@@ -293,6 +317,25 @@ impl FlowResult {
             execution_provider: string("execution-provider")?,
             vein_compression_ratio: s.get::<f64>("vein-compression-ratio").ok(),
             pixel_spacing_mm: s.get::<f64>("pixel-spacing-mm").ok(),
+            vessels: array("vessels")?
+                .iter()
+                .map(|v| {
+                    let v = v.get::<gst::Structure>().map_err(|e| e.to_string())?;
+                    let get_u32 = |k: &str| v.get::<u32>(k).map_err(|e| format!("vessel {k}: {e}"));
+                    let get_f64 = |k: &str| v.get::<f64>(k).map_err(|e| format!("vessel {k}: {e}"));
+                    Ok(Region {
+                        label: get_u32("label")? as u8,
+                        bbox: (
+                            get_u32("x")?,
+                            get_u32("y")?,
+                            get_u32("width")?,
+                            get_u32("height")?,
+                        ),
+                        area: v.get::<u64>("area").map_err(|e| e.to_string())?,
+                        mean_motion: (get_f64("mean-motion-x")?, get_f64("mean-motion-y")?),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
         })
     }
 }
@@ -320,6 +363,12 @@ mod tests {
             execution_provider: "cpu".into(),
             vein_compression_ratio: Some(0.5),
             pixel_spacing_mm: Some(0.1),
+            vessels: vec![Region {
+                label: 2,
+                bbox: (1, 2, 3, 4),
+                area: 9,
+                mean_motion: (0.5, -1.0),
+            }],
         };
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();

@@ -209,3 +209,30 @@ fn compression_readouts_and_summary_are_posted() {
         1.0
     );
 }
+
+#[test]
+fn pddflowmask_outputs_the_label_map_as_gray8() {
+    let mask = vein_and_artery(128, 96);
+    let (samples, _) = run_pipeline("! pddflowmask scale=100", 128, 96, 2, &mask, "");
+    let caps = samples[1].caps().unwrap();
+    let info = gst_video::VideoInfo::from_caps(caps).unwrap();
+    assert_eq!(info.format(), gst_video::VideoFormat::Gray8);
+    let buffer = samples[1].buffer().unwrap();
+    let labels = FlowResult::from_buffer(buffer)
+        .unwrap()
+        .unwrap()
+        .labels
+        .unwrap();
+    let map = buffer.map_readable().unwrap();
+    let stride = info.stride()[0] as usize;
+    for y in 0..96 {
+        for x in 0..128 {
+            assert_eq!(map[y * stride + x], labels.get(x, y) * 100, "at {x},{y}");
+        }
+    }
+    assert_eq!(
+        labels.get(16 + 5, 23 + 5),
+        1,
+        "vein moved by the model's shift"
+    );
+}

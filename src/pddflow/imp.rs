@@ -666,10 +666,11 @@ impl BaseTransformImpl for PddFlow {
             execution_provider: state.engine.provider().name().into(),
             vein_compression_ratio: ratio,
             pixel_spacing_mm: spacing,
+            vessels: Vec::new(),
         };
         drop(guard);
-
-        let vessels = result
+        let mut result = result;
+        result.vessels = result
             .labels
             .as_ref()
             .map(|l| regions::find_regions(l, Some(&result.flow), 4))
@@ -685,7 +686,7 @@ impl BaseTransformImpl for PddFlow {
             );
             gst::FlowError::Error
         })?;
-        for vessel in &vessels {
+        for vessel in &result.vessels {
             let name = result
                 .class_names
                 .get(vessel.label as usize)
