@@ -236,3 +236,50 @@ fn pddflowmask_outputs_the_label_map_as_gray8() {
         "vein moved by the model's shift"
     );
 }
+
+/// The hybrid pattern: a segmentation model upstream attaches a fresh mask every N frames
+/// (here a pad probe stands in for it) and pddflow propagates between them.
+#[test]
+fn segmentation_every_n_frames_reanchors_and_propagates_between() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=10 pattern=ball ! video/x-raw,format=GRAY8,width=64,height=64 \
+         ! identity name=segmenter ! pddflow model-location={} ! appsink name=sink sync=false",
+        test_model("shift")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let segmenter = pipeline.by_name("segmenter").unwrap();
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    segmenter
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n % 4 == 0 {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                    attach_reference_mask(buffer.make_mut(), &square(64, 64, 20, 20, 10, 1))
+                        .unwrap();
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let references: Vec<u64> = (0..10)
+        .map(|_| {
+            let sample = sink.pull_sample().unwrap();
+            FlowResult::from_buffer(sample.buffer().unwrap())
+                .unwrap()
+                .unwrap()
+                .reference_frame
+        })
+        .collect();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(references, [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]);
+}
