@@ -146,7 +146,14 @@ pub fn draw_arrows(canvas: &mut Canvas, flow: &FlowField, spacing: usize) {
     for y in (spacing / 2..canvas.height).step_by(spacing) {
         for x in (spacing / 2..canvas.width).step_by(spacing) {
             let (dx, dy) = flow.sample((x as f32 + 0.5) / sx - 0.5, (y as f32 + 0.5) / sy - 0.5);
-            let (dx, dy) = (dx * sx, dy * sy);
+            let (mut dx, mut dy) = (dx * sx, dy * sy);
+            // Long arrows would cross the whole picture: cap them at 1.5 grid cells.
+            let cap = 1.5 * spacing as f32;
+            let length = (dx * dx + dy * dy).sqrt();
+            if length > cap {
+                dx *= cap / length;
+                dy *= cap / length;
+            }
             let tip = (x as i64, y as i64);
             let tail = (
                 (x as f32 + dx).round() as i64,

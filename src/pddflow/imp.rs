@@ -767,6 +767,12 @@ impl PddFlow {
         }
         if style.contains(OverlayStyle::LEGEND) && result.labels.is_some() {
             let lines: Vec<LegendLine> = (1..result.class_names.len())
+                // Classes absent from this frame stay out, except a vein that closed.
+                .filter(|&label| {
+                    result.areas.get(label).copied().unwrap_or(0) > 0
+                        || (label == regions::VEIN as usize
+                            && result.vein_compression_ratio.is_some())
+                })
                 .map(|label| {
                     let area = result.areas.get(label).copied().unwrap_or(0);
                     let mut text = match result.pixel_spacing_mm {
