@@ -1,1 +1,712 @@
-fn main() {}
+//! pddflow-bench: speed and memory of pddflow on this machine, in one run so that ratios hold.
+//!
+//! 1. Model only (ONNX Runtime through `Engine`, no GStreamer): features and flow graphs per
+//!    frame, cached (features of the current frame + flow, the reference's features kept) and
+//!    uncached (features of both frames + flow), per model and thread count.
+//! 2. End to end: `SOURCE ! GRAY8 WxH ! pddflow ! fakesink sync=false`, keyframe and chain,
+//!    overlay on and off, frames per second measured at the sink after a warm-up, and the
+//!    overhead of the GStreamer path over model-only (cached) latency.
+//! 3. Memory: peak RSS (VmHWM) and the RSS trend over a long run (`--long-frames`).
+//! 4. OpenCV DIS and Farneback at the same sizes (scripts/baselines.py time), same run.
+//!
+//! Plain tables on stdout; `--markdown FILE` writes the same as a Markdown fragment.
+
+use clap::Parser;
+use gst::prelude::*;
+use gstpddflow::engine::model::ModelFiles;
+use gstpddflow::engine::{Engine, EngineConfig, ProviderRequest};
+use gstpddflow::eval::bench::{markdown_table, parse_size, rss_kb, rss_trend, text_table, Timings};
+use gstpddflow::flow::tracker::FlowBackend;
+use gstpddflow::flow::LabelMap;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Model directories for the model-only table (e.g. the default architecture exported at
+    /// 128², 256², 512²). The built-in model is measured too when the build has one.
+    #[arg(long, num_args = 1..)]
+    models: Vec<PathBuf>,
+    /// Leave the built-in model out of the model-only table.
+    #[arg(long)]
+    no_builtin: bool,
+    /// ONNX Runtime intra-op thread counts for the model-only table.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Timed repetitions per model-only case (at most).
+    #[arg(long, default_value_t = 40)]
+    iters: usize,
+    /// Time budget per model-only case, seconds (at least 3 repetitions are always timed).
+    #[arg(long, default_value_t = 3.0)]
+    max_seconds: f64,
+    /// cpu, cuda or auto (the lead's GPU runs use cuda).
+    #[arg(long, default_value = "cpu")]
+    execution_provider: String,
+    /// Frame sizes of the end-to-end table.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "640x480,1280x720,1920x1080"
+    )]
+    sizes: Vec<String>,
+    /// Frames per end-to-end run (the first 10% are a warm-up, not timed).
+    #[arg(long, default_value_t = 60)]
+    e2e_frames: u32,
+    /// pddflow's threads property in the end-to-end and long runs.
+    #[arg(long, default_value_t = 2)]
+    e2e_threads: u32,
+    /// Model of the end-to-end and long runs (default: the built-in model).
+    #[arg(long)]
+    e2e_model: Option<PathBuf>,
+    /// Source element description; num-buffers is appended.
+    #[arg(long, default_value = "videotestsrc pattern=ball")]
+    source: String,
+    /// Frames of the long run that watches RSS (chain mode, no overlay); 0 skips it.
+    /// The 100,000-frame check: --long-frames 100000.
+    #[arg(long, default_value_t = 600)]
+    long_frames: u64,
+    /// Frame size of the long run.
+    #[arg(long, default_value = "320x240")]
+    long_size: String,
+    /// Python with opencv-python-headless for the OpenCV table ("" skips it).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// scripts/baselines.py.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/baselines.py"))]
+    baselines: PathBuf,
+    /// Sizes of the OpenCV table (default: the model-only and end-to-end sizes).
+    #[arg(long, value_delimiter = ',')]
+    opencv_sizes: Vec<String>,
+    /// Write the tables as Markdown here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Skip sections: model, e2e, long, opencv.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pddflow-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Collects each section as text (stdout) and Markdown.
+struct Out {
+    md: String,
+}
+
+impl Out {
+    fn section(&mut self, title: &str, note: &str) {
+        println!("\n== {title} ==");
+        if !note.is_empty() {
+            println!("{note}");
+        }
+        self.md.push_str(&format!("\n### {title}\n\n"));
+        if !note.is_empty() {
+            self.md.push_str(&format!("{note}\n\n"));
+        }
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        print!("{}", text_table(header, rows));
+        self.md.push_str(&markdown_table(header, rows));
+    }
+
+    fn line(&mut self, text: &str) {
+        println!("{text}");
+        self.md.push_str(&format!("\n{text}\n"));
+    }
+}
+
+fn provider_request(name: &str) -> Result<ProviderRequest, String> {
+    match name {
+        "cpu" => Ok(ProviderRequest::Cpu),
+        "cuda" => Ok(ProviderRequest::Cuda),
+        "auto" => Ok(ProviderRequest::Auto),
+        other => Err(format!(
+            "--execution-provider {other}: use cpu, cuda or auto"
+        )),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let n = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {n} logical CPUs available to this process")
+}
+
+fn gpu_name() -> String {
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,driver_version", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .replace('\n', "; ")
+        })
+        .unwrap_or_else(|| "no GPU found (nvidia-smi did not answer)".into())
+}
+
+/// Times `f` until `iters` repetitions or `max_seconds` (at least 3).
+fn time_loop(
+    iters: usize,
+    max_seconds: f64,
+    mut f: impl FnMut() -> Result<(), String>,
+) -> Result<Timings, String> {
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < iters.max(1)
+        && (samples.len() < 3 || start.elapsed().as_secs_f64() < max_seconds)
+    {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    Ok(Timings::of(&samples).expect("at least one sample"))
+}
+
+/// A speckle-like image in [0, 1] and the same moved by (3, 2) pixels.
+fn image_pair(w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let (pw, ph) = (w + 8, h + 8);
+    let mut s = 0x9e3779b9u32;
+    let base: Vec<f32> = (0..pw * ph)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32
+        })
+        .collect();
+    let crop = |ox: usize, oy: usize| {
+        (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| base[(y + oy) * pw + x + ox])
+            .collect::<Vec<_>>()
+    };
+    (crop(4, 4), crop(1, 2))
+}
+
+struct ModelRow {
+    name: String,
+    size: (usize, usize),
+    threads: usize,
+    provider: String,
+    features: Timings,
+    flow: Timings,
+    cached: Timings,
+    uncached: Timings,
+}
+
+fn model_only(
+    model: &ModelFiles,
+    name: &str,
+    threads: usize,
+    args: &Args,
+) -> Result<ModelRow, String> {
+    let config = EngineConfig {
+        provider: provider_request(&args.execution_provider)?,
+        strict_provider: false,
+        device_id: 0,
+        threads,
+    };
+    let mut engine = Engine::new(model, &config)?;
+    if let Some(reason) = &engine.fallback_reason {
+        eprintln!("note: {name}: {reason}");
+    }
+    let (w, h) = engine.input_size();
+    let (a, b) = image_pair(w, h);
+    for _ in 0..3 {
+        let fa = engine.features(&a)?;
+        let fb = engine.features(&b)?;
+        engine.flow(&fa, &fb)?;
+    }
+    let reference = engine.features(&a)?;
+    let current = engine.features(&b)?;
+    let (iters, secs) = (args.iters, args.max_seconds);
+    let features = time_loop(iters, secs, || engine.features(&b).map(|_| ()))?;
+    let flow = time_loop(iters, secs, || {
+        engine.flow(&reference, &current).map(|_| ())
+    })?;
+    let cached = time_loop(iters, secs, || {
+        let f = engine.features(&b)?;
+        engine.flow(&reference, &f).map(|_| ())
+    })?;
+    let uncached = time_loop(iters, secs, || {
+        let fa = engine.features(&a)?;
+        let fb = engine.features(&b)?;
+        engine.flow(&fa, &fb).map(|_| ())
+    })?;
+    Ok(ModelRow {
+        name: name.to_string(),
+        size: (w, h),
+        threads,
+        provider: engine.provider().name().into(),
+        features,
+        flow,
+        cached,
+        uncached,
+    })
+}
+
+/// A reference mask for the end-to-end runs: a vein and an artery disc.
+fn write_mask(dir: &Path, w: u32, h: u32) -> Result<PathBuf, String> {
+    let (w, h) = (w as usize, h as usize);
+    let mut m = LabelMap::new(w, h);
+    let r = (w.min(h) / 8) as f64;
+    let discs = [
+        (w as f64 * 0.35, h as f64 * 0.5, 1u8),
+        (w as f64 * 0.65, h as f64 * 0.45, 2u8),
+    ];
+    for y in 0..h {
+        for x in 0..w {
+            for (cx, cy, l) in discs {
+                if (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) <= r * r {
+                    m.data[y * w + x] = l;
+                }
+            }
+        }
+    }
+    let path = dir.join(format!("mask-{w}x{h}.png"));
+    m.save_png(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+struct PipelineRun {
+    /// Arrival times at the sink.
+    arrivals: Vec<Instant>,
+    /// (frame, RSS kB) samples.
+    rss: Vec<(u64, u64)>,
+}
+
+/// Runs `description` (its sink named `sink`) to EOS, recording arrivals at the sink.
+fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String> {
+    let pipeline = gst::parse::launch(description)
+        .map_err(|e| format!("cannot build `{description}`: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline
+        .by_name("sink")
+        .ok_or("the pipeline has no element named sink")?;
+    let record = Arc::new(Mutex::new(PipelineRun {
+        arrivals: Vec::new(),
+        rss: Vec::new(),
+    }));
+    let r = record.clone();
+    sink.static_pad("sink")
+        .ok_or("sink has no sink pad")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let mut r = r.lock().unwrap();
+            r.arrivals.push(Instant::now());
+            let n = r.arrivals.len() as u64;
+            if rss_every > 0 && (n == 1 || n % rss_every == 0) {
+                if let Some((rss, _)) = rss_kb() {
+                    r.rss.push((n, rss));
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| format!("`{description}` did not start"))?;
+    let mut error = None;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                error = Some(format!(
+                    "{}{}",
+                    e.error(),
+                    e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
+                ));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(e) = error {
+        return Err(format!("`{description}` failed: {e}"));
+    }
+    let mut r = record.lock().unwrap();
+    Ok(PipelineRun {
+        arrivals: std::mem::take(&mut r.arrivals),
+        rss: std::mem::take(&mut r.rss),
+    })
+}
+
+/// Frames per second over the arrivals after a 10% warm-up (at least one frame).
+fn fps(arrivals: &[Instant]) -> Option<f64> {
+    let skip = (arrivals.len() / 10).max(1);
+    let timed = arrivals.get(skip..)?;
+    let span = timed.last()?.duration_since(*timed.first()?).as_secs_f64();
+    (timed.len() > 1 && span > 0.0).then(|| (timed.len() - 1) as f64 / span)
+}
+
+fn pddflow_desc(args: &Args, mode: &str, overlay: bool, mask: &Path) -> String {
+    let model = args
+        .e2e_model
+        .as_ref()
+        .map(|m| format!(" model-location=\"{}\"", m.display()))
+        .unwrap_or_default();
+    format!(
+        "pddflow mode={mode} overlay={overlay} threads={} execution-provider={} reference-mask=\"{}\"{model}",
+        args.e2e_threads,
+        args.execution_provider,
+        mask.display()
+    )
+}
+
+fn caps(w: u32, h: u32) -> String {
+    format!("video/x-raw,format=GRAY8,width={w},height={h},framerate=30/1")
+}
+
+fn run(args: Args) -> Result<(), String> {
+    gst::init().map_err(|e| format!("GStreamer: {e}"))?;
+    gstpddflow::plugin_register_static().map_err(|e| format!("plugin: {e}"))?;
+    let skip = |s: &str| args.skip.iter().any(|k| k == s);
+    let mut out = Out { md: String::new() };
+    let gpu = args.execution_provider != "cpu";
+    out.section("Machine", "");
+    out.line(&format!("- CPU: {}", machine()));
+    if gpu {
+        out.line(&format!("- GPU: {}", gpu_name()));
+    }
+    out.line(&format!(
+        "- execution provider asked for: {}",
+        args.execution_provider
+    ));
+
+    // Models: the built-in one and those given.
+    let mut models: Vec<(String, ModelFiles)> = Vec::new();
+    if !args.no_builtin {
+        match ModelFiles::embedded() {
+            Ok(m) => models.push((format!("built-in ({} {})", m.spec.name, m.spec.version), m)),
+            Err(e) => eprintln!("note: {e}"),
+        }
+    }
+    for dir in &args.models {
+        let m = ModelFiles::from_dir(dir)?;
+        models.push((format!("{} ({})", dir.display(), m.spec.name), m));
+    }
+
+    // 1. Model only.
+    let mut cached_ms: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    if !skip("model") {
+        out.section(
+            "Model only (ONNX Runtime, no GStreamer)",
+            "Milliseconds per frame, mean (median) over repeated runs on a speckle-like image \
+             pair. Cached = features of the current frame + flow (the reference's features are \
+             kept, as pddflow does); uncached = features of both frames + flow.",
+        );
+        let mut rows = Vec::new();
+        for (name, model) in &models {
+            for &t in &args.threads {
+                eprintln!("model only: {name}, {t} thread(s)...");
+                let r = model_only(model, name, t, &args)?;
+                cached_ms.insert((name.clone(), t), r.cached.mean_ms);
+                let ms = |t: &Timings| format!("{:.2} ({:.2})", t.mean_ms, t.median_ms);
+                rows.push(vec![
+                    r.name.clone(),
+                    format!("{}x{}", r.size.0, r.size.1),
+                    r.threads.to_string(),
+                    r.provider.clone(),
+                    ms(&r.features),
+                    ms(&r.flow),
+                    ms(&r.cached),
+                    ms(&r.uncached),
+                    format!("{:.2}x", r.uncached.mean_ms / r.cached.mean_ms),
+                    format!("{:.1}", 1000.0 / r.cached.mean_ms),
+                ]);
+            }
+        }
+        out.table(
+            &[
+                "model",
+                "input",
+                "threads",
+                "provider",
+                "features ms",
+                "flow ms",
+                "cached ms/frame",
+                "uncached ms/frame",
+                "caching speed-up",
+                "cached fps",
+            ],
+            &rows,
+        );
+    }
+
+    let tmp = tempfile_dir()?;
+    // 2. End to end.
+    if !skip("e2e") {
+        let e2e_name = match &args.e2e_model {
+            Some(dir) => {
+                let m = ModelFiles::from_dir(dir)?;
+                format!("{} ({})", dir.display(), m.spec.name)
+            }
+            None => models
+                .iter()
+                .find(|(n, _)| n.starts_with("built-in"))
+                .map(|(n, _)| n.clone())
+                .ok_or("the end-to-end runs need a model: this build has no built-in model; give --e2e-model DIR")?,
+        };
+        out.section(
+            "End to end (GStreamer)",
+            &format!(
+                "`{} num-buffers={} ! {} ! pddflow threads={} ! fakesink sync=false`, model \
+                 {e2e_name}, a two-disc reference mask given with reference-mask. Frames per second \
+                 at the sink after a 10% warm-up. The source alone is timed too. Overhead = \
+                 end-to-end ms/frame minus model-only cached ms/frame at the same thread count \
+                 (luma extraction, resizing, warping the mask at frame size, overlay, metadata, \
+                 the source).",
+                args.source,
+                args.e2e_frames,
+                caps(0, 0).replace("width=0,height=0", "width=W,height=H"),
+                args.e2e_threads
+            ),
+        );
+        let model_ms = cached_ms
+            .get(&(e2e_name.clone(), args.e2e_threads as usize))
+            .copied();
+        let mut rows = Vec::new();
+        for size in &args.sizes {
+            let (w, h) = parse_size(size)?;
+            let mask = write_mask(&tmp, w, h)?;
+            eprintln!("end to end: {w}x{h} source alone...");
+            let src_only = run_pipeline(
+                &format!(
+                    "{} num-buffers={} ! {} ! fakesink name=sink sync=false",
+                    args.source,
+                    args.e2e_frames,
+                    caps(w, h)
+                ),
+                0,
+            )?;
+            let src_fps = fps(&src_only.arrivals);
+            for mode in ["keyframe", "chain"] {
+                for overlay in [false, true] {
+                    eprintln!("end to end: {w}x{h} {mode} overlay={overlay}...");
+                    let run = run_pipeline(
+                        &format!(
+                            "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                            args.source,
+                            args.e2e_frames,
+                            caps(w, h),
+                            pddflow_desc(&args, mode, overlay, &mask)
+                        ),
+                        0,
+                    )?;
+                    let f = fps(&run.arrivals);
+                    let ms = f.map(|f| 1000.0 / f);
+                    rows.push(vec![
+                        format!("{w}x{h}"),
+                        mode.to_string(),
+                        if overlay { "on" } else { "off" }.to_string(),
+                        f.map_or("–".into(), |f| format!("{f:.1}")),
+                        ms.map_or("–".into(), |m| format!("{m:.2}")),
+                        src_fps.map_or("–".into(), |f| format!("{:.2}", 1000.0 / f)),
+                        match (ms, model_ms) {
+                            (Some(e), Some(m)) => format!("{:+.2}", e - m),
+                            _ => "–".into(),
+                        },
+                    ]);
+                }
+            }
+        }
+        out.table(
+            &[
+                "frame",
+                "mode",
+                "overlay",
+                "fps",
+                "ms/frame",
+                "source alone ms/frame",
+                "overhead over model-only ms",
+            ],
+            &rows,
+        );
+        if model_ms.is_none() {
+            out.line(&format!(
+                "(No model-only row for {e2e_name} at {} threads: overhead not computed.)",
+                args.e2e_threads
+            ));
+        }
+    }
+
+    // 3. Long run.
+    if !skip("long") && args.long_frames > 0 {
+        let (w, h) = parse_size(&args.long_size)?;
+        let mask = write_mask(&tmp, w, h)?;
+        out.section(
+            "Memory over a long run",
+            &format!(
+                "{} frames at {w}x{h}, chain mode, no overlay; RSS sampled at the sink every {} \
+                 frames; the first 20% are a warm-up. 100,000 frames: `pddflow-bench --skip \
+                 model,e2e,opencv --long-frames 100000`.",
+                args.long_frames,
+                (args.long_frames / 50).max(1)
+            ),
+        );
+        eprintln!("long run: {} frames at {w}x{h}...", args.long_frames);
+        let t = Instant::now();
+        let run = run_pipeline(
+            &format!(
+                "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                args.source,
+                args.long_frames,
+                caps(w, h),
+                pddflow_desc(&args, "chain", false, &mask)
+            ),
+            (args.long_frames / 50).max(1),
+        )?;
+        let secs = t.elapsed().as_secs_f64();
+        match rss_trend(&run.rss, 0.2, 4096) {
+            Some(tr) => out.table(
+                &[
+                    "frames",
+                    "seconds",
+                    "fps",
+                    "RSS after warm-up MB",
+                    "RSS at end MB",
+                    "max MB",
+                    "slope kB/1000 frames",
+                    "flat (< 4 MB growth)",
+                ],
+                &[vec![
+                    run.arrivals.len().to_string(),
+                    format!("{secs:.1}"),
+                    fps(&run.arrivals).map_or("–".into(), |f| format!("{f:.1}")),
+                    format!("{:.1}", tr.start_kb as f64 / 1024.0),
+                    format!("{:.1}", tr.end_kb as f64 / 1024.0),
+                    format!("{:.1}", tr.max_kb as f64 / 1024.0),
+                    format!("{:.1}", tr.slope_kb_per_1000),
+                    if tr.flat { "yes" } else { "NO" }.to_string(),
+                ]],
+            ),
+            None => out.line("Too few RSS samples for a trend (raise --long-frames)."),
+        }
+    }
+
+    // 4. OpenCV.
+    if !skip("opencv") && !args.python.is_empty() {
+        let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
+            let mut s: Vec<String> = models
+                .iter()
+                .map(|(_, m)| format!("{}x{}", m.spec.input_width, m.spec.input_height))
+                .collect();
+            s.extend(args.sizes.iter().cloned());
+            s
+        } else {
+            args.opencv_sizes.clone()
+        };
+        sizes.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        sizes.retain(|s| seen.insert(s.clone()));
+        let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
+        eprintln!("OpenCV: {} sizes...", sizes.len());
+        let output = std::process::Command::new(&args.python)
+            .arg(&args.baselines)
+            .args([
+                "time",
+                "--sizes",
+                &sizes.join(","),
+                "--threads",
+                &threads.join(","),
+            ])
+            .args(["--frames", "20", "--max-seconds", "1.5", "--json", "-"])
+            .stderr(std::process::Stdio::inherit())
+            .output();
+        out.section(
+            "OpenCV optical flow (scripts/baselines.py time)",
+            "Flow only (no warping), milliseconds per frame pair, mean (median), on a speckle-like \
+             pair, with cv2.setNumThreads(threads). Farneback with OpenCV's example parameters; \
+             DIS with its presets.",
+        );
+        match output {
+            Ok(o) if o.status.success() => {
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+                    .map_err(|e| format!("baselines.py time printed no JSON: {e}"))?;
+                let rows: Vec<Vec<String>> = v["rows"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|r| {
+                                vec![
+                                    r["method"].as_str().unwrap_or("?").to_string(),
+                                    format!("{}x{}", r["width"], r["height"]),
+                                    r["threads"].to_string(),
+                                    format!(
+                                        "{:.2} ({:.2})",
+                                        r["mean_ms"].as_f64().unwrap_or(f64::NAN),
+                                        r["median_ms"].as_f64().unwrap_or(f64::NAN)
+                                    ),
+                                    format!(
+                                        "{:.1}",
+                                        1000.0 / r["mean_ms"].as_f64().unwrap_or(f64::NAN)
+                                    ),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.line(&format!(
+                    "OpenCV {}",
+                    v["opencv"].as_str().unwrap_or("(unknown version)")
+                ));
+                out.table(&["method", "size", "threads", "ms/frame", "fps"], &rows);
+            }
+            Ok(o) => out.line(&format!(
+                "OpenCV timings failed ({} exited with {}); give --python with opencv-python-headless",
+                args.python, o.status
+            )),
+            Err(e) => out.line(&format!(
+                "OpenCV timings skipped: cannot run {}: {e}",
+                args.python
+            )),
+        }
+    }
+
+    out.section("Memory", "");
+    match rss_kb() {
+        Some((rss, hwm)) => out.line(&format!(
+            "Peak resident memory of this benchmark process (VmHWM): {:.1} MB; at the end (VmRSS): {:.1} MB.",
+            hwm as f64 / 1024.0,
+            rss as f64 / 1024.0
+        )),
+        None => out.line("/proc/self/status unavailable: no memory figures."),
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &out.md)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("pddflow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}

@@ -8,9 +8,11 @@
 //! * [`report`]: the report as JSON and Markdown, and the merge of several reports into one table.
 //! * [`plot`]: Dice over time per sequence as a PNG.
 //! * [`run`]: the thin GStreamer glue, `appsrc ! pddflow ! appsink`, that produces predictions.
+//! * [`bench`]: timing statistics, memory readings and tables for `pddflow-bench`.
 //!
 //! Everything but [`run`] is pure Rust without GStreamer.
 
+pub mod bench;
 pub mod dataset;
 pub mod plot;
 pub mod report;

@@ -117,7 +117,8 @@ impl Report {
              prediction (Dice 0, HD infinite, left out of the distance means).\n",
             if mm { " and mm" } else { "" }
         );
-        let names: Vec<String> = self.summary.iter().map(|c| c.name.clone()).collect();
+        let shown = shown_classes(&self.summary);
+        let names: Vec<String> = shown.iter().map(|c| c.name.clone()).collect();
         let mut header = vec!["Sequence".to_string(), "Frames".to_string()];
         for n in &names {
             header.push(format!("{n} Dice"));
@@ -154,7 +155,7 @@ impl Report {
         }
         let frames: usize = self.sequences.iter().map(|s| s.frames.len()).sum();
         let mut row = vec!["**mean ± std**".to_string(), frames.to_string()];
-        for c in &self.summary {
+        for c in &shown {
             row.push(pct(Some(c.dice)));
             row.push(pm(c.hd95));
             row.push(pm(c.hd));
@@ -167,6 +168,16 @@ impl Report {
         table_row(&mut md, &row);
         md
     }
+}
+
+/// The classes of a summary worth a column: "overall" only when it averages several classes.
+fn shown_classes(summary: &[ClassStats]) -> Vec<ClassStats> {
+    let classes = summary.iter().filter(|c| c.label.is_some()).count();
+    summary
+        .iter()
+        .filter(|c| c.label.is_some() || classes > 1)
+        .cloned()
+        .collect()
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -196,7 +207,7 @@ fn table_row(md: &mut String, cells: &[String]) {
 pub fn comparison_markdown(reports: &[Report]) -> String {
     let mut names: Vec<(Option<u8>, String)> = Vec::new();
     for r in reports {
-        for c in &r.summary {
+        for c in &shown_classes(&r.summary) {
             if !names.iter().any(|(l, _)| *l == c.label) {
                 names.push((c.label, c.name.clone()));
             }
