@@ -318,7 +318,7 @@ fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String
             let mut r = r.lock().unwrap();
             r.arrivals.push(Instant::now());
             let n = r.arrivals.len() as u64;
-            if rss_every > 0 && (n == 1 || n % rss_every == 0) {
+            if rss_every > 0 && (n == 1 || n.is_multiple_of(rss_every)) {
                 if let Some((rss, _)) = rss_kb() {
                     r.rss.push((n, rss));
                 }
