@@ -142,13 +142,16 @@ def eval_sequence(seq_dir, method, mode):
     n_cls = max(3, int(max(m.max() for m in masks.values())) + 1)
     classes = sorted(set(int(c) for m in masks.values() for c in np.unique(m) if c != 0))
     per = {c: [] for c in classes}
-    prev = ref_mask
+    comp = None
     for i in range(1, len(frames)):
         if mode == "keyframe":
             pred = warp_labels(ref_mask, method(frames[0], frames[i]), n_cls)
         else:
-            pred = warp_labels(prev, method(frames[i - 1], frames[i]), n_cls)
-            prev = pred
+            # chain: frame-to-frame flows composed back to the reference (as the element does):
+            # F_0<-t(p) = f(p) + F_0<-t-1(p + f(p)), f = flow(t -> t-1); the reference mask is warped once
+            step = method(frames[i - 1], frames[i])
+            comp = step if comp is None else step + warp_np(comp, step)
+            pred = warp_labels(ref_mask, comp, n_cls)
         if i in masks:
             for c, v in score(pred, masks[i], classes).items():
                 per[c].append(v)

@@ -51,13 +51,13 @@ fi
 DATA_ARGS=()
 for d in "${TRAIN_ROOTS[@]+"${TRAIN_ROOTS[@]}"}"; do DATA_ARGS+=(--data "$d"); done
 DATA_ARGS+=(--data "$CAROTID")
-KD_ARGS=(--teacher dis:fast)
+KD_ARGS=(--teacher dis:medium)
 [ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd)
 WORKERS=$(( NPROC > 2 ? NPROC - 2 : 0 ))
 "$PY" "$HERE/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
-  --stages pretrain,finetune --budget "$BUDGET" --budget-split 0.6,0.4 \
+  --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 2,4,6 --synth-prob 0.25 --max-shift 48 --aug 1 --flow-weight 0.01 --smooth-weight 0 \
+  --distances 2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.01 --smooth-weight 0 \
   "${KD_ARGS[@]}" --batch 32 --workers "$WORKERS" --threads 4 --device "$DEVICE" \
   --cache "$WORK/teacher_cache" --out "$WORK/run" --resume --log-every 50 --ckpt-every 60 "$@"
 cp "$WORK/run/final.pt" "$OUT/final.pt"

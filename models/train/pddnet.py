@@ -45,8 +45,8 @@ DEFAULT_CONFIG = dict(
     R=3,              # Obelisk max offset (H/4 pixels)
     c1=32,            # hidden channels
     C=16,             # feature channels
-    G=13,             # labels per axis (G x G grid)
-    spacing=2,        # label spacing in feature pixels
+    G=17,             # labels per axis (G x G grid)
+    spacing=1,        # label spacing in feature pixels
     n_mf=2,           # mean-field iterations
 )
 

@@ -48,12 +48,12 @@ if [ -d "$CAROTID" ]; then
   DATA_ARGS+=(--data "$CAROTID")
   VAL_ARGS=(--val-data "$CAROTID" --val-seqs 0035,0037)
 fi
-KD_ARGS=(--teacher dis:fast)
+KD_ARGS=(--teacher dis:medium)
 [ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd)
 "$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 "${VAL_ARGS[@]}" \
-  --stages pretrain,finetune --budget "$BUDGET" --budget-split 0.6,0.4 \
+  --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 2,4,6 --synth-prob 0.25 --max-shift 48 --aug 1 --flow-weight 0.01 \
+  --distances 2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.01 \
   "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 \
   --cache "$RUNS/teacher_cache" --out "$RUNS/regen" --resume --ckpt-every 120 --log-every 50
 

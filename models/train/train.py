@@ -69,6 +69,8 @@ def parse():
     ap.add_argument("--aug", type=float, default=0.0, help="ultrasound augmentation strength (0 = off)")
     ap.add_argument("--budget", type=float, default=0, help="wall-clock seconds for all stages (0 = epochs only)")
     ap.add_argument("--budget-split", default="", help="fractions of the budget per stage, e.g. 0.4,0.6")
+    ap.add_argument("--stage-steps", default="", help="max optimizer steps per stage, e.g. 300,200 (0 = no limit); "
+                    "use for step-matched ablations on a busy machine")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--config", default="{}", help="JSON overrides of the PDDNet config")
     ap.add_argument("--threads", type=int, default=1)
@@ -239,6 +241,9 @@ def main():
                               synth_prob=a.synth_prob if st != "synth" else 1.0, aug=a.aug,
                               seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift)
         stage_budget = a.budget * split[state["stage"]] if a.budget else float("inf")
+        steps_lim = [int(x) for x in a.stage_steps.split(",")] if a.stage_steps else []
+        stage_steps = steps_lim[state["stage"]] if state["stage"] < len(steps_lim) and steps_lim[state["stage"]] else 10 ** 12
+        state.setdefault("stage_step", 0)
         print(f"== stage {st}: {len(sampler)} pairs/epoch, lr {lr}, epochs {epochs}, budget "
               f"{stage_budget:.0f} s", flush=True)
         stage_t0 = time.time() - state["stage_elapsed"]
@@ -273,7 +278,8 @@ def main():
                 if a.val_every and now - last_val > a.val_every:
                     state["val"][f"{st}-step{state['step']}"] = validate(net, a, f"{st} step {state['step']}")
                     last_val = time.time()
-                if state["stage_elapsed"] > stage_budget:
+                state["stage_step"] += 1
+                if state["stage_elapsed"] > stage_budget or state["stage_step"] >= stage_steps:
                     done = True
                     break
             if not done:
@@ -281,7 +287,7 @@ def main():
                 state["pos"] = 0
         print(f"== stage {st} done: epoch {state['epoch']} step {state['step']} {state['elapsed']:.0f}s", flush=True)
         state["val"][st] = validate(net, a, st)
-        state.update(stage=state["stage"] + 1, epoch=0, pos=0, stage_elapsed=0.0)
+        state.update(stage=state["stage"] + 1, epoch=0, pos=0, stage_elapsed=0.0, stage_step=0)
         save(last, net, opt, state, a)
         torch.save(dict(model=net.state_dict(), config=net.cfg, training=training_record(a, state),
                         scores=state["val"]), os.path.join(a.out, f"stage_{st}.pt"))
