@@ -17,8 +17,8 @@ Flow head (reference features R, current features F):
     cost_l(p) = -2 <F(p), R(p + d_l)> over a G x G grid of label displacements
                 d_l = (l - (G-1)/2) * spacing   (feature pixels), edge (replicate) padding.
                 With unit-norm features this is the SSD ||F(p) - R(p+d_l)||^2 - 2.
-    D   = alpha * cost, alpha = 20 sigmoid(a) (learned temperature, bounded so that the
-          export's softmax needs no max subtraction: |alpha*cost| <= 40)
+    D   = alpha * cost, alpha = 30 sigmoid(a) (learned temperature, bounded so that the
+          export's softmax needs no max subtraction, see export.py)
     D1  = min-convolution over the label grid (min-pool 3, avg-pool 3, avg-pool 3)
     D2  = spatial avg-pool 3 twice                            (smooth data term)
     mean-field: u = D2; repeat n_mf: Q = softmax(-u); u = D2 - wmf * avgpool3(Q), wmf = 20 sigmoid(w)
@@ -36,6 +36,9 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+ALPHA_MAX = 30.0  # bound of the cost temperature
+WMF_MAX = 20.0    # bound of the mean-field weight
 
 DEFAULT_CONFIG = dict(
     input_size=256,   # H = W of the model input
@@ -71,7 +74,7 @@ class PDDNet(nn.Module):
         self.bn2 = nn.BatchNorm2d(c1)
         self.conv3 = nn.Conv2d(c1, C, 1, bias=True)
         # flow head parameters (softplus-ed)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(3.0 / 17.0)))  # alpha = 3 at init
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(10.0 / 20.0)))  # alpha = 10 at init
         self.log_mf = nn.Parameter(torch.tensor(math.log(1.0 / 19.0)))  # wmf = 1 at init
         G = c["G"]
         r = torch.arange(G, dtype=torch.float32) - (G - 1) / 2
@@ -116,10 +119,10 @@ class PDDNet(nn.Module):
         return f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-6)
 
     def alpha(self):
-        return 20.0 * torch.sigmoid(self.log_alpha)
+        return ALPHA_MAX * torch.sigmoid(self.log_alpha)
 
     def wmf(self):
-        return 20.0 * torch.sigmoid(self.log_mf)
+        return WMF_MAX * torch.sigmoid(self.log_mf)
 
     # ---------------------------------------------------------------- flow
     def cost(self, fr, fc):

@@ -213,7 +213,10 @@ def main():
     split = [float(x) for x in a.budget_split.split(",")] if a.budget_split else [1.0 / len(stages)] * len(stages)
     state = dict(stage=0, epoch=0, pos=0, step=0, elapsed=0.0, stage_elapsed=0.0, val={})
     last = os.path.join(a.out, "last.pt")
-    opt = torch.optim.Adam(net.parameters(), lr=a.pretrain_lr)
+    head = [net.log_alpha, net.log_mf]
+    rest = [p for n, p in net.named_parameters() if n not in ("log_alpha", "log_mf")]
+    # the two flow-head scalars (temperature, mean-field weight) learn 10x faster
+    opt = torch.optim.Adam([dict(params=rest, lr_mult=1.0), dict(params=head, lr_mult=10.0)], lr=a.pretrain_lr)
     if a.resume and os.path.exists(last):
         ck = torch.load(last, map_location=dev, weights_only=False)
         net.load_state_dict(ck["model"])
@@ -222,7 +225,7 @@ def main():
         print(f"resumed from {last}: stage {state['stage']} epoch {state['epoch']} step {state['step']}", flush=True)
     elif a.init:
         ck = torch.load(a.init, map_location=dev, weights_only=False)
-        sd = {k: v for k, v in ck["model"].items() if not (a.init_features_only and k in ("log_alpha", "log_mf"))}
+        sd = {k: v for k, v in ck["model"].items() if not (a.init_features_only and k in ("log_alpha", "log_mf", "disp"))}
         missing, unexpected = net.load_state_dict(sd, strict=not a.init_features_only)
         print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "", flush=True)
     net.train()
@@ -234,7 +237,7 @@ def main():
         lr = dict(synth=a.synth_lr, pretrain=a.pretrain_lr, finetune=a.finetune_lr)[st]
         epochs = dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs)[st]
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         mode = {"synth": "synth", "pretrain": "random", "finetune": "task"}[st]
         sampler = PairSampler(ft_seqs if st == "finetune" else seqs, mode=mode,
                               distances=[int(d) for d in a.distances.split(",")], task_step=a.task_step,
