@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md in one command: accuracy of pddflow (keyframe, chain) next to the
+# classical baselines on the real carotid recordings and on a phantom test set (pddflow-eval,
+# scripts/baselines.py), then speed and memory (pddflow-bench). Everything measured in this run.
+#
+#   scripts/benchmarks.sh                 # CPU, built-in model
+#   EP=cuda scripts/benchmarks.sh         # GPU run (CUDA execution provider; GPU name reported)
+#
+# Settings (environment):
+#   PYTHON          Python with numpy + opencv-python-headless (default: /work/venv-train/bin/python
+#                   when present, else python3)
+#   CAROTID         real recordings (default: ../shared/data/carotid; skipped when missing)
+#   PHANTOM_ARGS    pddflow-phantom arguments of the test set (default below; seed 1000 is kept
+#                   out of training)
+#   MODEL           model directory for the accuracy runs (default: the built-in model)
+#   BENCH_MODELS    extra model directories for the model-only table (space separated)
+#   BENCH_CHECKPOINT  a PDD-Net checkpoint (.pt): re-exported at 128², 256², 512² with
+#                   models/train/export.py (needs torch) for the model-only table
+#   EP              execution provider: cpu (default), cuda, auto
+#   LONG_FRAMES     frames of the RSS run (default 600; the 100,000-frame check: LONG_FRAMES=100000)
+#   THREADS         ONNX Runtime threads of the accuracy runs (default 1)
+#   WORK            scratch directory (default: target/benchmarks)
+#   OUT             the Markdown written (default: BENCHMARKS.md)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x /work/venv-train/bin/python ]]; then PYTHON=/work/venv-train/bin/python; else PYTHON=python3; fi
+fi
+CAROTID="${CAROTID:-../shared/data/carotid}"
+PHANTOM_ARGS="${PHANTOM_ARGS:---sequences 4 --frames 40 --size 256x256 --seed 1000}"
+EP="${EP:-cpu}"
+LONG_FRAMES="${LONG_FRAMES:-600}"
+THREADS="${THREADS:-1}"
+WORK="${WORK:-target/benchmarks}"
+OUT="${OUT:-BENCHMARKS.md}"
+START=$(date +%s)
+
+echo "== building (release)" >&2
+cargo build --release --bins >&2
+BIN=target/release
+rm -rf "$WORK"
+mkdir -p "$WORK/reports" "$WORK/pred"
+
+MODEL_ARGS=()
+MODEL_NAME="built-in model"
+if [[ -n "${MODEL:-}" ]]; then
+  MODEL_ARGS=(--model "$MODEL")
+  MODEL_NAME="$MODEL"
+fi
+
+DATASETS=()
+if [[ -d "$CAROTID" ]]; then DATASETS+=("carotid=$CAROTID"); fi
+echo "== phantom test set: pddflow-phantom $PHANTOM_ARGS" >&2
+# shellcheck disable=SC2086
+"$BIN/pddflow-phantom" --out "$WORK/phantom-test" $PHANTOM_ARGS --quiet >&2
+DATASETS+=("phantom=$WORK/phantom-test")
+
+ACCURACY=""
+for entry in "${DATASETS[@]}"; do
+  name="${entry%%=*}"
+  dir="${entry#*=}"
+  for mode in keyframe chain; do
+    echo "== $name: pddflow $mode" >&2
+    "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/pddflow_$mode" \
+      --mode "$mode" "${MODEL_ARGS[@]}" --execution-provider "$EP" --threads "$THREADS" \
+      --report "$WORK/reports/$name-pddflow_$mode" --quiet > /dev/null
+  done
+  echo "== $name: baselines" >&2
+  "$PYTHON" scripts/baselines.py run --dataset "$dir" --out "$WORK/pred/$name" \
+    --references "$WORK/pred/$name/pddflow_keyframe/manifest.json" > "$WORK/$name-baselines.jsonl"
+  for m in copy farneback_keyframe farneback_chain dis_fast_keyframe dis_fast_chain \
+           dis_medium_keyframe dis_medium_chain; do
+    "$BIN/pddflow-eval" --dataset "$dir" --score-predictions "$WORK/pred/$name/$m" \
+      --report "$WORK/reports/$name-$m" --quiet > /dev/null
+  done
+  reports=("$WORK/reports/$name-pddflow_keyframe.json" "$WORK/reports/$name-pddflow_chain.json")
+  for m in copy farneback_keyframe farneback_chain dis_fast_keyframe dis_fast_chain \
+           dis_medium_keyframe dis_medium_chain; do
+    reports+=("$WORK/reports/$name-$m.json")
+  done
+  "$BIN/pddflow-eval" --compare "${reports[@]}" --output "$WORK/$name-table.md"
+  ACCURACY+=$'\n'"### $name ($dir)"$'\n\n'
+  ACCURACY+="$(cat "$WORK/$name-table.md")"$'\n\n'
+  ACCURACY+="OpenCV flow time per frame at native size, 1 thread, from scripts/baselines.py run:"$'\n\n'
+  ACCURACY+="$("$PYTHON" - "$WORK/$name-baselines.jsonl" <<'EOF'
+import json, sys
+print("| method | ms/frame (flow only) |")
+print("|---|---|")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["flow_ms_per_frame"] is not None:
+        print(f"| {r['method']} | {r['flow_ms_per_frame']:.1f} |")
+EOF
+)"$'\n\n'
+  ACCURACY+="<details><summary>Per-sequence tables (pddflow keyframe and chain)</summary>"$'\n\n'
+  for mode in keyframe chain; do
+    ACCURACY+="$(cat "$WORK/reports/$name-pddflow_$mode.md")"$'\n\n'
+  done
+  ACCURACY+="</details>"$'\n'
+done
+
+BENCH_ARGS=()
+if [[ -n "${BENCH_CHECKPOINT:-}" ]]; then
+  echo "== exporting $BENCH_CHECKPOINT at 128, 256, 512" >&2
+  (cd models/train && "$PYTHON" - "$BENCH_CHECKPOINT" "$ROOT/$WORK/bench-models" <<'EOF'
+import sys, torch
+from export import export
+from pddnet import PDDNet
+ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+for size in (128, 256, 512):
+    cfg = dict(ck["config"]); cfg["input_size"] = size
+    net = PDDNet(**cfg); net.load_state_dict(ck["model"]); net.eval()
+    export(net, f"{sys.argv[2]}/{size}", f"pddnet-{size}", "bench", ck.get("training"), None)
+EOF
+  ) >&2
+  BENCH_ARGS+=(--models "$WORK/bench-models/128" "$WORK/bench-models/256" "$WORK/bench-models/512")
+fi
+if [[ -n "${BENCH_MODELS:-}" ]]; then
+  # shellcheck disable=SC2206
+  BENCH_ARGS+=(--models $BENCH_MODELS)
+fi
+echo "== pddflow-bench" >&2
+"$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" \
+  --python "$PYTHON" --markdown "$WORK/bench.md" >&2
+
+END=$(date +%s)
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Generated by \`scripts/benchmarks.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') in $(( (END - START) / 60 )) min,"
+  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' (with local changes)')."
+  echo "Do not edit by hand: rerun the script (settings at its top)."
+  echo
+  echo "- machine: $CPU, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); shared with other jobs, so timings vary by ±20% or more between runs"
+  echo "- execution provider: $EP$([[ "$EP" != cpu ]] && echo "; GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo none)")"
+  echo "- accuracy model: $MODEL_NAME; ONNX Runtime threads: $THREADS"
+  echo "- OpenCV: $("$PYTHON" -c 'import cv2; print(cv2.__version__)')"
+  echo
+  echo "## Commands"
+  echo
+  echo '```sh'
+  echo "pddflow-phantom --out $WORK/phantom-test $PHANTOM_ARGS"
+  echo "pddflow-eval --dataset DATA --predictions $WORK/pred/NAME/pddflow_MODE --mode MODE ${MODEL_ARGS[*]} --execution-provider $EP --threads $THREADS --report $WORK/reports/NAME-pddflow_MODE"
+  echo "$PYTHON scripts/baselines.py run --dataset DATA --out $WORK/pred/NAME --references $WORK/pred/NAME/pddflow_keyframe/manifest.json"
+  echo "pddflow-eval --dataset DATA --score-predictions $WORK/pred/NAME/METHOD --report $WORK/reports/NAME-METHOD"
+  echo "pddflow-eval --compare $WORK/reports/NAME-*.json"
+  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --python $PYTHON"
+  echo '```'
+  echo
+  echo "## Accuracy (paper protocol: first frame's mask propagated, every later annotated frame scored)"
+  echo
+  echo "Mean ± standard deviation over sequences (n − 1) of the per-sequence means. Dice in %, HD95 and HD"
+  echo "in pixels (mm where meta.json gives a spacing). All rows are scored by the same code (pddflow-eval);"
+  echo "baselines warp exactly as the element does (backward flow, soft one-hot bilinear, argmax),"
+  echo "chain = frame-to-frame flows composed back to the reference. frames/s of pddflow rows: whole"
+  echo "pipeline incl. PNG decoding and writing. Dice-over-time plots: $WORK/reports/*-dice.png."
+  echo "$ACCURACY"
+  echo "## Speed and memory (pddflow-bench)"
+  cat "$WORK/bench.md"
+} > "$OUT"
+echo "wrote $OUT in $(( END - START )) s" >&2
