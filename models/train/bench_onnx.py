@@ -1,6 +1,8 @@
 """Benchmark a pddflow model directory in ONNX Runtime on ONE CPU thread.
 
 Per frame with cached reference features = features(current) + flow(reference, current).
+Reports wall-clock median/p90/min and the calling thread's CPU time (ORT runs a
+single-threaded session on the calling thread), which is robust to other load on the machine.
 Usage: python bench_onnx.py [MODEL_DIR ...] [--iters N] [--profile]
 """
 import argparse
@@ -28,20 +30,24 @@ def bench(model_dir, iters=200, warmup=20, profile=False):
     ref = rng.rand(1, 1, H, W).astype(np.float32)
     cur = rng.rand(1, 1, H, W).astype(np.float32)
     (rf,) = fs.run(["features"], {"image": ref})
-    tf, tw = [], []
+    tf, tw, tc = [], [], []
     for i in range(warmup + iters):
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         (cf,) = fs.run(["features"], {"image": cur})
         t1 = time.perf_counter()
         (fl,) = ws.run(["flow"], {"reference_features": rf, "current_features": cf})
         t2 = time.perf_counter()
+        c1 = time.thread_time()
         if i >= warmup:
             tf.append(t1 - t0)
             tw.append(t2 - t1)
+            tc.append(c1 - c0)
     tf, tw = np.array(tf) * 1e3, np.array(tw) * 1e3
     tot = tf + tw
     res = dict(model=model_dir, size=f"{W}x{H}", features_ms=float(np.median(tf)), flow_ms=float(np.median(tw)),
                total_ms_median=float(np.median(tot)), total_ms_p90=float(np.percentile(tot, 90)),
+               total_ms_min=float(np.min(tot)), cpu_ms_median=float(np.median(tc) * 1e3),
                ort=ort.__version__, threads=1)
     if profile:
         print("profiles:", fs.end_profiling(), ws.end_profiling())
@@ -57,7 +63,8 @@ def main():
     for d in a.model_dirs:
         r = bench(d, a.iters, profile=a.profile)
         print(f"{r['model']}: {r['size']} features {r['features_ms']:.2f} ms + flow {r['flow_ms']:.2f} ms = "
-              f"{r['total_ms_median']:.2f} ms median ({r['total_ms_p90']:.2f} p90), 1 thread, ORT {r['ort']}")
+              f"{r['total_ms_median']:.2f} ms median ({r['total_ms_p90']:.2f} p90, {r['total_ms_min']:.2f} min; "
+              f"thread CPU time {r['cpu_ms_median']:.2f} ms median), 1 thread, ORT {r['ort']}")
 
 
 if __name__ == "__main__":

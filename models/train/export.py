@@ -34,6 +34,7 @@ from pddnet import PDDNet
 
 OPSET = 17
 IR_VERSION = 8
+BAND_GATHER = True  # build the cost volume with two Gathers (else Slice/Concat + Pad/strided Slice)
 
 
 def _fold_bn(w, bn, b=None):
@@ -139,21 +140,34 @@ def build_flow(net):
     N("Reshape", ["cur_t", I("shp_c", i64([h, w, C]))], ["cmat"])
     # reference padded: [1, C, h+2P, w+2P]
     N("Pad", ["reference_features", I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
-    # G row-shifted copies -> [G, C+1, h, w+2P]
-    rows = []
-    for iy in range(G):
-        nm = f"rrow{iy}"
-        N("Slice", ["rpad", I(f"rs{iy}", i64([iy * sp])), I(f"re{iy}", i64([iy * sp + h])), I(f"ra{iy}", i64([2]))], [nm])
-        rows.append(nm)
-    N("Concat", rows, ["rrows"], axis=0)
-    N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C, w+2P]
-    N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]
     Wp = w + 2 * P
-    N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
-    N("Pad", ["band1", I("pads_b", i64([0, 0, 0, 0, 0, w]))], ["band2"], mode="constant")
-    N("Reshape", ["band2", I("shp_b3", i64([G, h, w, Wp + 1]))], ["band3"])
-    N("Slice", ["band3", I("bs", i64([0])), I("be", i64([2 * P + 1])), I("ba", i64([3])), I("bst", i64([sp]))],
-      ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
+    if BAND_GATHER:
+        # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies
+        N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
+        N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
+        ridx = (np.arange(G)[:, None] * sp + np.arange(h)[None, :]).astype(np.int64)  # [G, h]
+        N("Gather", ["rrowsT", I("ridx", ridx)], ["rmat"], axis=0)  # [G, h, C, Wp]
+    else:
+        # G row-shifted copies -> [G, C, h, w+2P]
+        rows = []
+        for iy in range(G):
+            nm = f"rrow{iy}"
+            N("Slice", ["rpad", I(f"rs{iy}", i64([iy * sp])), I(f"re{iy}", i64([iy * sp + h])), I(f"ra{iy}", i64([2]))], [nm])
+            rows.append(nm)
+        N("Concat", rows, ["rrows"], axis=0)
+        N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C, w+2P]
+    N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]; band[x, x + sp*k] is label (dy, k)
+    if BAND_GATHER:
+        N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
+        cidx = (np.arange(w)[:, None] * (Wp + 1) + np.arange(G)[None, :] * sp).reshape(-1).astype(np.int64)
+        N("Gather", ["band1", I("cidx", cidx)], ["band2"], axis=2)  # [G, h, w*G]
+        N("Reshape", ["band2", I("shp_b3", i64([G, h, w, G]))], ["corr_t"])  # [G(dy), h, w, G(dx)]
+    else:
+        N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
+        N("Pad", ["band1", I("pads_b", i64([0, 0, 0, 0, 0, w]))], ["band2"], mode="constant")
+        N("Reshape", ["band2", I("shp_b3", i64([G, h, w, Wp + 1]))], ["band3"])
+        N("Slice", ["band3", I("bs", i64([0])), I("be", i64([2 * P + 1])), I("ba", i64([3])), I("bst", i64([sp]))],
+              ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
     N("Transpose", ["corr_t"], ["corr_hw"], perm=[1, 2, 0, 3])  # [h, w, G, G]
     N("Reshape", ["corr_hw", I("shp_l", i64([h * w, 1, G, G]))], ["corr_l"])
     # temperature then min-convolution over labels
