@@ -12,6 +12,35 @@ use rayon::prelude::*;
 use gstpddflow::phantom::{Phantom, PhantomParams};
 
 const FRAMES: u64 = 400;
+
+/// CPU time of this process (user + system) in seconds, from /proc (Linux); `None` elsewhere.
+/// The machine may be shared: CPU time per frame shows the cost independent of other load.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
+}
+
+fn report(label: &str, frames: u64, wall: f64, cpu: Option<f64>, threads: usize) {
+    let mut line = format!(
+        "{label}: {frames} frames of {SIZE}x{SIZE} in {wall:.2} s = {:.1} frames/s",
+        frames as f64 / wall
+    );
+    if let Some(cpu) = cpu {
+        let per_frame = cpu / frames as f64;
+        line += &format!(
+            "; CPU {:.2} ms/frame = {:.1} frames/s per core, {:.1} frames/s on {threads} idle cores",
+            per_frame * 1e3,
+            1.0 / per_frame,
+            threads as f64 / per_frame
+        );
+    }
+    println!("{line}");
+}
 const SIZE: usize = 256;
 
 fn params(seed: u64) -> PhantomParams {
@@ -37,20 +66,19 @@ fn main() {
 
     let mut workspace = phantom.workspace();
     black_box(phantom.frame(0, &mut workspace));
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     for index in 0..FRAMES {
         black_box(phantom.frame(index, &mut workspace));
     }
-    let single = start.elapsed().as_secs_f64();
-    println!(
-        "single thread: {FRAMES} frames of {SIZE}x{SIZE} in {single:.2} s = {:.1} frames/s ({:.2} ms/frame)",
-        FRAMES as f64 / single,
-        single * 1e3 / FRAMES as f64
-    );
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu_start).map(|(end, start)| end - start);
+    report("1 thread", FRAMES, wall, cpu, 1);
 
     let threads = rayon::current_num_threads();
     let sequences = (threads * 2) as u64;
     let per_sequence = FRAMES / sequences;
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     (0..sequences).into_par_iter().for_each(|seed| {
         let phantom = Phantom::new(params(seed)).expect("valid parameters");
@@ -59,10 +87,13 @@ fn main() {
             black_box(phantom.frame(index, &mut workspace));
         }
     });
-    let multi = start.elapsed().as_secs_f64();
-    let frames = sequences * per_sequence;
-    println!(
-        "{threads} threads: {frames} frames in {sequences} sequences in {multi:.2} s = {:.1} frames/s (setup included)",
-        frames as f64 / multi
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu_start).map(|(end, start)| end - start);
+    report(
+        &format!("{threads} threads, {sequences} sequences, setup included"),
+        sequences * per_sequence,
+        wall,
+        cpu,
+        threads,
     );
 }

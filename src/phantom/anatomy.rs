@@ -118,8 +118,9 @@ impl Grid {
     /// Index of the raster cell nearest to `(x, y)`, clamped to the grid.
     #[inline]
     pub fn nearest(&self, x: f32, y: f32) -> usize {
-        let i = ((x - self.x0 as f32 + 0.5).floor() as i64).clamp(0, self.width as i64 - 1);
-        let j = ((y - self.y0 as f32 + 0.5).floor() as i64).clamp(0, self.height as i64 - 1);
+        // Truncation equals floor for the non-negative values that survive the clamp.
+        let i = ((x - self.x0 as f32 + 0.5).max(0.0) as i64).min(self.width as i64 - 1);
+        let j = ((y - self.y0 as f32 + 0.5).max(0.0) as i64).min(self.height as i64 - 1);
         j as usize * self.width + i as usize
     }
 }

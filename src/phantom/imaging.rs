@@ -124,24 +124,31 @@ pub fn fast_log10(x: f32) -> f32 {
     exponent as f32 * std::f32::consts::LOG10_2 + ln_m * std::f32::consts::LOG10_E
 }
 
-/// `(sin x, cos x)` to about 1e-4, for any finite `x`.
+/// `(sin x, cos x)` to about 2e-5 for any finite `x`, without branches (phases of random
+/// scatterers would defeat branch prediction).
 #[inline]
 pub fn fast_sin_cos(x: f32) -> (f32, f32) {
-    use std::f32::consts::{PI, TAU};
-    let r = x - TAU * (x / TAU).round();
-    // Fold to [-pi/2, pi/2] for sin; cos follows from the quadrant.
-    let (s_arg, c_sign) = if r > 0.5 * PI {
-        (PI - r, -1.0)
-    } else if r < -0.5 * PI {
-        (-PI - r, -1.0)
-    } else {
-        (r, 1.0)
-    };
-    let x2 = s_arg * s_arg;
-    let sin = s_arg
-        * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 / 362_880.0))));
-    let cos = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 / 40_320.0)));
-    (sin, c_sign * cos)
+    use std::f32::consts::TAU;
+    // Round to the nearest turn without a libm call (values stay far inside i32).
+    let turns = x * (1.0 / TAU);
+    let r = x - TAU * ((turns + 0.5f32.copysign(turns)) as i32 as f32);
+    // Taylor series on [-pi, pi]: odd terms to r^13, even terms to r^14.
+    let r2 = r * r;
+    let sin = r
+        * (1.0
+            + r2 * (-1.0 / 6.0
+                + r2 * (1.0 / 120.0
+                    + r2 * (-1.0 / 5040.0
+                        + r2 * (1.0 / 362_880.0
+                            + r2 * (-1.0 / 39_916_800.0 + r2 / 6_227_020_800.0))))));
+    let cos = 1.0
+        + r2 * (-0.5
+            + r2 * (1.0 / 24.0
+                + r2 * (-1.0 / 720.0
+                    + r2 * (1.0 / 40_320.0
+                        + r2 * (-1.0 / 3_628_800.0
+                            + r2 * (1.0 / 479_001_600.0 - r2 / 87_178_291_200.0))))));
+    (sin, cos)
 }
 
 /// SplitMix64: a tiny, portable random stream for per-frame noise (reproducible everywhere).
@@ -199,14 +206,16 @@ pub fn convolve_axial(input: &[f32], out: &mut [f32], width: usize, rows: usize,
     }
 }
 
-/// Lateral convolution of one row: `out[x] = sum_k kernel[k] * input[x + offset + k]`, where
-/// `offset = pad - kernel.len() / 2` centres the kernel on a row padded by `pad` each side.
-pub fn convolve_row(input: &[f32], out: &mut [f32], pad: usize, kernel: &[f32]) {
-    let offset = pad - kernel.len() / 2;
+/// Lateral convolution of one row of interleaved samples (`channels` values per pixel):
+/// `out[x] = sum_k kernel[k] * input[x + offset + k]` per channel, where
+/// `offset = pad - kernel.len() / 2` centres the kernel on a row padded by `pad` pixels each side.
+pub fn convolve_row(input: &[f32], out: &mut [f32], pad: usize, kernel: &[f32], channels: usize) {
+    let offset = (pad - kernel.len() / 2) * channels;
     out.fill(0.0);
-    let width = out.len();
+    let len = out.len();
     for (k, &weight) in kernel.iter().enumerate() {
-        let src = &input[offset + k..offset + k + width];
+        let start = offset + k * channels;
+        let src = &input[start..start + len];
         for (d, s) in out.iter_mut().zip(src) {
             *d += weight * s;
         }

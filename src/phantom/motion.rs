@@ -27,6 +27,9 @@ use super::params::PhantomParams;
 const MAX_VESSELS: usize = 8;
 /// Step of the tabulated half-chords, in pixels.
 const CHORD_STEP: f32 = 0.25;
+/// Column maps are tabulated this many times per pixel; forward and backward maps use the
+/// same table entry for a given column, so they stay exact inverses of each other.
+const COLUMNS_PER_PX: f32 = 8.0;
 
 /// One sinusoid of hand tremor: amplitude (px), angular frequency (rad/s), phase.
 #[derive(Clone, Copy, Debug)]
@@ -243,10 +246,14 @@ impl ChordTable {
 pub struct Geometry {
     vessels: Vec<ChordTable>,
     deep_boundary: f32,
+    /// Columns (px) covered by the per-frame table of column maps; beyond, the nearest
+    /// column's map is used.
+    x_min: f32,
+    x_max: f32,
 }
 
 impl Geometry {
-    pub fn new(vessels: &[Vessel], deep_boundary: f32) -> Self {
+    pub fn new(vessels: &[Vessel], deep_boundary: f32, x_min: f32, x_max: f32) -> Self {
         Self {
             vessels: vessels
                 .iter()
@@ -254,6 +261,8 @@ impl Geometry {
                 .map(ChordTable::new)
                 .collect(),
             deep_boundary,
+            x_min,
+            x_max: x_max.max(x_min + 1.0),
         }
     }
 
@@ -271,7 +280,7 @@ impl Geometry {
             collapse[k] = v.max_collapse * closing;
         }
         let (sin, cos) = pose.angle.sin_cos();
-        Deformation {
+        let mut deformation = Deformation {
             geometry: self,
             collapse,
             scale,
@@ -280,7 +289,13 @@ impl Geometry {
             pivot_x,
             sin,
             cos,
-        }
+            columns: Vec::new(),
+        };
+        let count = ((self.x_max - self.x_min) * COLUMNS_PER_PX).ceil() as usize + 1;
+        deformation.columns = (0..count)
+            .map(|i| deformation.column_exact(self.x_min + i as f32 / COLUMNS_PER_PX))
+            .collect();
+        deformation
     }
 }
 
@@ -295,6 +310,8 @@ pub struct Deformation<'a> {
     pivot_x: f32,
     sin: f32,
     cos: f32,
+    /// Column maps from `x_min` every `1 / COLUMNS_PER_PX` pixel.
+    columns: Vec<ColumnMap>,
 }
 
 /// Piecewise-linear depth map of one image column: `pre[i] -> post[i]`, linear in between.
@@ -351,7 +368,7 @@ impl Deformation<'_> {
     /// that, the tissue above each vessel is pushed down by the lumen height the vessel loses
     /// (ramping from 0 at the skin), so the superficial wall closes onto the deep wall while
     /// everything below the vessel moves with its neighbours.
-    fn column(&self, x: f32) -> ColumnMap {
+    fn column_exact(&self, x: f32) -> ColumnMap {
         let bottom = self.geometry.deep_boundary;
         let strain = (self.compression / bottom).min(0.9);
         // (top, bottom, push): push is the downward shift of the vessel's top relative to the
@@ -413,6 +430,14 @@ impl Deformation<'_> {
         }
         map.deep_shift = map.pre[map.n - 1] - map.post[map.n - 1];
         map
+    }
+
+    #[inline]
+    fn column(&self, x: f32) -> &ColumnMap {
+        let g = (x - self.geometry.x_min) * COLUMNS_PER_PX + 0.5;
+        // Truncation is floor here: g is clamped at 0 first.
+        let i = (g.max(0.0) as usize).min(self.columns.len() - 1);
+        &self.columns[i]
     }
 
     /// Rest tissue position -> frame position.
@@ -514,7 +539,7 @@ mod tests {
 
     #[test]
     fn backward_inverts_forward() {
-        let geometry = Geometry::new(&vessels(), 110.0);
+        let geometry = Geometry::new(&vessels(), 110.0, -20.0, 180.0);
         let params = PhantomParams::default();
         let model = MotionModel::new(&params, &mut ChaCha8Rng::seed_from_u64(1));
         for t in [0.3, 0.8, 1.4, 2.2] {

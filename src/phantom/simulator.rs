@@ -72,12 +72,12 @@ pub struct Frame {
 
 /// Buffers reused from frame to frame (one per thread).
 pub struct Workspace {
-    iq_re: Vec<f32>,
-    iq_im: Vec<f32>,
-    axial_re: Vec<f32>,
-    axial_im: Vec<f32>,
-    row_re: Vec<f32>,
-    row_im: Vec<f32>,
+    /// IQ samples, interleaved (re, im), on the frame padded by the PSF radii.
+    iq: Vec<f32>,
+    /// After the axial convolution: interleaved, padded laterally only.
+    axial: Vec<f32>,
+    /// One row after the lateral convolution, interleaved.
+    row: Vec<f32>,
     /// Per frame pixel: round-trip attenuation (nepers per px) at its tissue position.
     alpha: Vec<f32>,
     /// Per frame pixel: displayed intensity before log compression.
@@ -118,7 +118,12 @@ impl Phantom {
             bottom: motion.max_axial_px(w as f32).ceil() as usize + probe.pad_z + 3,
         };
         let anatomy = Anatomy::generate(&params, margins, &mut rng);
-        let geometry = Geometry::new(&anatomy.vessels, anatomy.deep_boundary);
+        let geometry = Geometry::new(
+            &anatomy.vessels,
+            anatomy.deep_boundary,
+            anatomy.grid.x0 as f32 - 2.0,
+            (anatomy.grid.x0 + anatomy.grid.width as i32) as f32 + 2.0,
+        );
 
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(params.seed, 1));
         let mut tissue = Scatterers::default();
@@ -196,12 +201,9 @@ impl Phantom {
         let wp = w + 2 * self.probe.pad_x;
         let hp = h + 2 * self.probe.pad_z;
         Workspace {
-            iq_re: vec![0.0; wp * hp],
-            iq_im: vec![0.0; wp * hp],
-            axial_re: vec![0.0; wp * h],
-            axial_im: vec![0.0; wp * h],
-            row_re: vec![0.0; w],
-            row_im: vec![0.0; w],
+            iq: vec![0.0; 2 * wp * hp],
+            axial: vec![0.0; 2 * wp * h],
+            row: vec![0.0; 2 * w],
             alpha: vec![0.0; w * h],
             intensity: vec![0.0; w * h],
             elevation: vec![(1.0, 0.0); self.anatomy.grid.height],
@@ -266,8 +268,7 @@ impl Phantom {
             *e = (cos, sin);
         }
 
-        ws.iq_re.fill(0.0);
-        ws.iq_im.fill(0.0);
+        ws.iq.fill(0.0);
         let (xmax, ymax) = ((wp - 1) as f32, (hp - 1) as f32);
         let mut splat = |x: f32, y: f32, re: f32, im: f32| {
             let (fx, fy) = (x + pad_x as f32, y + pad_z as f32);
@@ -279,17 +280,18 @@ impl Phantom {
             let (vr, vi) = (re * c + im * s, im * c - re * s);
             let (ix, iy) = (fx as usize, fy as usize);
             let (tx, ty) = (fx - ix as f32, fy - iy as f32);
-            let i00 = iy * wp + ix;
-            let weights = [
-                (i00, (1.0 - tx) * (1.0 - ty)),
-                (i00 + 1, tx * (1.0 - ty)),
-                (i00 + wp, (1.0 - tx) * ty),
-                (i00 + wp + 1, tx * ty),
-            ];
-            for (i, wgt) in weights {
-                ws.iq_re[i] += vr * wgt;
-                ws.iq_im[i] += vi * wgt;
-            }
+            let i00 = 2 * (iy * wp + ix);
+            let (top, bottom) = ws.iq[i00..i00 + 2 * wp + 4].split_at_mut(2 * wp);
+            let (w00, w01) = ((1.0 - tx) * (1.0 - ty), tx * (1.0 - ty));
+            let (w10, w11) = ((1.0 - tx) * ty, tx * ty);
+            top[0] += vr * w00;
+            top[1] += vi * w00;
+            top[2] += vr * w01;
+            top[3] += vi * w01;
+            bottom[0] += vr * w10;
+            bottom[1] += vi * w10;
+            bottom[2] += vr * w11;
+            bottom[3] += vi * w11;
         };
         let s = &self.tissue;
         for k in 0..s.len() {
@@ -322,26 +324,21 @@ impl Phantom {
             }
         }
 
-        convolve_axial(&ws.iq_re, &mut ws.axial_re, wp, h, &probe.axial);
-        convolve_axial(&ws.iq_im, &mut ws.axial_im, wp, h, &probe.axial);
+        // Interleaved rows are convolved axially as rows of 2 * wp values.
+        convolve_axial(&ws.iq, &mut ws.axial, 2 * wp, h, &probe.axial);
 
         let mut path = vec![0.0f32; w];
         let mut noise = FastRng::new(mix_seed(self.params.seed, 0x2_0000_0000 + index));
         for y in 0..h {
             let kernel = &probe.lateral[y];
             convolve_row(
-                &ws.axial_re[y * wp..(y + 1) * wp],
-                &mut ws.row_re,
+                &ws.axial[2 * y * wp..2 * (y + 1) * wp],
+                &mut ws.row,
                 pad_x,
                 kernel,
+                2,
             );
-            convolve_row(
-                &ws.axial_im[y * wp..(y + 1) * wp],
-                &mut ws.row_im,
-                pad_x,
-                kernel,
-            );
-            let tgc = probe.tgc_per_px * (y as f32 + 0.5);
+            let tgc_gain = (2.0 * probe.tgc_per_px * (y as f32 + 0.5)).exp();
             let out = &mut ws.intensity[y * w..(y + 1) * w];
             let alpha = &ws.alpha[y * w..(y + 1) * w];
             for x in 0..w {
@@ -349,9 +346,9 @@ impl Phantom {
                 let here = 0.5 * alpha[x];
                 let attenuation = (-(path[x] + here)).exp();
                 path[x] += alpha[x];
-                let re = ws.row_re[x] * attenuation + probe.noise_sigma * noise.normal();
-                let im = ws.row_im[x] * attenuation + probe.noise_sigma * noise.normal();
-                out[x] = (re * re + im * im) * (2.0 * tgc).exp();
+                let re = ws.row[2 * x] * attenuation + probe.noise_sigma * noise.normal();
+                let im = ws.row[2 * x + 1] * attenuation + probe.noise_sigma * noise.normal();
+                out[x] = (re * re + im * im) * tgc_gain;
             }
         }
     }
