@@ -36,6 +36,7 @@ THREADS="${THREADS:-1}"
 WORK="${WORK:-target/benchmarks}"
 OUT="${OUT:-BENCHMARKS.md}"
 START=$(date +%s)
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== building (release)" >&2
 cargo build --release --bins >&2
@@ -103,6 +104,7 @@ done
 
 BENCH_ARGS=()
 if [[ -n "${BENCH_CHECKPOINT:-}" ]]; then
+  BENCH_CHECKPOINT="$(realpath "$BENCH_CHECKPOINT")"
   echo "== exporting $BENCH_CHECKPOINT at 128, 256, 512" >&2
   (cd models/train && "$PYTHON" - "$BENCH_CHECKPOINT" "$ROOT/$WORK/bench-models" <<'EOF'
 import sys, torch
@@ -126,6 +128,20 @@ echo "== pddflow-bench" >&2
   --python "$PYTHON" --markdown "$WORK/bench.md" >&2
 
 END=$(date +%s)
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+MODEL_JSON="${MODEL:-models/default}/model.json"
+TRAINING="$("$PYTHON" - "$MODEL_JSON" <<'EOF'
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))
+except OSError:
+    sys.exit(0)
+t = m.get("training") or {}
+keys = ("data", "finetune_data", "exclude", "val_seqs", "teacher", "stages")
+print(f"{m.get('name')} {m.get('version')}; training: " +
+      "; ".join(f"{k}={t[k]}" for k in keys if k in t))
+EOF
+)"
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 {
   echo "# Benchmarks"
@@ -136,7 +152,9 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo
   echo "- machine: $CPU, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); shared with other jobs, so timings vary by ±20% or more between runs"
   echo "- execution provider: $EP$([[ "$EP" != cpu ]] && echo "; GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo none)")"
-  echo "- accuracy model: $MODEL_NAME; ONNX Runtime threads: $THREADS"
+  echo "- accuracy model: $MODEL_NAME ($TRAINING); ONNX Runtime threads: $THREADS."
+  echo "  Rows on recordings the model was trained on are not a test of generalisation."
+  echo "- load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $LOAD_END (2 cores shared with other sessions)"
   echo "- OpenCV: $("$PYTHON" -c 'import cv2; print(cv2.__version__)')"
   echo
   echo "## Commands"

@@ -56,9 +56,9 @@ struct Args {
     /// Frames per end-to-end run (the first 10% are a warm-up, not timed).
     #[arg(long, default_value_t = 60)]
     e2e_frames: u32,
-    /// pddflow's threads property in the end-to-end and long runs.
-    #[arg(long, default_value_t = 2)]
-    e2e_threads: u32,
+    /// pddflow's threads property in the end-to-end runs (the long run uses the first).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    e2e_threads: Vec<u32>,
     /// Model of the end-to-end and long runs (default: the built-in model).
     #[arg(long)]
     e2e_model: Option<PathBuf>,
@@ -363,15 +363,14 @@ fn fps(arrivals: &[Instant]) -> Option<f64> {
     (timed.len() > 1 && span > 0.0).then(|| (timed.len() - 1) as f64 / span)
 }
 
-fn pddflow_desc(args: &Args, mode: &str, overlay: bool, mask: &Path) -> String {
+fn pddflow_desc(args: &Args, threads: u32, mode: &str, overlay: bool, mask: &Path) -> String {
     let model = args
         .e2e_model
         .as_ref()
         .map(|m| format!(" model-location=\"{}\"", m.display()))
         .unwrap_or_default();
     format!(
-        "pddflow mode={mode} overlay={overlay} threads={} execution-provider={} reference-mask=\"{}\"{model}",
-        args.e2e_threads,
+        "pddflow mode={mode} overlay={overlay} threads={threads} execution-provider={} reference-mask=\"{}\"{model}",
         args.execution_provider,
         mask.display()
     )
@@ -484,11 +483,12 @@ fn run(args: Args) -> Result<(), String> {
                 args.e2e_frames,
                 caps(0, 0).replace("width=0,height=0", "width=W,height=H"),
                 args.e2e_threads
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
             ),
         );
-        let model_ms = cached_ms
-            .get(&(e2e_name.clone(), args.e2e_threads as usize))
-            .copied();
         let mut rows = Vec::new();
         for size in &args.sizes {
             let (w, h) = parse_size(size)?;
@@ -504,39 +504,48 @@ fn run(args: Args) -> Result<(), String> {
                 0,
             )?;
             let src_fps = fps(&src_only.arrivals);
-            for mode in ["keyframe", "chain"] {
-                for overlay in [false, true] {
-                    eprintln!("end to end: {w}x{h} {mode} overlay={overlay}...");
-                    let run = run_pipeline(
-                        &format!(
-                            "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
-                            args.source,
-                            args.e2e_frames,
-                            caps(w, h),
-                            pddflow_desc(&args, mode, overlay, &mask)
-                        ),
-                        0,
-                    )?;
-                    let f = fps(&run.arrivals);
-                    let ms = f.map(|f| 1000.0 / f);
-                    rows.push(vec![
-                        format!("{w}x{h}"),
-                        mode.to_string(),
-                        if overlay { "on" } else { "off" }.to_string(),
-                        f.map_or("–".into(), |f| format!("{f:.1}")),
-                        ms.map_or("–".into(), |m| format!("{m:.2}")),
-                        src_fps.map_or("–".into(), |f| format!("{:.2}", 1000.0 / f)),
-                        match (ms, model_ms) {
-                            (Some(e), Some(m)) => format!("{:+.2}", e - m),
-                            _ => "–".into(),
-                        },
-                    ]);
+            for &threads in &args.e2e_threads {
+                let model_ms = cached_ms
+                    .get(&(e2e_name.clone(), threads as usize))
+                    .copied();
+                for mode in ["keyframe", "chain"] {
+                    for overlay in [false, true] {
+                        eprintln!(
+                            "end to end: {w}x{h} {threads} thread(s) {mode} overlay={overlay}..."
+                        );
+                        let run = run_pipeline(
+                            &format!(
+                                "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                                args.source,
+                                args.e2e_frames,
+                                caps(w, h),
+                                pddflow_desc(&args, threads, mode, overlay, &mask)
+                            ),
+                            0,
+                        )?;
+                        let f = fps(&run.arrivals);
+                        let ms = f.map(|f| 1000.0 / f);
+                        rows.push(vec![
+                            format!("{w}x{h}"),
+                            threads.to_string(),
+                            mode.to_string(),
+                            if overlay { "on" } else { "off" }.to_string(),
+                            f.map_or("–".into(), |f| format!("{f:.1}")),
+                            ms.map_or("–".into(), |m| format!("{m:.2}")),
+                            src_fps.map_or("–".into(), |f| format!("{:.2}", 1000.0 / f)),
+                            match (ms, model_ms) {
+                                (Some(e), Some(m)) => format!("{:+.2}", e - m),
+                                _ => "–".into(),
+                            },
+                        ]);
+                    }
                 }
             }
         }
         out.table(
             &[
                 "frame",
+                "threads",
                 "mode",
                 "overlay",
                 "fps",
@@ -546,10 +555,9 @@ fn run(args: Args) -> Result<(), String> {
             ],
             &rows,
         );
-        if model_ms.is_none() {
+        if rows.iter().any(|r| r[7] == "–") {
             out.line(&format!(
-                "(No model-only row for {e2e_name} at {} threads: overhead not computed.)",
-                args.e2e_threads
+                "(Overhead – : no model-only row for {e2e_name} at that thread count.)"
             ));
         }
     }
@@ -576,7 +584,13 @@ fn run(args: Args) -> Result<(), String> {
                 args.source,
                 args.long_frames,
                 caps(w, h),
-                pddflow_desc(&args, "chain", false, &mask)
+                pddflow_desc(
+                    &args,
+                    args.e2e_threads.first().copied().unwrap_or(1),
+                    "chain",
+                    false,
+                    &mask
+                )
             ),
             (args.long_frames / 50).max(1),
         )?;
