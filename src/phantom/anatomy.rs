@@ -465,6 +465,26 @@ fn draw_curve(echo: &mut [f32], grid: &Grid, curve: &Curve, mm: f32) {
     }
 }
 
+/// No point of `v`'s outline, at systole, grown by its wall and `gap`, lies in `o`'s outline
+/// at systole grown by its wall.
+fn separated(v: &Vessel, o: &Vessel, gap: f32) -> bool {
+    const POINTS: usize = 48;
+    let grow_v = 1.0 + v.pulsation;
+    let grow_o = 1.0 + o.pulsation;
+    let grown_o = Vessel {
+        a: o.a * grow_o + o.wall,
+        b: o.b * grow_o + o.wall,
+        exponent: 2.0_f32.min(o.exponent),
+        ..o.clone()
+    };
+    (0..POINTS).all(|i| {
+        let theta = i as f32 / POINTS as f32 * std::f32::consts::TAU;
+        let x = v.cx + (v.a * grow_v + v.wall + gap) * theta.cos();
+        let y = v.cy + (v.b * grow_v + v.wall + gap) * theta.sin();
+        grown_o.norm(x, y) > 1.0
+    })
+}
+
 /// Vessels of a femoral (artery beside the vein) or popliteal (vein above the artery) exam.
 fn place_vessels(
     params: &PhantomParams,
@@ -485,10 +505,9 @@ fn place_vessels(
             && v.cy - v.b - v.wall >= fat_bottom + 1.0 * mm
             && v.cy + v.b * (1.0 + v.pulsation) + v.wall <= 0.85 * h;
         inside
-            && others.iter().all(|o| {
-                let d = ((v.cx - o.cx).powi(2) + (v.cy - o.cy).powi(2)).sqrt();
-                d >= v.extent() * (1.0 + v.pulsation) + o.extent() * (1.0 + o.pulsation) + 1.0 * mm
-            })
+            && others
+                .iter()
+                .all(|o| separated(v, o, 1.0 * mm) && separated(o, v, 1.0 * mm))
     };
     let make = |rng: &mut ChaCha8Rng, kind: VesselKind, radius_mm: (f32, f32), main: bool| {
         let radius = (uniform(rng, radius_mm.0, radius_mm.1) * mm).min(size_limit);

@@ -57,7 +57,7 @@ pub fn sequence_params(options: &DatasetOptions, index: usize) -> PhantomParams 
         ..options.base.clone()
     };
     if options.randomize {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_5e9);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f5e);
         params.frequency_mhz = rng.random_range(5.0..12.0);
         params.depth_mm = rng.random_range(30.0..50.0);
         params.dynamic_range_db = rng.random_range(50.0..70.0);

@@ -28,21 +28,11 @@ const DEFAULT_WIDTH: i32 = 256;
 const DEFAULT_HEIGHT: i32 = 256;
 const DEFAULT_FPS: (i32, i32) = (30, 1);
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Settings {
     params: PhantomParams,
     mask_every_frame: bool,
     is_live: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            params: PhantomParams::default(),
-            mask_every_frame: false,
-            is_live: false,
-        }
-    }
 }
 
 #[derive(Default)]

@@ -383,7 +383,12 @@ impl Deformation<'_> {
             let top = (v.cy - h).max(1e-3);
             let bot = (v.cy + h).min(bottom);
             if bot > top {
-                let push = (bot - top) * (1.0 - strain) * self.collapse[k];
+                // The lumen keeps (1 - collapse) of its height while its deep wall moves with
+                // the uniformly strained tissue; a stiff vessel (artery, thrombus) gives a
+                // negative push: the tissue above it takes more of the strain. Bounded so the
+                // tissue above keeps a positive thickness.
+                let push =
+                    ((bot - top) * (self.collapse[k] - strain)).max(-0.45 * (1.0 - strain) * top);
                 // Insertion keeps the intervals sorted by depth (they never overlap).
                 let mut i = n;
                 while i > 0 && intervals[i - 1].0 > top {
@@ -427,6 +432,11 @@ impl Deformation<'_> {
             map.pre[map.n] = bottom;
             map.post[map.n] = post_of(bottom);
             map.n += 1;
+        }
+        // Stacked stiff vessels could still fold the map: keep it strictly increasing.
+        for i in 1..map.n {
+            let floor = map.post[i - 1] + 1e-3 * (map.pre[i] - map.pre[i - 1]);
+            map.post[i] = map.post[i].max(floor);
         }
         map.deep_shift = map.pre[map.n - 1] - map.post[map.n - 1];
         map

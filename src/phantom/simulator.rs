@@ -319,7 +319,9 @@ impl Phantom {
                 if let Some(truth) = truth.as_deref_mut() {
                     truth.flow.dx[i] = bx - x as f32;
                     truth.flow.dy[i] = by - y as f32;
-                    truth.labels.data[i] = self.anatomy.label_at(bx, by);
+                    // Nearest sample of the rest label map (frame 0's, extended beyond the frame),
+                    // so that a perfect flow propagates frame 0's mask exactly.
+                    truth.labels.data[i] = self.anatomy.label_at(bx.round(), by.round());
                 }
             }
         }
