@@ -187,7 +187,8 @@ def training_record(a, state):
                 synth_prob=a.synth_prob, batch=a.batch, lrs=dict(synth=a.synth_lr, pretrain=a.pretrain_lr,
                                                                  finetune=a.finetune_lr),
                 epochs=dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs),
-                budget_s=a.budget, seed=a.seed, steps_done=state.get("step"), time_s=state.get("elapsed"))
+                budget_s=a.budget, stage_steps=a.stage_steps, init=a.init, init_features_only=a.init_features_only,
+                seed=a.seed, steps_done=state.get("step"), time_s=state.get("elapsed"))
 
 
 def main():
