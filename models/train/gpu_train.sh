@@ -57,7 +57,7 @@ WORKERS=$(( NPROC > 2 ? NPROC - 2 : 0 ))
 "$PY" "$HERE/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
   --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.01 --smooth-weight 0 \
+  --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.02 --smooth-weight 0 \
   "${KD_ARGS[@]}" --batch 32 --workers "$WORKERS" --threads 4 --device "$DEVICE" \
   --cache "$WORK/teacher_cache" --out "$WORK/run" --resume --log-every 50 --ckpt-every 60 "$@"
 cp "$WORK/run/final.pt" "$OUT/final.pt"

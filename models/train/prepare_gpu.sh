@@ -7,10 +7,9 @@ set -euo pipefail
 CAROTID=${1:-../shared/data/carotid}
 PY=${PY:-python3}
 mkdir -p .gpu
-if [ ! -x .gpu/pddflow-phantom ]; then
-  cargo build --release --bin pddflow-phantom
-  cp target/release/pddflow-phantom .gpu/pddflow-phantom
-fi
+# always refresh the binary (incremental build; the simulator changes as the project moves)
+cargo build --release --bin pddflow-phantom
+cp target/release/pddflow-phantom .gpu/pddflow-phantom
 "$PY" - "$CAROTID" .gpu/carotid256 <<'PYEOF'
 import os, sys, shutil, cv2
 src, dst = sys.argv[1], sys.argv[2]

@@ -9,18 +9,20 @@
 #  4. exports models/default/{features,flow}.onnx + model.json, checks ONNX/PyTorch parity,
 #     measures latency and evaluates on held-out data (carotid 0035,0037; phantom seed 9001).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
-#      TRAIN_SEQ (default 24), FRAMES (default 60), NOKD=1 for the labels-only student.
+#      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student,
+#      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
 set -euo pipefail
 BUDGET=${1:-4500}
 ROOT=$(pwd)
 TRAIN=models/train
-VENV=$TRAIN/.venv
-RUNS=$TRAIN/runs
+VENV=${VENV:-$TRAIN/.venv}
+RUNS=${RUNS:-$TRAIN/runs}
 DATA=$RUNS/data
 CAROTID=${CAROTID:-../shared/data/carotid}
 THREADS=${THREADS:-$(nproc)}
 TRAIN_SEQ=${TRAIN_SEQ:-24}
-FRAMES=${FRAMES:-60}
+FRAMES=${FRAMES:-90}
+MODEL_OUT=${MODEL_OUT:-models/default}
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -28,7 +30,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r "$TRAIN/requirements.txt"
 fi
-PY=$ROOT/$VENV/bin/python
+PY=$(cd "$VENV" && pwd)/bin/python
 
 mkdir -p "$DATA"
 if [ ! -d "$DATA/phantom_train" ]; then
@@ -53,15 +55,15 @@ KD_ARGS=(--teacher dis:medium)
 "$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 "${VAL_ARGS[@]}" \
   --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.01 \
+  --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.02 \
   "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 \
   --cache "$RUNS/teacher_cache" --out "$RUNS/regen" --resume --ckpt-every 120 --log-every 50
 
-"$PY" "$TRAIN/export.py" "$RUNS/regen/final.pt" models/default --name pddflow-pddnet --version 0.2.0
+"$PY" "$TRAIN/export.py" "$RUNS/regen/final.pt" "$MODEL_OUT" --name pddflow-pddnet --version 0.2.0
 "$PY" "$TRAIN/test_parity.py" "$RUNS/regen/final.pt"
-"$PY" "$TRAIN/bench_onnx.py" models/default
-[ -d "$CAROTID" ] && "$PY" "$TRAIN/evaluate.py" "$CAROTID" --seqs 0035,0037 \
-  --methods copy,dis:fast,model:models/default --json "$RUNS/regen/eval_carotid.json"
-"$PY" "$TRAIN/evaluate.py" "$DATA/phantom_val" --methods copy,dis:fast,model:models/default \
+"$PY" "$TRAIN/bench_onnx.py" "$MODEL_OUT"
+if [ -d "$CAROTID" ]; then "$PY" "$TRAIN/evaluate.py" "$CAROTID" --seqs 0035,0037 \
+  --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen/eval_carotid.json"; fi
+"$PY" "$TRAIN/evaluate.py" "$DATA/phantom_val" --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" \
   --json "$RUNS/regen/eval_phantom.json"
-echo "default model regenerated in models/default (scores: $RUNS/regen/eval_*.json)"
+echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen/eval_*.json)"

@@ -10,9 +10,9 @@ import json
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("files", nargs="+")
-    ap.add_argument("--rename", default="", help="comma list old=new for method names")
+    ap.add_argument("--rename", default="", help="semicolon list old=new for method names")
     a = ap.parse_args()
-    ren = dict(x.split("=", 1) for x in a.rename.split(",") if x)
+    ren = dict(x.split("=", 1) for x in a.rename.split(";") if x)
     rows = []
     classes = []
     for f in a.files:
