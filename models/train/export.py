@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from pddnet import PDDNet
+from pddnet import PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8
@@ -204,8 +204,11 @@ def build_flow(net):
         N("Mul", [f"qa{it}", I(f"wmf{it}", np.array(wmf, np.float32))], [f"qw{it}"])
         N("Add", ["nD2", f"qw{it}"], [f"nu{it}"])  # -u = -D2 + w*avg(Q)
         cur = f"nu{it}"
-    # final softmax fused with the soft-argmin: one 1x1 Conv gives (sum e*dx, sum e*dy, sum e)
-    N("Add", [cur, I("qf_shift", np.array(-shift, np.float32))], ["qf_sh"])
+    # final softmax (sharpness gamma <= 1) fused with the soft-argmin: one 1x1 Conv gives
+    # (sum e*dx, sum e*dy, sum e)
+    gamma = float(net.gamma().item())
+    N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
+    N("Add", ["qf_g", I("qf_shift", np.array(-gamma * shift, np.float32))], ["qf_sh"])
     N("Exp", ["qf_sh"], ["qf_ex"])
     disp = net.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
     N("Conv", ["qf_ex", I("disp_ones", np.concatenate([disp, ones_w], 0))], ["qf_mom"], kernel_shape=[1, 1])
@@ -254,7 +257,7 @@ def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, 
 def load_checkpoint(path):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     net = PDDNet(**ck["config"])
-    net.load_state_dict(ck["model"])
+    net.load_state_dict(upgrade_state_dict(ck["model"]))
     return net.eval(), ck
 
 

@@ -22,7 +22,8 @@ Flow head (reference features R, current features F):
     D1  = min-convolution over the label grid (min-pool 3, avg-pool 3, avg-pool 3)
     D2  = spatial avg-pool 3 twice                            (smooth data term)
     mean-field: u = D2; repeat n_mf: Q = softmax(-u); u = D2 - wmf * avgpool3(Q), wmf = 20 sigmoid(w)
-    Q = softmax(-u); flow_lowres = sum_l Q_l * d_l * stride  (image pixels)
+    Q = softmax(-gamma * u), gamma = sigmoid(g) in (0,1] (learned sharpness of the final distribution)
+    flow_lowres = sum_l Q_l * d_l * stride  (image pixels)
     flow = bilinear upsample to [B,2,H,W] (align_corners=False)
 
 Flow convention: BACKWARD flow. For pixel p of the current frame, p + flow(p) is where
@@ -76,6 +77,9 @@ class PDDNet(nn.Module):
         # flow head parameters (softplus-ed)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(10.0 / 20.0)))  # alpha = 10 at init
         self.log_mf = nn.Parameter(torch.tensor(math.log(1.0 / 19.0)))  # wmf = 1 at init
+        # sharpness of the final (soft-argmin) distribution, gamma = sigmoid(g) in (0, 1]: a softer
+        # final distribution interpolates between labels (sub-label flow)
+        self.log_gamma = nn.Parameter(torch.tensor(3.0))
         G = c["G"]
         r = torch.arange(G, dtype=torch.float32) - (G - 1) / 2
         dy, dx = torch.meshgrid(r, r, indexing="ij")
@@ -121,6 +125,9 @@ class PDDNet(nn.Module):
     def alpha(self):
         return ALPHA_MAX * torch.sigmoid(self.log_alpha)
 
+    def gamma(self):
+        return torch.sigmoid(self.log_gamma)
+
     def wmf(self):
         return WMF_MAX * torch.sigmoid(self.log_mf)
 
@@ -157,7 +164,7 @@ class PDDNet(nn.Module):
         for _ in range(self.cfg["n_mf"]):
             Q = torch.softmax(-u, 1)
             u = D2 - wmf * self._avg3(Q)
-        Q = torch.softmax(-u, 1)
+        Q = torch.softmax(-u * self.gamma(), 1)
         return torch.einsum("bl,dl->bd", Q.flatten(2).transpose(1, 2).reshape(-1, Q.shape[1]), self.disp) \
             .view(Q.shape[0], Q.shape[2], Q.shape[3], 2).permute(0, 3, 1, 2)
 
@@ -185,3 +192,11 @@ def warp(x, flow):
 def one_hot(mask, n_classes=3):
     """mask [B,H,W] long -> [B,n,H,W] float."""
     return F.one_hot(mask.clamp(0, n_classes - 1), n_classes).permute(0, 3, 1, 2).float()
+
+
+def upgrade_state_dict(sd, gamma_raw=20.0):
+    """Checkpoints from before the final-sharpness parameter: gamma = 1 (raw 20) reproduces them."""
+    sd = dict(sd)
+    if "log_gamma" not in sd:
+        sd["log_gamma"] = torch.tensor(float(gamma_raw))
+    return sd

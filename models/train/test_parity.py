@@ -30,6 +30,7 @@ def _random_net(**cfg):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
         net.log_alpha.fill_(0.5)
+        net.log_gamma.fill_(0.5)
     return net.eval()
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dataset import PairSampler, load_sequences  # noqa: E402
-from pddnet import DEFAULT_CONFIG, PDDNet, one_hot, warp  # noqa: E402
+from pddnet import DEFAULT_CONFIG, PDDNet, one_hot, upgrade_state_dict, warp  # noqa: E402
 from teacher import CachedTeacher, make_teacher  # noqa: E402
 
 
@@ -214,19 +214,22 @@ def main():
     split = [float(x) for x in a.budget_split.split(",")] if a.budget_split else [1.0 / len(stages)] * len(stages)
     state = dict(stage=0, epoch=0, pos=0, step=0, elapsed=0.0, stage_elapsed=0.0, val={})
     last = os.path.join(a.out, "last.pt")
-    head = [net.log_alpha, net.log_mf]
-    rest = [p for n, p in net.named_parameters() if n not in ("log_alpha", "log_mf")]
+    head_names = ("log_alpha", "log_mf", "log_gamma")
+    head = [p for n, p in net.named_parameters() if n in head_names]
+    rest = [p for n, p in net.named_parameters() if n not in head_names]
     # the two flow-head scalars (temperature, mean-field weight) learn 10x faster
     opt = torch.optim.Adam([dict(params=rest, lr_mult=1.0), dict(params=head, lr_mult=10.0)], lr=a.pretrain_lr)
     if a.resume and os.path.exists(last):
         ck = torch.load(last, map_location=dev, weights_only=False)
-        net.load_state_dict(ck["model"])
+        net.load_state_dict(upgrade_state_dict(ck["model"]))
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
         print(f"resumed from {last}: stage {state['stage']} epoch {state['epoch']} step {state['step']}", flush=True)
     elif a.init:
         ck = torch.load(a.init, map_location=dev, weights_only=False)
-        sd = {k: v for k, v in ck["model"].items() if not (a.init_features_only and k in ("log_alpha", "log_mf", "disp"))}
+        # an older checkpoint without the final-sharpness parameter starts at gamma = sigmoid(3) = 0.95
+        sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
+        sd = {k: v for k, v in sd.items() if not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma", "disp"))}
         missing, unexpected = net.load_state_dict(sd, strict=not a.init_features_only)
         print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "", flush=True)
     net.train()
