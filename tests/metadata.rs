@@ -257,7 +257,7 @@ fn segmentation_every_n_frames_reanchors_and_propagates_between() {
         .unwrap()
         .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
                     attach_reference_mask(buffer.make_mut(), &square(64, 64, 20, 20, 10, 1))
                         .unwrap();

@@ -24,6 +24,16 @@ pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) 
     let (sx, sy) = flow
         .map(|f| (w as f32 / f.width as f32, h as f32 / f.height as f32))
         .unwrap_or((1.0, 1.0));
+    // Mean motion samples the flow at the nearest grid cell: exact enough for an average and
+    // far cheaper than interpolating at every pixel of a large frame.
+    let nearest = |n: usize, cells: usize| -> Vec<usize> {
+        (0..n)
+            .map(|i| ((2 * i + 1) * cells / (2 * n)).min(cells.saturating_sub(1)))
+            .collect()
+    };
+    let (flow_cols, flow_rows) = flow
+        .map(|f| (nearest(w, f.width), nearest(h, f.height)))
+        .unwrap_or_default();
     for start in 0..w * h {
         let label = labels.data[start];
         if label == 0 || seen[start] {
@@ -42,9 +52,9 @@ pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) 
             x1 = x1.max(x);
             y1 = y1.max(y);
             if let Some(f) = flow {
-                let (dx, dy) = f.sample((x as f32 + 0.5) / sx - 0.5, (y as f32 + 0.5) / sy - 0.5);
-                mx -= (dx * sx) as f64;
-                my -= (dy * sy) as f64;
+                let cell = flow_rows[y] * f.width + flow_cols[x];
+                mx -= (f.dx[cell] * sx) as f64;
+                my -= (f.dy[cell] * sy) as f64;
             }
             let neighbours = [
                 (x > 0).then(|| i - 1),

@@ -19,27 +19,56 @@ pub fn bilinear(data: &[f32], width: usize, height: usize, x: f32, y: f32) -> f3
     a * (1.0 - fy) + b * fy
 }
 
+/// Bilinear resampling taps from a grid of `src` cells onto `dst` pixels (centres aligned):
+/// for each destination index, the two source indices and the weight of the second.
+fn taps(dst: usize, src: usize) -> Vec<(usize, usize, f32)> {
+    let scale = src as f32 / dst as f32;
+    (0..dst)
+        .map(|i| {
+            let f = ((i as f32 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f32);
+            let i0 = f.floor() as usize;
+            (i0, (i0 + 1).min(src - 1), f - i0 as f32)
+        })
+        .collect()
+}
+
 /// Warps `reference` (at frame resolution) with `flow` given on a coarser or equal grid.
 ///
 /// The flow is upsampled bilinearly to the label map's size and its vectors are scaled by the
 /// ratio of the two grids, so a model running at 256x256 drives a 1920x1080 mask. Positions
-/// that fall outside the reference are treated as background.
+/// that fall outside the reference are treated as background. Rows run in parallel.
 pub fn warp_labels(reference: &LabelMap, flow: &FlowField) -> LabelMap {
+    use rayon::prelude::*;
     let (w, h) = (reference.width, reference.height);
     let mut out = LabelMap::new(w, h);
+    if w == 0 || h == 0 {
+        return out;
+    }
     let sx = w as f32 / flow.width as f32;
     let sy = h as f32 / flow.height as f32;
-    for y in 0..h {
-        // Pixel centres map between grids with a half-pixel offset.
-        let fy = (y as f32 + 0.5) / sy - 0.5;
-        for x in 0..w {
-            let fx = (x as f32 + 0.5) / sx - 0.5;
-            let (dx, dy) = flow.sample(fx, fy);
-            let qx = x as f32 + dx * sx;
-            let qy = y as f32 + dy * sy;
-            out.data[y * w + x] = sample_label_soft(reference, qx, qy);
-        }
-    }
+    let columns = taps(w, flow.width);
+    let rows = taps(h, flow.height);
+    out.data.par_chunks_mut(w).enumerate().for_each_init(
+        || (vec![0f32; flow.width], vec![0f32; flow.width]),
+        |(row_dx, row_dy), (y, line)| {
+            // The flow row at this frame row, blended once, then sampled per column.
+            let (r0, r1, wy) = rows[y];
+            for (plane, row) in [(&flow.dx, &mut *row_dx), (&flow.dy, &mut *row_dy)] {
+                let (a, b) = (
+                    &plane[r0 * flow.width..][..flow.width],
+                    &plane[r1 * flow.width..][..flow.width],
+                );
+                for ((r, &p), &q) in row.iter_mut().zip(a).zip(b) {
+                    *r = p + (q - p) * wy;
+                }
+            }
+            for (x, (&(c0, c1, wx), label)) in columns.iter().zip(line.iter_mut()).enumerate() {
+                let dx = row_dx[c0] + (row_dx[c1] - row_dx[c0]) * wx;
+                let dy = row_dy[c0] + (row_dy[c1] - row_dy[c0]) * wx;
+                *label = sample_label_soft(reference, x as f32 + dx * sx, y as f32 + dy * sy);
+            }
+        },
+    );
     out
 }
 
@@ -53,6 +82,15 @@ fn sample_label_soft(reference: &LabelMap, x: f32, y: f32) -> u8 {
     let fy = y - y0f;
     let x0 = x0f as isize;
     let y0 = y0f as isize;
+    if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+        // Inside the map: most pixels have four equal neighbours.
+        let i = (y0 * w + x0) as usize;
+        let d = &reference.data;
+        let l = d[i];
+        if d[i + 1] == l && d[i + reference.width] == l && d[i + reference.width + 1] == l {
+            return l;
+        }
+    }
     let taps = [
         (x0, y0, (1.0 - fx) * (1.0 - fy)),
         (x0 + 1, y0, fx * (1.0 - fy)),
