@@ -19,19 +19,29 @@ pub const LABEL_ARTERY: u8 = 2;
 /// Backscattered intensity of muscle, the reference of the echogenicity scale (0 dB).
 const ECHO_MUSCLE: f32 = 1.0;
 const ECHO_FAT: f32 = 0.15;
-const ECHO_SKIN: f32 = 30.0;
+const ECHO_SKIN: f32 = 10.0;
 const ECHO_DERMIS: f32 = 3.0;
-const ECHO_FASCIA: f32 = 300.0;
-const ECHO_SEPTUM: f32 = 25.0;
+const ECHO_FASCIA: f32 = 40.0;
+const ECHO_SEPTUM: f32 = 8.0;
 const ECHO_STREAK: f32 = 10.0;
-const ECHO_WALL: f32 = 80.0;
+const ECHO_WALL: f32 = 10.0;
 const ECHO_SHEATH: f32 = 3.0;
-const ECHO_CORTEX: f32 = 200.0;
+const ECHO_CORTEX: f32 = 40.0;
 const ECHO_MARROW: f32 = 0.5;
 /// Blood is about 35 dB below muscle: lumens are anechoic with faint echoes.
 const ECHO_BLOOD: f32 = 3e-4;
 /// Subacute thrombus: hypoechoic but clearly above blood.
-const ECHO_THROMBUS: f32 = 0.08;
+const ECHO_THROMBUS: f32 = 0.25;
+
+/// Reflection amplitudes of specular interfaces (point reflectors every half pixel along
+/// the interface; a horizontal interface images about 27 dB above muscle for 6).
+const REFLECT_SKIN: f32 = 5.0;
+const REFLECT_FASCIA: f32 = 8.0;
+const REFLECT_SEPTUM: f32 = 3.5;
+const REFLECT_WALL: f32 = 4.0;
+const REFLECT_CORTEX: f32 = 12.0;
+/// Spacing of interface reflectors, in pixels.
+const INTERFACE_STEP: f32 = 0.5;
 
 /// Attenuation coefficients in dB/(cm·MHz).
 const ALPHA_SKIN: f32 = 1.0;
@@ -41,7 +51,7 @@ const ALPHA_BLOOD: f32 = 0.25;
 const ALPHA_THROMBUS: f32 = 0.5;
 const ALPHA_BONE: f32 = 25.0;
 /// What time-gain compensation assumes for the whole depth, in dB/(cm·MHz).
-pub const ALPHA_TGC: f32 = 0.5;
+pub const ALPHA_TGC: f32 = 0.4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -185,6 +195,8 @@ struct Curve {
     phase: f32,
     sigma: f32,
     level: f32,
+    /// Specular reflection amplitude of the interface along the curve's centre line.
+    reflect: f32,
 }
 
 impl Curve {
@@ -206,6 +218,18 @@ pub struct Anatomy {
     pub attenuation: Vec<f32>,
     /// Cells holding flowing blood, whose echoes decorrelate from frame to frame.
     pub blood: Vec<bool>,
+    /// Specular interfaces (skin, fascia, septa, vessel walls, bone cortex) as point
+    /// reflectors at exact positions: they image as continuous lines where the surface faces
+    /// the probe and fade where it is tilted, as real interfaces do.
+    pub interfaces: Vec<Interface>,
+}
+
+/// A point reflector on a specular interface, at rest.
+#[derive(Clone, Copy, Debug)]
+pub struct Interface {
+    pub x: f32,
+    pub y: f32,
+    pub amplitude: f32,
 }
 
 fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
@@ -254,6 +278,7 @@ impl Anatomy {
             echo: vec![ECHO_MUSCLE; n],
             attenuation: vec![alpha; n],
             blood: vec![false; n],
+            interfaces: Vec::new(),
         }
     }
 
@@ -274,6 +299,7 @@ impl Anatomy {
             phase: uniform(rng, 0.0, std::f32::consts::TAU),
             sigma: 0.25 * mm,
             level: ECHO_FASCIA,
+            reflect: REFLECT_FASCIA,
         };
         let vessels = place_vessels(params, rng, fascia.y0 + fascia.amp, margins);
         let deepest = vessels
@@ -281,8 +307,8 @@ impl Anatomy {
             .map(|v| v.cy + v.b * (1.0 + v.pulsation) + v.wall)
             .fold(fat_bottom + 10.0 * mm, f32::max);
         let deep_boundary = deepest + uniform(rng, 4.0, 12.0) * mm;
-        let bone = rng.random_bool(0.6).then(|| {
-            let radius = uniform(rng, 25.0, 50.0) * mm;
+        let bone = rng.random_bool(0.45).then(|| {
+            let radius = uniform(rng, 40.0, 90.0) * mm;
             (uniform(rng, 0.15, 0.85) * w, deep_boundary + radius, radius)
         });
 
@@ -300,6 +326,7 @@ impl Anatomy {
                 phase: uniform(rng, 0.0, std::f32::consts::TAU),
                 sigma: 0.12 * mm,
                 level: ECHO_SEPTUM,
+                reflect: REFLECT_SEPTUM,
             });
         }
         let intermuscular = rng.random_range(2..6);
@@ -315,6 +342,7 @@ impl Anatomy {
                 phase: uniform(rng, 0.0, std::f32::consts::TAU),
                 sigma: 0.2 * mm,
                 level: ECHO_FASCIA * 0.5,
+                reflect: REFLECT_FASCIA * 0.6,
             });
         }
         let area_mm2 = (grid.width * grid.height) as f32 * spacing * spacing;
@@ -332,6 +360,7 @@ impl Anatomy {
                 phase: 0.0,
                 sigma: 0.1 * mm,
                 level: ECHO_STREAK,
+                reflect: 0.0,
             });
         }
 
@@ -380,8 +409,69 @@ impl Anatomy {
                 }
             }
         }
+        let mut interfaces = Vec::new();
         for curve in &curves {
             draw_curve(&mut echo, &grid, curve, mm);
+            curve_interface(&mut interfaces, &grid, curve, mm);
+        }
+        // The skin surface: a continuous bright line just under the probe.
+        let skin_line = Curve {
+            x_start: grid.x0 as f32,
+            x_end: (grid.x0 + grid.width as i32) as f32,
+            y0: 0.15 * mm,
+            slope: 0.0,
+            amp: 0.0,
+            freq: 0.0,
+            phase: 0.0,
+            sigma: 0.0,
+            level: 0.0,
+            reflect: REFLECT_SKIN,
+        };
+        curve_interface(&mut interfaces, &grid, &skin_line, mm);
+        // No interface runs through a lumen, a vessel wall or the bone.
+        interfaces.retain(|p| {
+            let in_vessel = vessels.iter().any(|v| {
+                let reach = 1.0 + (v.wall + 1.0) / (0.5 * (v.a + v.b));
+                v.norm(p.x, p.y) <= reach * (1.0 + v.pulsation)
+            });
+            let in_bone = bone.is_some_and(|(bx, by, radius)| {
+                (p.x - bx).powi(2) + (p.y - by).powi(2) < radius * radius
+            });
+            !in_vessel && !in_bone
+        });
+        if let Some((bx, by, radius)) = bone {
+            // The upper half of the cortex, as seen from above.
+            let steps = (std::f32::consts::PI * radius / INTERFACE_STEP) as usize;
+            for i in 0..steps {
+                let theta = std::f32::consts::PI * (1.0 + i as f32 / steps as f32);
+                let facing = theta.sin().abs();
+                interfaces.push(Interface {
+                    x: bx + radius * theta.cos(),
+                    y: by + radius * theta.sin(),
+                    amplitude: REFLECT_CORTEX * (0.3 + 0.7 * facing.powi(4)),
+                });
+            }
+        }
+        for v in &vessels {
+            // Intima and adventitia: two outlines, which the beam sees best at the top and
+            // bottom of the lumen (specular reflection needs a surface facing the probe).
+            let mean_radius = 0.5 * (v.a + v.b);
+            for rho in [
+                1.0 + 0.15 * v.wall / mean_radius,
+                1.0 + 0.9 * v.wall / mean_radius,
+            ] {
+                let steps = (std::f32::consts::TAU * v.a.max(v.b) * rho / INTERFACE_STEP) as usize;
+                for i in 0..steps {
+                    let theta = std::f32::consts::TAU * i as f32 / steps as f32;
+                    let (nx, ny) = (theta.cos() / v.a, theta.sin() / v.b);
+                    let facing = ny.abs() / (nx * nx + ny * ny).sqrt();
+                    interfaces.push(Interface {
+                        x: v.cx + rho * v.a * theta.cos(),
+                        y: v.cy + rho * v.b * theta.sin(),
+                        amplitude: REFLECT_WALL * (0.1 + 0.9 * facing.powi(4)),
+                    });
+                }
+            }
         }
         for v in &vessels {
             let reach = v.extent() + 1.6 * mm;
@@ -435,6 +525,36 @@ impl Anatomy {
             echo,
             attenuation: alpha,
             blood,
+            interfaces,
+        }
+    }
+}
+
+fn curve_interface(interfaces: &mut Vec<Interface>, grid: &Grid, curve: &Curve, mm: f32) {
+    if curve.reflect <= 0.0 {
+        return;
+    }
+    let taper = (2.0 * mm)
+        .min(0.25 * (curve.x_end - curve.x_start))
+        .max(1.0);
+    let x_lo = curve.x_start.max(grid.x0 as f32);
+    let x_hi = curve.x_end.min((grid.x0 + grid.width as i32) as f32);
+    let steps = ((x_hi - x_lo) / INTERFACE_STEP).max(0.0) as usize;
+    for i in 0..steps {
+        let x = x_lo + i as f32 * INTERFACE_STEP;
+        let fade = ((x - curve.x_start) / taper)
+            .min((curve.x_end - x) / taper)
+            .clamp(0.0, 1.0);
+        let y = curve.y_at(x);
+        // Specular: strongest where the surface faces the probe.
+        let slope = (curve.y_at(x + 0.5) - curve.y_at(x - 0.5)).abs();
+        let facing = 1.0 / (1.0 + slope * slope).sqrt();
+        if y >= 0.0 {
+            interfaces.push(Interface {
+                x,
+                y,
+                amplitude: curve.reflect * fade * (0.3 + 0.7 * facing.powi(4)),
+            });
         }
     }
 }

@@ -222,9 +222,51 @@ pub fn convolve_row(input: &[f32], out: &mut [f32], pad: usize, kernel: &[f32], 
     }
 }
 
+/// In-place [1 2 1] / 4 smoothing along both axes (edges replicated). It stands in for the
+/// spatial compounding and speckle smoothing every scanner applies before display.
+pub fn smooth_121(data: &mut [f32], width: usize, height: usize, scratch: &mut Vec<f32>) {
+    if width < 3 || height < 3 {
+        return;
+    }
+    for row in data.chunks_exact_mut(width) {
+        let mut previous = row[0];
+        for x in 0..width {
+            let next = row[(x + 1).min(width - 1)];
+            let current = row[x];
+            row[x] = 0.25 * (previous + 2.0 * current + next);
+            previous = current;
+        }
+    }
+    scratch.clear();
+    scratch.extend_from_slice(&data[..width]);
+    for y in 0..height {
+        let next_row = (y + 1).min(height - 1) * width;
+        for x in 0..width {
+            let current = data[y * width + x];
+            let smoothed = 0.25 * (scratch[x] + 2.0 * current + data[next_row + x]);
+            scratch[x] = current;
+            data[y * width + x] = smoothed;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothing_keeps_flat_fields_and_the_mean() {
+        let mut flat = vec![2.0f32; 20];
+        smooth_121(&mut flat, 5, 4, &mut Vec::new());
+        assert!(flat.iter().all(|v| (v - 2.0).abs() < 1e-6));
+        let mut spike = vec![0.0f32; 25];
+        spike[12] = 16.0;
+        smooth_121(&mut spike, 5, 5, &mut Vec::new());
+        assert_eq!(spike[12], 4.0);
+        assert_eq!(spike[7], 2.0);
+        assert_eq!(spike[6], 1.0);
+        assert!((spike.iter().sum::<f32>() - 16.0).abs() < 1e-5);
+    }
 
     #[test]
     fn kernels_have_unit_energy() {

@@ -25,6 +25,9 @@ use super::params::PhantomParams;
 
 /// Most vessels a column can cross (veins + arteries at their maximum).
 const MAX_VESSELS: usize = 8;
+/// Knots of a column map: the skin, the deep boundary, and per vessel the start of the
+/// strain ramp above it, its top and its bottom.
+const MAX_KNOTS: usize = 3 * MAX_VESSELS + 2;
 /// Step of the tabulated half-chords, in pixels.
 const CHORD_STEP: f32 = 0.25;
 /// Column maps are tabulated this many times per pixel; forward and backward maps use the
@@ -317,8 +320,8 @@ pub struct Deformation<'a> {
 /// Piecewise-linear depth map of one image column: `pre[i] -> post[i]`, linear in between.
 struct ColumnMap {
     n: usize,
-    pre: [f32; 2 * MAX_VESSELS + 2],
-    post: [f32; 2 * MAX_VESSELS + 2],
+    pre: [f32; MAX_KNOTS],
+    post: [f32; MAX_KNOTS],
     /// Rigid shift of everything below the deep boundary.
     deep_shift: f32,
 }
@@ -371,9 +374,9 @@ impl Deformation<'_> {
     fn column_exact(&self, x: f32) -> ColumnMap {
         let bottom = self.geometry.deep_boundary;
         let strain = (self.compression / bottom).min(0.9);
-        // (top, bottom, push): push is the downward shift of the vessel's top relative to the
-        // uniformly strained tissue.
-        let mut intervals = [(0.0f32, 0.0f32, 0.0f32); MAX_VESSELS];
+        // (ramp, top, bottom, push): push is the downward shift of the vessel's top relative
+        // to the uniformly strained tissue, fading out over `ramp` pixels above the vessel.
+        let mut intervals = [(0.0f32, 0.0f32, 0.0f32, 0.0f32); MAX_VESSELS];
         let mut n = 0;
         for (k, v) in self.geometry.vessels.iter().enumerate() {
             if (x - v.cx).abs() >= v.a * self.scale[k] {
@@ -383,27 +386,24 @@ impl Deformation<'_> {
             let top = (v.cy - h).max(1e-3);
             let bot = (v.cy + h).min(bottom);
             if bot > top {
+                // Tissue within about a vessel diameter above it follows its wall; the skin
+                // and superficial layers only see the uniform strain.
+                let ramp = (2.0 * v.b * self.scale[k]).min(top);
                 // The lumen keeps (1 - collapse) of its height while its deep wall moves with
                 // the uniformly strained tissue; a stiff vessel (artery, thrombus) gives a
                 // negative push: the tissue above it takes more of the strain. Bounded so the
                 // tissue above keeps a positive thickness.
                 let push =
-                    ((bot - top) * (self.collapse[k] - strain)).max(-0.45 * (1.0 - strain) * top);
-                // Insertion keeps the intervals sorted by depth (they never overlap).
-                let mut i = n;
-                while i > 0 && intervals[i - 1].0 > top {
-                    intervals[i] = intervals[i - 1];
-                    i -= 1;
-                }
-                intervals[i] = (top, bot, push);
+                    ((bot - top) * (self.collapse[k] - strain)).max(-0.45 * (1.0 - strain) * ramp);
+                intervals[n] = (ramp, top, bot, push);
                 n += 1;
             }
         }
         let post_of = |y: f32| -> f32 {
             let mut post = y * (1.0 - strain);
-            for &(top, bot, push) in &intervals[..n] {
+            for &(ramp, top, bot, push) in &intervals[..n] {
                 post += if y <= top {
-                    push * y / top
+                    push * ((y - (top - ramp)) / ramp).max(0.0)
                 } else if y < bot {
                     push * (bot - y) / (bot - top)
                 } else {
@@ -412,26 +412,33 @@ impl Deformation<'_> {
             }
             post
         };
-        let mut map = ColumnMap {
-            n: 1,
-            pre: [0.0; 2 * MAX_VESSELS + 2],
-            post: [0.0; 2 * MAX_VESSELS + 2],
-            deep_shift: 0.0,
-        };
-        for &(top, bot, _) in &intervals[..n] {
-            for y in [top, bot] {
-                // Knots must increase strictly; vessels touching would give equal knots.
-                if y > map.pre[map.n - 1] {
-                    map.pre[map.n] = y;
-                    map.post[map.n] = post_of(y);
-                    map.n += 1;
+        // Knots: every place where some vessel's term changes slope, sorted.
+        let mut knots = [0.0f32; MAX_KNOTS];
+        let mut count = 0;
+        for &(ramp, top, bot, _) in &intervals[..n] {
+            for y in [top - ramp, top, bot] {
+                let mut i = count;
+                while i > 0 && knots[i - 1] > y {
+                    knots[i] = knots[i - 1];
+                    i -= 1;
                 }
+                knots[i] = y;
+                count += 1;
             }
         }
-        if bottom > map.pre[map.n - 1] {
-            map.pre[map.n] = bottom;
-            map.post[map.n] = post_of(bottom);
-            map.n += 1;
+        let mut map = ColumnMap {
+            n: 1,
+            pre: [0.0; MAX_KNOTS],
+            post: [0.0; MAX_KNOTS],
+            deep_shift: 0.0,
+        };
+        for &y in knots[..count].iter().chain(std::iter::once(&bottom)) {
+            // Knots must increase strictly (touching vessels, a ramp from the skin).
+            if y > map.pre[map.n - 1] + 1e-4 && y <= bottom && map.n < MAX_KNOTS {
+                map.pre[map.n] = y;
+                map.post[map.n] = post_of(y);
+                map.n += 1;
+            }
         }
         // Stacked stiff vessels could still fold the map: keep it strictly increasing.
         for i in 1..map.n {

@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::anatomy::{Anatomy, Margins};
-use super::imaging::{convolve_axial, convolve_row, fast_sin_cos, mix_seed, FastRng, Probe};
+use super::imaging::{
+    convolve_axial, convolve_row, fast_sin_cos, mix_seed, smooth_121, FastRng, Probe,
+};
 use super::motion::{Geometry, MotionModel, Pose};
 use super::params::{ParamsError, PhantomParams};
 use crate::flow::{FlowField, LabelMap};
@@ -82,6 +84,7 @@ pub struct Workspace {
     alpha: Vec<f32>,
     /// Per frame pixel: displayed intensity before log compression.
     intensity: Vec<f32>,
+    scratch: Vec<f32>,
     /// Per raster row: elevational decorrelation weights (cos, sin).
     elevation: Vec<(f32, f32)>,
 }
@@ -95,6 +98,9 @@ pub struct Phantom {
     probe: Probe,
     tissue: Scatterers,
     blood: Scatterers,
+    /// Specular interfaces: fixed real amplitudes, no elevational decorrelation (they extend
+    /// out of plane).
+    interfaces: Scatterers,
 }
 
 impl Phantom {
@@ -154,6 +160,14 @@ impl Phantom {
                 }
             }
         }
+        let mut interfaces = Scatterers::default();
+        for p in &anatomy.interfaces {
+            // A little phase roughness gives interfaces their grainy brightness.
+            let normal: f32 = StandardNormal.sample(&mut rng);
+            let roughness = 0.7 * normal;
+            let (s, c) = roughness.sin_cos();
+            interfaces.push(p.x, p.y, [p.amplitude * c, p.amplitude * s], [0.0, 0.0], 0);
+        }
         Ok(Self {
             params,
             anatomy,
@@ -162,6 +176,7 @@ impl Phantom {
             probe,
             tissue,
             blood,
+            interfaces,
         })
     }
 
@@ -183,7 +198,7 @@ impl Phantom {
 
     /// Number of scatterers (tissue and blood).
     pub fn scatterer_count(&self) -> usize {
-        self.tissue.len() + self.blood.len()
+        self.tissue.len() + self.blood.len() + self.interfaces.len()
     }
 
     /// Time of frame `index` in seconds.
@@ -207,6 +222,7 @@ impl Phantom {
             alpha: vec![0.0; w * h],
             intensity: vec![0.0; w * h],
             elevation: vec![(1.0, 0.0); self.anatomy.grid.height],
+            scratch: Vec::with_capacity(w),
         }
     }
 
@@ -231,6 +247,12 @@ impl Phantom {
     ) {
         self.render_intensity(index, workspace, truth);
         let w = self.params.width;
+        smooth_121(
+            &mut workspace.intensity,
+            w,
+            self.params.height,
+            &mut workspace.scratch,
+        );
         for (row, out) in workspace
             .intensity
             .chunks_exact(w)
@@ -269,15 +291,18 @@ impl Phantom {
         }
 
         ws.iq.fill(0.0);
+        // Baseband phase of the round trip to depth `y`: `a exp(-i 2 k0 z)`.
+        let phased = |re: f32, im: f32, y: f32| {
+            let (s, c) = fast_sin_cos(probe.phase_per_px * y);
+            (re * c + im * s, im * c - re * s)
+        };
         let (xmax, ymax) = ((wp - 1) as f32, (hp - 1) as f32);
-        let mut splat = |x: f32, y: f32, re: f32, im: f32| {
+        // Adds a scatterer's IQ contribution `(vr, vi)` at frame position `(x, y)`.
+        let mut splat = |x: f32, y: f32, vr: f32, vi: f32| {
             let (fx, fy) = (x + pad_x as f32, y + pad_z as f32);
             if !(fx >= 0.0 && fy >= 0.0 && fx < xmax && fy < ymax) {
                 return;
             }
-            // Baseband phase of the round trip to this depth.
-            let (s, c) = fast_sin_cos(probe.phase_per_px * y);
-            let (vr, vi) = (re * c + im * s, im * c - re * s);
             let (ix, iy) = (fx as usize, fy as usize);
             let (tx, ty) = (fx - ix as f32, fy - iy as f32);
             let i00 = 2 * (iy * wp + ix);
@@ -298,7 +323,15 @@ impl Phantom {
             let (fx, fy) = deformation.forward(s.x[k], s.y[k]);
             let (c, sn) = ws.elevation[s.row[k] as usize];
             let (a1, a2) = (s.a1[k], s.a2[k]);
-            splat(fx, fy, a1[0] * c + a2[0] * sn, a1[1] * c + a2[1] * sn);
+            let (re, im) = phased(a1[0] * c + a2[0] * sn, a1[1] * c + a2[1] * sn, fy);
+            splat(fx, fy, re, im);
+        }
+        // Interfaces image as their envelope: no depth phase, so a tilted interface stays a
+        // continuous line instead of breaking into interference fringes.
+        let s = &self.interfaces;
+        for k in 0..s.len() {
+            let (fx, fy) = deformation.forward(s.x[k], s.y[k]);
+            splat(fx, fy, s.a1[k][0], s.a1[k][1]);
         }
         // Blood echoes decorrelate completely from frame to frame.
         let mut rng = FastRng::new(mix_seed(self.params.seed, 0x1_0000_0000 + index));
@@ -307,7 +340,8 @@ impl Phantom {
             let (fx, fy) = deformation.forward(b.x[k], b.y[k]);
             let (sn, c) = fast_sin_cos(std::f32::consts::TAU * rng.uniform());
             let (a1, a2) = (b.a1[k], b.a2[k]);
-            splat(fx, fy, a1[0] * c + a2[0] * sn, a1[1] * c + a2[1] * sn);
+            let (re, im) = phased(a1[0] * c + a2[0] * sn, a1[1] * c + a2[1] * sn, fy);
+            splat(fx, fy, re, im);
         }
 
         // Ground truth and the attenuation seen by each pixel, from the backward map.
