@@ -34,7 +34,8 @@ from pddnet import PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8
-BAND_GATHER = True  # build the cost volume with two Gathers (else Slice/Concat + Pad/strided Slice)
+ROW_GATHER = True   # the G row-shifted reference copies with one Gather (else G Slices + Concat)
+BAND_GATHER = False  # the diagonals with one Gather (else Pad + Reshape + Slice; the Gather was slower)
 
 
 def _fold_bn(w, bn, b=None):
@@ -141,7 +142,7 @@ def build_flow(net):
     # reference padded: [1, C, h+2P, w+2P]
     N("Pad", ["reference_features", I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
     Wp = w + 2 * P
-    if BAND_GATHER:
+    if ROW_GATHER:
         # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies
         N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
         N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
