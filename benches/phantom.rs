@@ -13,17 +13,7 @@ use gstpddflow::phantom::{Phantom, PhantomParams};
 
 const FRAMES: u64 = 400;
 
-/// CPU time of this process (user + system) in seconds, from /proc (Linux); `None` elsewhere.
-/// The machine may be shared: CPU time per frame shows the cost independent of other load.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(ticks / 100.0)
-}
+use gstpddflow::phantom::dataset::process_cpu_seconds as cpu_seconds;
 
 fn report(label: &str, frames: u64, wall: f64, cpu: Option<f64>, threads: usize) {
     let mut line = format!(

@@ -15,7 +15,7 @@ use image::imageops::FilterType;
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use gstpddflow::phantom::dataset::{write_dataset, DatasetOptions};
+use gstpddflow::phantom::dataset::{process_cpu_seconds, write_dataset, DatasetOptions};
 use gstpddflow::phantom::{Phantom, PhantomParams};
 
 #[derive(Parser, Debug)]
@@ -121,17 +121,31 @@ fn main() -> Result<()> {
         .context("progress style")?
         .progress_chars("=> "),
     );
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let written = write_dataset(&options, &|n| bar.inc(n))?;
     bar.finish();
     let seconds = start.elapsed().as_secs_f64();
+    let threads = rayon::current_num_threads();
     println!(
-        "wrote {written} frames in {} sequences to {} in {seconds:.2} s: {:.1} frames/s on {} threads",
+        "wrote {written} frames in {} sequences to {} in {seconds:.2} s: {:.1} frames/s on {threads} threads",
         options.sequences,
         options.out.display(),
         written as f64 / seconds.max(1e-9),
-        rayon::current_num_threads()
     );
+    // Wall-clock rate depends on what else runs; CPU time per frame does not (much).
+    if let Some(cpu) = process_cpu_seconds()
+        .zip(cpu_start)
+        .map(|(end, start)| end - start)
+    {
+        let per_frame = cpu / written.max(1) as f64;
+        println!(
+            "CPU {:.2} ms per frame (rendering and writing): {:.1} frames/s per core, {:.1} frames/s on {threads} idle cores",
+            per_frame * 1e3,
+            1.0 / per_frame.max(1e-9),
+            threads as f64 / per_frame.max(1e-9)
+        );
+    }
     Ok(())
 }
 

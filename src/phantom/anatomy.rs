@@ -218,6 +218,9 @@ pub struct Anatomy {
     pub attenuation: Vec<f32>,
     /// Cells holding flowing blood, whose echoes decorrelate from frame to frame.
     pub blood: Vec<bool>,
+    /// Label of each raster cell (its centre), i.e. frame 0's label map extended beyond the
+    /// frame.
+    pub labels: Vec<u8>,
     /// Specular interfaces (skin, fascia, septa, vessel walls, bone cortex) as point
     /// reflectors at exact positions: they image as continuous lines where the surface faces
     /// the probe and fade where it is tilted, as real interfaces do.
@@ -279,6 +282,7 @@ impl Anatomy {
             attenuation: vec![alpha; n],
             blood: vec![false; n],
             interfaces: Vec::new(),
+            labels: vec![0; n],
         }
     }
 
@@ -526,7 +530,27 @@ impl Anatomy {
             attenuation: alpha,
             blood,
             interfaces,
+            labels: Vec::new(),
         }
+        .with_labels()
+    }
+
+    fn with_labels(mut self) -> Self {
+        let grid = self.grid;
+        self.labels = (0..grid.width * grid.height)
+            .map(|k| {
+                let x = (grid.x0 + (k % grid.width) as i32) as f32;
+                let y = (grid.y0 + (k / grid.width) as i32) as f32;
+                self.label_at(x, y)
+            })
+            .collect();
+        self
+    }
+
+    /// Label of the raster cell nearest to `(x, y)`: frame 0's label map sampled nearest.
+    #[inline]
+    pub fn label_nearest(&self, x: f32, y: f32) -> u8 {
+        self.labels[self.grid.nearest(x, y)]
     }
 }
 

@@ -23,6 +23,19 @@ use super::params::PhantomParams;
 use super::simulator::{Frame, Phantom};
 use crate::flow::flo::write_flo;
 
+/// CPU time (user + system) this process has used, in seconds, from `/proc/self/stat`
+/// (Linux); `None` elsewhere. On a shared machine it measures cost regardless of other load.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((user + system) / 100.0)
+}
+
 /// What to write.
 #[derive(Clone, Debug)]
 pub struct DatasetOptions {

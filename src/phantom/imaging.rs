@@ -47,6 +47,7 @@ pub struct Probe {
     pub pad_z: usize,
     /// Round-trip phase per pixel of depth, `2 k0 spacing`, in radians.
     pub phase_per_px: f32,
+    pub phase_table: PhaseTable,
     /// TGC in nepers per pixel of depth (round trip).
     pub tgc_per_px: f32,
     /// Electronic noise standard deviation (per I and Q) at the receiver, before TGC.
@@ -91,6 +92,7 @@ impl Probe {
             pad_x,
             pad_z,
             phase_per_px: 2.0 * std::f32::consts::TAU / wavelength * spacing_mm,
+            phase_table: PhaseTable::default(),
             tgc_per_px,
             // 72 dB below muscle at the receiver: visible only deep, where TGC is high.
             noise_sigma: 10f32.powf(-72.0 / 20.0) / std::f32::consts::SQRT_2,
@@ -149,6 +151,43 @@ pub fn fast_sin_cos(x: f32) -> (f32, f32) {
                         + r2 * (-1.0 / 3_628_800.0
                             + r2 * (1.0 / 479_001_600.0 - r2 / 87_178_291_200.0))))));
     (sin, cos)
+}
+
+/// `(sin, cos)` of `2 pi t` by a 1024-entry table with linear interpolation (error < 5e-6),
+/// for the per-scatterer phase that every frame needs.
+#[derive(Clone, Debug)]
+pub struct PhaseTable {
+    table: Vec<[f32; 2]>,
+}
+
+impl Default for PhaseTable {
+    fn default() -> Self {
+        const N: usize = 1024;
+        let table = (0..=N)
+            .map(|i| {
+                let (s, c) = (i as f64 / N as f64 * std::f64::consts::TAU).sin_cos();
+                [s as f32, c as f32]
+            })
+            .collect();
+        Self { table }
+    }
+}
+
+impl PhaseTable {
+    /// `(sin, cos)` of `2 pi turns`.
+    #[inline]
+    pub fn sin_cos_turns(&self, turns: f32) -> (f32, f32) {
+        let n = (self.table.len() - 1) as f32;
+        let mut frac = turns - (turns as i64) as f32;
+        if frac < 0.0 {
+            frac += 1.0;
+        }
+        let g = frac * n;
+        let i = (g as usize).min(self.table.len() - 2);
+        let f = g - i as f32;
+        let (a, b) = (self.table[i], self.table[i + 1]);
+        (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
+    }
 }
 
 /// SplitMix64: a tiny, portable random stream for per-frame noise (reproducible everywhere).
@@ -290,6 +329,20 @@ mod tests {
         }
         for x in [1e-6f32, 0.01, 0.5, 1.0, 3.3, 1e4, 7e8] {
             assert!((fast_log10(x) - x.log10()).abs() < 2e-4, "{x}");
+        }
+    }
+
+    #[test]
+    fn phase_table_is_accurate() {
+        let table = PhaseTable::default();
+        for i in -3000..3000 {
+            let t = i as f32 * 0.0137;
+            let (s, c) = table.sin_cos_turns(t);
+            let x = std::f32::consts::TAU * t;
+            assert!(
+                (s - x.sin()).abs() < 2e-4 && (c - x.cos()).abs() < 2e-4,
+                "{t}"
+            );
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! The forward map (rest tissue -> frame `t`) is a composition of three invertible pieces:
 //! 1. arterial pulsation: a radial expansion of each artery, `rho -> rho (1 + d)` inside and
-//!    `rho -> rho + d / rho` outside (the incompressible 2-D solution), in the artery's
-//!    normalised elliptic radius;
+//!    a push on the surrounding tissue that fades linearly to zero at three radii, in the
+//!    artery's normalised elliptic radius;
 //! 2. probe compression: per image column, a piecewise-linear map of depth that keeps the skin
 //!    on the probe, collapses each vessel's lumen by its own fraction, strains the soft tissue
 //!    to take up the rest of the probe displacement, and shifts everything below the deep
@@ -491,26 +491,44 @@ impl Deformation<'_> {
     }
 }
 
+/// Outer reach of the pulsation, in normalised radii: tissue beyond it does not move.
+const PULSE_REACH: f32 = 3.0;
+
+/// Radial pulsation in the artery's normalised radius `rho`: the lumen scales by `1 + d`,
+/// the surrounding tissue is pushed out by an amount that falls linearly to zero at
+/// [`PULSE_REACH`] (it is compressed against the tissue beyond).
 #[inline]
 fn pulse_forward(v: &ChordTable, d: f32, x: f32, y: f32) -> (f32, f32) {
     let (u, w) = ((x - v.cx) / v.a, (y - v.cy) / v.b);
+    if u.abs() >= PULSE_REACH || w.abs() >= PULSE_REACH {
+        return (x, y);
+    }
     let rho = (u * u + w * w).sqrt();
-    let ratio = if rho < 1.0 {
-        1.0 + d
+    let moved = if rho < 1.0 {
+        rho * (1.0 + d)
+    } else if rho < PULSE_REACH {
+        rho + d * (PULSE_REACH - rho) / (PULSE_REACH - 1.0)
     } else {
-        1.0 + d / (rho * rho)
+        return (x, y);
     };
+    let ratio = if rho > 0.0 { moved / rho } else { 1.0 + d };
     (v.cx + u * ratio * v.a, v.cy + w * ratio * v.b)
 }
 
 #[inline]
 fn pulse_backward(v: &ChordTable, d: f32, x: f32, y: f32) -> (f32, f32) {
     let (u, w) = ((x - v.cx) / v.a, (y - v.cy) / v.b);
+    if u.abs() >= PULSE_REACH || w.abs() >= PULSE_REACH {
+        return (x, y);
+    }
     let rho = (u * u + w * w).sqrt();
     let rest = if rho < 1.0 + d {
         rho / (1.0 + d)
+    } else if rho < PULSE_REACH {
+        // Inverse of rho + d (R - rho) / (R - 1): linear in rho.
+        (rho - d * PULSE_REACH / (PULSE_REACH - 1.0)) / (1.0 - d / (PULSE_REACH - 1.0))
     } else {
-        0.5 * (rho + (rho * rho - 4.0 * d).max(0.0).sqrt())
+        return (x, y);
     };
     let ratio = if rho > 0.0 {
         rest / rho

@@ -80,8 +80,8 @@ pub struct Workspace {
     axial: Vec<f32>,
     /// One row after the lateral convolution, interleaved.
     row: Vec<f32>,
-    /// Per frame pixel: round-trip attenuation (nepers per px) at its tissue position.
-    alpha: Vec<f32>,
+    /// Per frame pixel: round-trip amplitude transmission through its cell, whole and half.
+    transmission: Vec<[f32; 2]>,
     /// Per frame pixel: displayed intensity before log compression.
     intensity: Vec<f32>,
     scratch: Vec<f32>,
@@ -101,6 +101,8 @@ pub struct Phantom {
     /// Specular interfaces: fixed real amplitudes, no elevational decorrelation (they extend
     /// out of plane).
     interfaces: Scatterers,
+    /// Per raster cell: `exp(-alpha)` and `exp(-alpha / 2)` of its round-trip attenuation.
+    transmission: Vec<[f32; 2]>,
 }
 
 impl Phantom {
@@ -168,7 +170,13 @@ impl Phantom {
             let (s, c) = roughness.sin_cos();
             interfaces.push(p.x, p.y, [p.amplitude * c, p.amplitude * s], [0.0, 0.0], 0);
         }
+        let transmission = anatomy
+            .attenuation
+            .iter()
+            .map(|&a| [(-a).exp(), (-0.5 * a).exp()])
+            .collect();
         Ok(Self {
+            transmission,
             params,
             anatomy,
             motion,
@@ -219,7 +227,7 @@ impl Phantom {
             iq: vec![0.0; 2 * wp * hp],
             axial: vec![0.0; 2 * wp * h],
             row: vec![0.0; 2 * w],
-            alpha: vec![0.0; w * h],
+            transmission: vec![[1.0, 1.0]; w * h],
             intensity: vec![0.0; w * h],
             elevation: vec![(1.0, 0.0); self.anatomy.grid.height],
             scratch: Vec::with_capacity(w),
@@ -292,8 +300,9 @@ impl Phantom {
 
         ws.iq.fill(0.0);
         // Baseband phase of the round trip to depth `y`: `a exp(-i 2 k0 z)`.
+        let turns_per_px = probe.phase_per_px / std::f32::consts::TAU;
         let phased = |re: f32, im: f32, y: f32| {
-            let (s, c) = fast_sin_cos(probe.phase_per_px * y);
+            let (s, c) = probe.phase_table.sin_cos_turns(turns_per_px * y);
             (re * c + im * s, im * c - re * s)
         };
         let (xmax, ymax) = ((wp - 1) as f32, (hp - 1) as f32);
@@ -349,13 +358,14 @@ impl Phantom {
             for x in 0..w {
                 let (bx, by) = deformation.backward(x as f32, y as f32);
                 let i = y * w + x;
-                ws.alpha[i] = self.anatomy.attenuation[grid.nearest(bx, by)];
+                let cell = grid.nearest(bx, by);
+                ws.transmission[i] = self.transmission[cell];
                 if let Some(truth) = truth.as_deref_mut() {
                     truth.flow.dx[i] = bx - x as f32;
                     truth.flow.dy[i] = by - y as f32;
                     // Nearest sample of the rest label map (frame 0's, extended beyond the frame),
                     // so that a perfect flow propagates frame 0's mask exactly.
-                    truth.labels.data[i] = self.anatomy.label_at(bx.round(), by.round());
+                    truth.labels.data[i] = self.anatomy.labels[cell];
                 }
             }
         }
@@ -363,7 +373,8 @@ impl Phantom {
         // Interleaved rows are convolved axially as rows of 2 * wp values.
         convolve_axial(&ws.iq, &mut ws.axial, 2 * wp, h, &probe.axial);
 
-        let mut path = vec![0.0f32; w];
+        // Amplitude transmission from the probe down to the current row, per column.
+        let mut path = vec![1.0f32; w];
         let mut noise = FastRng::new(mix_seed(self.params.seed, 0x2_0000_0000 + index));
         for y in 0..h {
             let kernel = &probe.lateral[y];
@@ -376,12 +387,12 @@ impl Phantom {
             );
             let tgc_gain = (2.0 * probe.tgc_per_px * (y as f32 + 0.5)).exp();
             let out = &mut ws.intensity[y * w..(y + 1) * w];
-            let alpha = &ws.alpha[y * w..(y + 1) * w];
+            let transmission = &ws.transmission[y * w..(y + 1) * w];
             for x in 0..w {
                 // Half the cell's attenuation before its echo, half after (midpoint rule).
-                let here = 0.5 * alpha[x];
-                let attenuation = (-(path[x] + here)).exp();
-                path[x] += alpha[x];
+                let [whole, half] = transmission[x];
+                let attenuation = path[x] * half;
+                path[x] *= whole;
                 let re = ws.row[2 * x] * attenuation + probe.noise_sigma * noise.normal();
                 let im = ws.row[2 * x + 1] * attenuation + probe.noise_sigma * noise.normal();
                 out[x] = (re * re + im * im) * tgc_gain;
