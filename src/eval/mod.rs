@@ -211,12 +211,16 @@ pub fn evaluate_element(
         sequences,
     );
     report.mode = Some(config.mode.clone());
-    report.model = Some(
-        config
-            .model
-            .as_ref()
-            .map_or("built-in".into(), |m| m.display().to_string()),
-    );
+    let files = match &config.model {
+        Some(dir) => crate::engine::model::ModelFiles::from_dir(dir),
+        None => crate::engine::model::ModelFiles::embedded(),
+    };
+    report.model = Some(match (&config.model, files) {
+        (Some(dir), Ok(m)) => format!("{} ({} {})", dir.display(), m.spec.name, m.spec.version),
+        (None, Ok(m)) => format!("built-in ({} {})", m.spec.name, m.spec.version),
+        (Some(dir), Err(_)) => dir.display().to_string(),
+        (None, Err(_)) => "built-in".into(),
+    });
     report.execution_provider = Some(provider);
     report.timing = Some(timing);
     Ok(report)
