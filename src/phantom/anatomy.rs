@@ -310,8 +310,8 @@ impl Anatomy {
             .iter()
             .map(|v| v.cy + v.b * (1.0 + v.pulsation) + v.wall)
             .fold(fat_bottom + 10.0 * mm, f32::max);
-        let deep_boundary = deepest + uniform(rng, 4.0, 12.0) * mm;
-        let bone = rng.random_bool(0.45).then(|| {
+        let deep_boundary = deepest + uniform(rng, 6.0, 16.0) * mm;
+        let bone = rng.random_bool(0.4).then(|| {
             let radius = uniform(rng, 40.0, 90.0) * mm;
             (uniform(rng, 0.15, 0.85) * w, deep_boundary + radius, radius)
         });
