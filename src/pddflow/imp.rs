@@ -82,7 +82,7 @@ impl Default for Settings {
             provider: ExecutionProvider::Cpu,
             strict_provider: false,
             device_id: 0,
-            threads: 0,
+            threads: 1,
             reference_mask: String::new(),
             overlay: false,
             overlay_style: OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND,
@@ -206,9 +206,10 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads per model (0 = ONNX Runtime's default, all cores)")
+                    .blurb("ONNX Runtime intra-op threads per model (0 = ONNX Runtime's default, all cores). \
+                            The default model is small: one thread is fastest on small or busy CPUs")
                     .maximum(256)
-                    .default_value(0)
+                    .default_value(1)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("reference-mask")
