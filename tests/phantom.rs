@@ -494,6 +494,47 @@ mod element {
     }
 
     #[test]
+    fn seeking_renders_the_frame_at_the_new_position() {
+        let mut h = harness(&[("seed", &9u64)]);
+        h.set_sink_caps_str("video/x-raw,format=GRAY8,width=64,height=64,framerate=30/1");
+        h.play();
+        let _ = h.pull().unwrap();
+        let seek = gst::event::Seek::new(
+            1.0,
+            gst::SeekFlags::FLUSH,
+            gst::SeekType::Set,
+            gst::ClockTime::SECOND,
+            gst::SeekType::None,
+            gst::ClockTime::NONE,
+        );
+        assert!(h.push_upstream_event(seek));
+        // Buffers queued before the flush may still be in the harness (the source runs
+        // ahead): the first one after the seek is marked as a discontinuity.
+        let after = (0..1000)
+            .map(|_| h.pull().unwrap())
+            .find(|b| b.flags().contains(gst::BufferFlags::DISCONT))
+            .expect("a buffer after the seek");
+        assert_eq!(after.pts(), Some(gst::ClockTime::SECOND));
+        let phantom = Phantom::new(PhantomParams {
+            width: 64,
+            height: 64,
+            seed: 9,
+            ..Default::default()
+        })
+        .unwrap();
+        let expected = phantom.frame(30, &mut phantom.workspace());
+        assert_eq!(
+            after.map_readable().unwrap().as_slice(),
+            expected.image.as_slice()
+        );
+        // Downstream flushed: the mask comes again, for the frame it is attached to.
+        let mask = gstpddflow::meta::reference_mask(&after)
+            .expect("mask after seek")
+            .unwrap();
+        assert_eq!(mask, expected.truth.labels);
+    }
+
+    #[test]
     fn invalid_settings_are_an_error_not_a_panic() {
         init();
         let element = gst::ElementFactory::make("usphantomsrc").build().unwrap();
