@@ -50,8 +50,15 @@ const ALPHA_MUSCLE: f32 = 0.75;
 const ALPHA_BLOOD: f32 = 0.25;
 const ALPHA_THROMBUS: f32 = 0.5;
 const ALPHA_BONE: f32 = 25.0;
-/// What time-gain compensation assumes for the whole depth, in dB/(cm·MHz).
-pub const ALPHA_TGC: f32 = 0.4;
+/// Time-gain compensation restores muscle's attenuation at any frequency but for this
+/// residual, in dB per cm of depth (round trip): the far field darkens as on a scanner.
+const TGC_RESIDUAL_DB_PER_CM: f32 = 3.0;
+
+/// Round-trip TGC gain in nepers per pixel of depth.
+pub fn tgc_nepers_per_px(frequency_mhz: f32, spacing_mm: f32) -> f32 {
+    let residual = TGC_RESIDUAL_DB_PER_CM * spacing_mm / 10.0 / 8.685_89;
+    (nepers_per_px(ALPHA_MUSCLE, frequency_mhz, spacing_mm) - residual).max(0.0)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -273,7 +280,7 @@ impl Anatomy {
     fn uniform(params: &PhantomParams, grid: Grid) -> Self {
         let n = grid.width * grid.height;
         // Attenuation equal to what TGC assumes: the envelope is flat over depth.
-        let alpha = nepers_per_px(ALPHA_TGC, params.frequency_mhz, params.spacing_mm());
+        let alpha = tgc_nepers_per_px(params.frequency_mhz, params.spacing_mm());
         Self {
             vessels: Vec::new(),
             deep_boundary: params.height as f32 * 2.0,

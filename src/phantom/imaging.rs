@@ -6,7 +6,7 @@
 //! Gaussian axially (pulse length) and laterally (beam width, growing away from the focus).
 //! The phase term is what makes speckle translate with the tissue and decorrelate under strain.
 
-use super::anatomy::ALPHA_TGC;
+use super::anatomy::tgc_nepers_per_px;
 
 /// Speed of sound in mm/µs.
 pub const SPEED_OF_SOUND: f32 = 1.54;
@@ -85,7 +85,7 @@ impl Probe {
         let axial = gaussian_kernel(sigma_z);
         let pad_x = lateral.iter().map(|k| k.len() / 2).max().unwrap_or(0);
         let pad_z = axial.len() / 2;
-        let tgc_per_px = super::anatomy::nepers_per_px(ALPHA_TGC, frequency_mhz, spacing_mm);
+        let tgc_per_px = tgc_nepers_per_px(frequency_mhz, spacing_mm);
         Self {
             axial,
             lateral,
