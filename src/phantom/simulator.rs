@@ -49,7 +49,9 @@ impl Scatterers {
 /// Ground truth of one frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameTruth {
-    /// 0 background, 1 vein, 2 artery.
+    /// 0 background, 1 vein, 2 artery: frame 0's label map sampled (nearest) at `p + flow(p)`.
+    /// The map extends beyond frame 0's borders, so tissue that slides into view keeps its
+    /// true labels (which warping frame 0's mask cannot produce).
     pub labels: LabelMap,
     /// Backward flow to frame 0: `p + flow(p)` is where pixel `p` was in frame 0.
     pub flow: FlowField,
