@@ -123,7 +123,7 @@ impl Out {
 
     fn line(&mut self, text: &str) {
         println!("{text}");
-        self.md.push_str(&format!("\n{text}\n"));
+        self.md.push_str(&format!("\n{text}\n\n"));
     }
 }
 

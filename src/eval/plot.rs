@@ -66,6 +66,8 @@ pub fn plot_dice_over_time(
         if text {
             mesh.x_desc("frames after the reference")
                 .y_desc("Dice %")
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.0}"))
                 .label_style(("sans-serif", 13));
         } else {
             mesh.x_labels(0).y_labels(0);
@@ -95,7 +97,7 @@ pub fn plot_dice_over_time(
         if text && !series.is_empty() {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 13))
