@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ORT_VERSION=1.31.1
 packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  python3-gi python3-gst-1.0 gir1.2-gst-plugins-base-1.0 python3-pip unzip bc)
+  python3-gi python3-gst-1.0 gir1.2-gst-plugins-base-1.0 python3-pip unzip bc fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do
