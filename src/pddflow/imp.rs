@@ -1,7 +1,7 @@
 //! GObject glue of `pddflow`: properties, caps, events. The work is done by
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
-use super::{ExecutionProvider, Mode, OverlayStyle, REANCHOR_EVENT};
+use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
 use crate::flow::draw::{self, LegendLine};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
@@ -27,19 +27,6 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
         Some("PDD-Net optical flow"),
     )
 });
-
-const FORMATS: [VideoFormat; 10] = [
-    VideoFormat::Gray8,
-    VideoFormat::Gray16Le,
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::I420,
-    VideoFormat::Nv12,
-];
 
 fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
     Some(match format {

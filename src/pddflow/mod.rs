@@ -11,6 +11,20 @@ mod imp;
 use gst::glib;
 use gst::prelude::*;
 
+/// The raw video formats `pddflow` (and `pddflowmask`) accept.
+pub const FORMATS: [gst_video::VideoFormat; 10] = [
+    gst_video::VideoFormat::Gray8,
+    gst_video::VideoFormat::Gray16Le,
+    gst_video::VideoFormat::Rgb,
+    gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::Rgba,
+    gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::Rgbx,
+    gst_video::VideoFormat::Bgrx,
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Nv12,
+];
+
 /// Name of the custom downstream event structure that re-anchors the reference.
 pub const REANCHOR_EVENT: &str = "pddflow-reanchor";
 

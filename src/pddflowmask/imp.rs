@@ -18,18 +18,7 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     )
 });
 
-const INPUT_FORMATS: [VideoFormat; 10] = [
-    VideoFormat::Gray8,
-    VideoFormat::Gray16Le,
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::I420,
-    VideoFormat::Nv12,
-];
+use crate::pddflow::FORMATS as INPUT_FORMATS;
 
 #[derive(Default)]
 pub struct PddFlowMask {
