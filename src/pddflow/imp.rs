@@ -597,22 +597,14 @@ impl BaseTransformImpl for PddFlow {
                         ("reference-mask ignored: {e}"),
                         ["Give a label map with the frame's size; flow is still computed and attached."]
                     );
-                    if state.tracker.has_reference() {
-                        Anchor::Keep
-                    } else {
-                        Anchor::Mask(LabelMap::new(0, 0))
-                    }
+                    // Without a reference yet, Keep anchors this frame without labels.
+                    Anchor::Keep
                 }
             }
         } else if self.reanchor.swap(false, Ordering::SeqCst) {
             Anchor::Carry
         } else {
             Anchor::Keep
-        };
-        // An empty placeholder mask means "anchor without labels".
-        let anchor = match anchor {
-            Anchor::Mask(m) if m.width == 0 => Anchor::Keep,
-            a => a,
         };
         if state.tracker.mode() != Self::mode_of(mode) {
             state.tracker.set_mode(Self::mode_of(mode));
@@ -636,7 +628,7 @@ impl BaseTransformImpl for PddFlow {
         }
         let ratio = state.compression.update(step.frame, vein_area);
         let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
-        let result = FlowResult {
+        let mut result = FlowResult {
             frame: step.frame,
             reference_frame: step.reference_frame,
             flow_scale: (
@@ -656,8 +648,8 @@ impl BaseTransformImpl for PddFlow {
             pixel_spacing_mm: spacing,
             vessels: Vec::new(),
         };
+        // Regions are found outside the lock: a property read need not wait for them.
         drop(guard);
-        let mut result = result;
         result.vessels = result
             .labels
             .as_ref()
