@@ -13,11 +13,16 @@
 #   PHANTOM_ARGS    pddflow-phantom arguments of the test set (default below; seed 1000 is kept
 #                   out of training)
 #   MODEL           model directory for the accuracy runs (default: the built-in model)
+#   LABELS_ONLY     the labels-only student (trained without KD) for the ablation rows
+#                   (default: models/labels-only; "" leaves the rows out)
 #   BENCH_MODELS    extra model directories for the model-only table (space separated)
 #   BENCH_CHECKPOINT  a PDD-Net checkpoint (.pt): re-exported at 128², 256², 512² with
 #                   models/train/export.py (needs torch) for the model-only table
 #   EP              execution provider: cpu (default), cuda, auto
+#   BENCH_CONFIG    JSON overrides of parameter-free settings for that export (default: the default
+#                   model's export_overrides, e.g. {"lk_iters": 2})
 #   LONG_FRAMES     frames of the RSS run (default 600; the 100,000-frame check: LONG_FRAMES=100000)
+#   LONG_SIZE       frame size of the RSS run (default 320x240)
 #   THREADS         ONNX Runtime threads of the accuracy runs (default 1)
 #   WORK            scratch directory (default: target/benchmarks)
 #   OUT             the Markdown written (default: BENCHMARKS.md)
@@ -25,6 +30,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+# the command line that reproduces this run, with the settings given in the environment
+RUN_AS=""
+for v in MODEL LABELS_ONLY BENCH_CHECKPOINT BENCH_CONFIG BENCH_MODELS EP LONG_FRAMES LONG_SIZE THREADS PHANTOM_ARGS CAROTID; do
+  if [[ -n "${!v+x}" ]]; then RUN_AS+="$v='${!v}' "; fi
+done
+RUN_AS+="scripts/benchmarks.sh"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x /work/venv-train/bin/python ]]; then PYTHON=/work/venv-train/bin/python; else PYTHON=python3; fi
 fi
@@ -32,6 +43,7 @@ CAROTID="${CAROTID:-../shared/data/carotid}"
 PHANTOM_ARGS="${PHANTOM_ARGS:---sequences 4 --frames 40 --size 256x256 --seed 1000}"
 EP="${EP:-cpu}"
 LONG_FRAMES="${LONG_FRAMES:-600}"
+LONG_SIZE="${LONG_SIZE:-320x240}"
 THREADS="${THREADS:-1}"
 WORK="${WORK:-target/benchmarks}"
 OUT="${OUT:-BENCHMARKS.md}"
@@ -50,6 +62,21 @@ if [[ -n "${MODEL:-}" ]]; then
   MODEL_ARGS=(--model "$MODEL")
   MODEL_NAME="$MODEL"
 fi
+LABELS_ONLY="${LABELS_ONLY-models/labels-only}"
+if [[ -n "$LABELS_ONLY" && ! -f "$LABELS_ONLY/model.json" ]]; then
+  echo "note: no labels-only model in $LABELS_ONLY; its rows are left out" >&2
+  LABELS_ONLY=""
+fi
+# the teacher of the accuracy model (model.json -> training.teacher, e.g. dis:medium -> dis_medium)
+TEACHER="$("$PYTHON" - "${MODEL:-models/default}/model.json" <<'EOF'
+import json, sys
+try:
+    t = (json.load(open(sys.argv[1])).get("training") or {}).get("teacher") or ""
+except OSError:
+    t = ""
+print(t.replace(":", "_"))
+EOF
+)"
 
 DATASETS=()
 if [[ -d "$CAROTID" ]]; then DATASETS+=("carotid=$CAROTID"); fi
@@ -67,16 +94,30 @@ for entry in "${DATASETS[@]}"; do
     "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/pddflow_$mode" \
       --mode "$mode" "${MODEL_ARGS[@]}" --execution-provider "$EP" --threads "$THREADS" \
       --report "$WORK/reports/$name-pddflow_$mode" --quiet > /dev/null
+    if [[ -n "$LABELS_ONLY" ]]; then
+      echo "== $name: pddflow $mode, labels-only student ($LABELS_ONLY)" >&2
+      "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/labels_only_$mode" \
+        --mode "$mode" --model "$LABELS_ONLY" --name "pddflow $mode, labels only (no KD)" \
+        --execution-provider "$EP" --threads "$THREADS" \
+        --report "$WORK/reports/$name-labels_only_$mode" --quiet > /dev/null
+    fi
   done
   echo "== $name: baselines" >&2
   "$PYTHON" scripts/baselines.py run --dataset "$dir" --out "$WORK/pred/$name" \
     --references "$WORK/pred/$name/pddflow_keyframe/manifest.json" > "$WORK/$name-baselines.jsonl"
   for m in copy farneback_keyframe farneback_chain dis_fast_keyframe dis_fast_chain \
            dis_medium_keyframe dis_medium_chain; do
-    "$BIN/pddflow-eval" --dataset "$dir" --score-predictions "$WORK/pred/$name/$m" \
+    label="${m/_keyframe/ keyframe}"
+    [[ "$m" == copy ]] && label="copy reference"
+    label="${label/_chain/ chain}"
+    [[ -n "$TEACHER" && "$m" == "$TEACHER"_* ]] && label+=" (teacher)"
+    "$BIN/pddflow-eval" --dataset "$dir" --score-predictions "$WORK/pred/$name/$m" --name "$label" \
       --report "$WORK/reports/$name-$m" --quiet > /dev/null
   done
   reports=("$WORK/reports/$name-pddflow_keyframe.json" "$WORK/reports/$name-pddflow_chain.json")
+  if [[ -n "$LABELS_ONLY" ]]; then
+    reports+=("$WORK/reports/$name-labels_only_keyframe.json" "$WORK/reports/$name-labels_only_chain.json")
+  fi
   for m in copy farneback_keyframe farneback_chain dis_fast_keyframe dis_fast_chain \
            dis_medium_keyframe dis_medium_chain; do
     reports+=("$WORK/reports/$name-$m.json")
@@ -107,12 +148,15 @@ if [[ -n "${BENCH_CHECKPOINT:-}" ]]; then
   BENCH_CHECKPOINT="$(realpath "$BENCH_CHECKPOINT")"
   echo "== exporting $BENCH_CHECKPOINT at 128, 256, 512" >&2
   (cd models/train && "$PYTHON" - "$BENCH_CHECKPOINT" "$ROOT/$WORK/bench-models" <<'EOF'
-import sys, torch
+import json, os, sys, torch
 from export import export
 from pddnet import PDDNet
 ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+overrides = os.environ.get("BENCH_CONFIG")
+if overrides is None:  # the default model's export-time settings
+    overrides = json.dumps(json.load(open("../default/model.json"))["training"].get("export_overrides") or {})
 for size in (128, 256, 512):
-    cfg = dict(ck["config"]); cfg["input_size"] = size
+    cfg = dict(ck["config"]); cfg.update(json.loads(overrides)); cfg["input_size"] = size
     net = PDDNet(**cfg)
     # Speed only: parameters that an older checkpoint lacks keep their initial values.
     missing = net.load_state_dict(ck["model"], strict=False).missing_keys
@@ -129,7 +173,7 @@ if [[ -n "${BENCH_MODELS:-}" ]]; then
   BENCH_ARGS+=(--models $BENCH_MODELS)
 fi
 echo "== pddflow-bench" >&2
-"$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" \
+"$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" --long-size "$LONG_SIZE" \
   --python "$PYTHON" --markdown "$WORK/bench.md" >&2
 
 END=$(date +%s)
@@ -152,8 +196,8 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "# Benchmarks"
   echo
   echo "Generated by \`scripts/benchmarks.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') in $(( (END - START) / 60 )) min,"
-  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' (with local changes)')."
-  echo "Do not edit by hand: rerun the script (settings at its top)."
+  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml models scripts 2>/dev/null || echo ' (with local changes)')."
+  echo "Do not edit by hand: rerun the script (settings at its top). This file: \`$RUN_AS\`."
   echo
   echo "- machine: $CPU, nproc $(nproc), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); shared with other jobs, so timings vary by ±20% or more between runs"
   echo "- execution provider: $EP$([[ "$EP" != cpu ]] && echo "; GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo none)")"
@@ -170,7 +214,7 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "$PYTHON scripts/baselines.py run --dataset DATA --out $WORK/pred/NAME --references $WORK/pred/NAME/pddflow_keyframe/manifest.json"
   echo "pddflow-eval --dataset DATA --score-predictions $WORK/pred/NAME/METHOD --report $WORK/reports/NAME-METHOD"
   echo "pddflow-eval --compare $WORK/reports/NAME-*.json"
-  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --python $PYTHON"
+  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --long-size $LONG_SIZE --python $PYTHON"
   echo '```'
   echo
   echo "## Accuracy (paper protocol: first frame's mask propagated, every later annotated frame scored)"

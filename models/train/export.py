@@ -116,9 +116,49 @@ def build_features(net):
                                   keepdims=1))
     nodes.append(helper.make_node("Add", ["f3n", _init("neps", np.array(1e-6, np.float32), inits)], ["f3ne"]))
     nodes.append(helper.make_node("Sqrt", ["f3ne"], ["f3rt"]))
-    nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["features"]))
+    if not c["refine"]:
+        if not c["lk_iters"]:
+            nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["features"]))
+    else:
+        nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["coarse"]))
+        cf, b = c["cf"], s // 4
+        h4, w4 = H // 4, W // 4
+        fw0, fb0 = _fold_bn(net.fconv0.weight, net.fbn0)
+        N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
+        N("Conv", ["r0", _init("fw0", f32(fw0), inits), _init("fb0", f32(fb0), inits)], ["fc0"],
+          kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        N("Relu", ["fc0"], ["fr0"])
+        N("Conv", ["fr0", _init("fw1", f32(net.fconv1.weight.detach()), inits),
+                   _init("fb1", f32(net.fconv1.bias.detach()), inits)], ["fc1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        # L2 norm over channels; the channel sum as a 1x1 Conv (ORT's ReduceSum on axis 1 is slow)
+        N("Mul", ["fc1", "fc1"], ["fsq"])
+        N("Conv", ["fsq", _init("fones", np.ones((1, cf, 1, 1), np.float32), inits)], ["fsum"], kernel_shape=[1, 1])
+        N("Add", ["fsum", "neps"], ["fsume"])
+        N("Sqrt", ["fsume"], ["frt"])
+        N("Div", ["fc1", "frt"], ["fine"])
+        # space-to-depth in pixel_unshuffle order (channel c*b*b + by*b + bx)
+        N("Reshape", ["fine", _init("s2d_a", np.array([1, cf, h4 // b, b, w4 // b, b], np.int64), inits)], ["fine6"])
+        N("Transpose", ["fine6"], ["fine6t"], perm=[0, 1, 3, 5, 2, 4])
+        N("Reshape", ["fine6t", _init("s2d_b", np.array([1, cf * b * b, h4 // b, w4 // b], np.int64), inits)],
+          ["finep"])
+        N("Concat", ["coarse", "finep"], ["features_cf"], axis=1)
+    if c["lk_iters"]:
+        # the half-resolution image (first average pool) for the flow head's Lucas-Kanade steps
+        b2 = s // 2
+        last = "features_cf" if c["refine"] else "coarse"
+        if not c["refine"]:
+            nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["coarse"]))
+        nodes.append(helper.make_node("Reshape", ["p0", _init("s2di_a", np.array([1, 1, H // 2 // b2, b2, W // 2 // b2, b2],
+                                                                               np.int64), inits)], ["img6"]))
+        nodes.append(helper.make_node("Transpose", ["img6"], ["img6t"], perm=[0, 1, 3, 5, 2, 4]))
+        nodes.append(helper.make_node("Reshape", ["img6t", _init("s2di_b", np.array([1, b2 * b2, H // s, W // s], np.int64),
+                                                                   inits)], ["imgp"]))
+        nodes.append(helper.make_node("Concat", [last, "imgp"], ["features"], axis=1))
+    elif c["refine"]:
+        nodes.append(helper.make_node("Identity", ["features_cf"], ["features"]))
+    C_out = packed_channels(c)
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, H, W])
-    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, c["C"], H // s, W // s])
+    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, C_out, H // s, W // s])
     return _model(helper.make_graph(nodes, "pddnet_features", [x], [y], initializer=inits))
 
 
@@ -136,11 +176,19 @@ def build_flow(net):
     alpha = float(net.alpha().item())
     wmf = float(net.wmf().item())
 
+    refine = bool(c["refine"])
+    C_in = packed_channels(c)
+    ref_in, cur_in = "reference_features", "current_features"
+    if C_in != C:
+        # the coarse channels of the packed features
+        for nm in (ref_in, cur_in):
+            N("Slice", [nm, I(nm + "_cs", i64([0])), I(nm + "_ce", i64([C])), I(nm + "_ca", i64([1]))], [nm + "_c"])
+        ref_in, cur_in = ref_in + "_c", cur_in + "_c"
     # current: [h, w, C]
-    N("Transpose", ["current_features"], ["cur_t"], perm=[0, 2, 3, 1])
+    N("Transpose", [cur_in], ["cur_t"], perm=[0, 2, 3, 1])
     N("Reshape", ["cur_t", I("shp_c", i64([h, w, C]))], ["cmat"])
     # reference padded: [1, C, h+2P, w+2P]
-    N("Pad", ["reference_features", I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
+    N("Pad", [ref_in, I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
     Wp = w + 2 * P
     if ROW_GATHER:
         # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies
@@ -217,12 +265,167 @@ def build_flow(net):
     N("Slice", ["qf_mom", I("m_s1", i64([2])), I("m_e1", i64([3])), I("m_ax1", i64([1]))], ["qf_den0"])
     N("Add", ["qf_den0", I("qf_eps", np.array(1e-30, np.float32))], ["qf_den"])
     N("Div", ["qf_num", "qf_den"], ["flow_lr"])
-    N("Resize", ["flow_lr", "", I("scales", np.array([1.0, 1.0, s, s], np.float32))], ["flow"],
+    cur, grid_h = "flow_lr", h
+    if refine:
+        cur, grid_h = build_refine(net, N, I, cur), H // 4
+    if c["lk_iters"]:
+        cur, grid_h = build_lk(net, N, I, cur), H // 2
+    N("Resize", [cur, "", I("scales", np.array([1.0, 1.0, H / grid_h, H / grid_h], np.float32))], ["flow"],
       mode="linear", coordinate_transformation_mode="half_pixel")
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, C, h, w])
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, C_in, h, w])
            for n in ("reference_features", "current_features")]
     out = helper.make_tensor_value_info("flow", TensorProto.FLOAT, [1, 2, H, W])
     return _model(helper.make_graph(nodes, "pddnet_flow", ins, [out], initializer=inits))
+
+
+def packed_channels(c):
+    """Channels of the feature tensor: coarse, then the packed fine map, then the packed image."""
+    return c["C"] + (c["cf"] * (c["stride"] // 4) ** 2 if c["refine"] else 0) + \
+        ((c["stride"] // 2) ** 2 if c["lk_iters"] else 0)
+
+
+def build_lk(net, N, I, fl_in):
+    """Lucas-Kanade steps on the packed half-resolution image (pddnet.PDDNet.lk) as ONNX nodes;
+    returns the name of the flow [1,2,H/2,W/2] in image pixels."""
+    c = net.cfg
+    H = W = c["input_size"]
+    s, b = c["stride"], c["stride"] // 2
+    h2, w2, q = H // 2, W // 2, 2.0
+    start = packed_channels(c) - b * b
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    f32 = lambda v: np.array(v, dtype=np.float32)
+    for nm, tag in (("reference_features", "r"), ("current_features", "c")):
+        N("Slice", [nm, I(f"ls_{tag}", i64([start])), I(f"le_{tag}", i64([start + b * b])), I(f"la_{tag}", i64([1]))],
+          [f"lp_{tag}"])
+        N("Reshape", [f"lp_{tag}", I(f"ld2s_a{tag}", i64([1, 1, b, b, h2 // b, w2 // b]))], [f"lp6_{tag}"])
+        N("Transpose", [f"lp6_{tag}"], [f"lp6t_{tag}"], perm=[0, 1, 4, 2, 5, 3])
+        N("Reshape", [f"lp6t_{tag}", I(f"ld2s_b{tag}", i64([1, 1, h2, w2]))], [f"img_{tag}"])
+    gh = fl_in  # resize to H/2 from whatever grid the incoming flow has
+    N("Resize", [gh, "", "", I("lk_sizes", i64([1, 2, h2, w2]))], ["lk_fl2"], mode="linear",
+      coordinate_transformation_mode="half_pixel")
+    N("Mul", ["lk_fl2", I("lk_inv_q", f32(1.0 / q))], ["lk_u0"])
+    # central differences with edge padding as one Conv (channel 0 = d/dx, 1 = d/dy)
+    gk = np.zeros((2, 1, 3, 3), np.float32)
+    gk[0, 0, 1, 0], gk[0, 0, 1, 2] = -0.5, 0.5
+    gk[1, 0, 0, 1], gk[1, 0, 2, 1] = -0.5, 0.5
+    I("lk_gk", gk)
+    I("lk_pad1", i64([0, 0, 1, 1, 0, 0, 1, 1]))
+    N("Pad", ["img_c", "lk_pad1"], ["lk_cpad"], mode="edge")
+    N("Conv", ["lk_cpad", "lk_gk"], ["lk_gc"], kernel_shape=[3, 3])
+    k = c["lk_size"]
+    gy, gx = np.meshgrid((2 * np.arange(h2) + 1) / h2 - 1, (2 * np.arange(w2) + 1) / w2 - 1, indexing="ij")
+    # the sampling grid is built channels-first and transposed once (a broadcast over a last
+    # axis of 2 is slow in ONNX Runtime)
+    I("lk_base", np.stack([gx, gy], 0)[None].astype(np.float32))
+    I("lk_gscale", np.array([2.0 / w2, 2.0 / h2], np.float32).reshape(1, 2, 1, 1))
+    I("lk_half", f32(0.5))
+    I("lk_lam", f32(c["lk_lambda"]))
+    I("lk_eps", f32(c["lk_eps"]))
+    I("lk_clip_lo", f32(-c["lk_clip"]))
+    I("lk_clip_hi", f32(c["lk_clip"]))
+    for ch, nm in enumerate("abdxy"):
+        I(f"lk_s{nm}", i64([ch]))
+        I(f"lk_e{nm}", i64([ch + 1]))
+    I("lk_ax1", i64([1]))
+    u = "lk_u0"
+    for it in range(c["lk_iters"]):
+        t = f"lk{it}_"
+        N("Mul", [u, "lk_gscale"], [t + "ug"])
+        N("Add", [t + "ug", "lk_base"], [t + "gridc"])
+        N("Transpose", [t + "gridc"], [t + "grid"], perm=[0, 2, 3, 1])
+        N("GridSample", ["img_r", t + "grid"], [t + "wr"], mode="bilinear", padding_mode="border", align_corners=0)
+        N("Pad", [t + "wr", "lk_pad1"], [t + "wpad"], mode="edge")
+        N("Conv", [t + "wpad", "lk_gk"], [t + "gr"], kernel_shape=[3, 3])
+        N("Add", [t + "gr", "lk_gc"], [t + "gs"])
+        N("Mul", [t + "gs", "lk_half"], [t + "G"])  # [gx, gy]
+        N("Sub", ["img_c", t + "wr"], [t + "e"])
+        N("Mul", [t + "G", t + "G"], [t + "GG"])  # [gx^2, gy^2]
+        N("Mul", [t + "G", t + "e"], [t + "Ge"])  # [gx e, gy e]
+        N("Slice", [t + "G", "lk_sa", "lk_ea", "lk_ax1"], [t + "gx"])
+        N("Slice", [t + "G", "lk_sb", "lk_eb", "lk_ax1"], [t + "gy"])
+        N("Mul", [t + "gx", t + "gy"], [t + "gxy"])
+        N("Slice", [t + "GG", "lk_sa", "lk_ea", "lk_ax1"], [t + "gxx"])
+        N("Slice", [t + "GG", "lk_sb", "lk_eb", "lk_ax1"], [t + "gyy"])
+        N("Concat", [t + "gxx", t + "gxy", t + "gyy", t + "Ge"], [t + "prod"], axis=1)  # [a, b, d, ex, ey]
+        N("AveragePool", [t + "prod"], [t + "sm"], kernel_shape=[k, k], strides=[1, 1], pads=[k // 2] * 4,
+          count_include_pad=1)
+        for nm in "abdxy":
+            N("Slice", [t + "sm", f"lk_s{nm}", f"lk_e{nm}", "lk_ax1"], [t + nm])
+        N("Add", [t + "a", t + "d"], [t + "tr"])
+        N("Mul", [t + "tr", "lk_lam"], [t + "trl"])
+        N("Add", [t + "trl", "lk_eps"], [t + "reg"])
+        N("Add", [t + "a", t + "reg"], [t + "ar"])
+        N("Add", [t + "d", t + "reg"], [t + "dr"])
+        N("Mul", [t + "ar", t + "dr"], [t + "ad"])
+        N("Mul", [t + "b", t + "b"], [t + "bb"])
+        N("Sub", [t + "ad", t + "bb"], [t + "det"])
+        N("Mul", [t + "dr", t + "x"], [t + "n1"])
+        N("Mul", [t + "b", t + "y"], [t + "n2"])
+        N("Sub", [t + "n1", t + "n2"], [t + "nx"])
+        N("Mul", [t + "ar", t + "y"], [t + "n3"])
+        N("Mul", [t + "b", t + "x"], [t + "n4"])
+        N("Sub", [t + "n3", t + "n4"], [t + "ny"])
+        N("Concat", [t + "nx", t + "ny"], [t + "num"], axis=1)
+        N("Div", [t + "num", t + "det"], [t + "du"])
+        N("Clip", [t + "du", "lk_clip_lo", "lk_clip_hi"], [t + "duc"])
+        N("Add", [u, t + "duc"], [t + "u"])
+        u = t + "u"
+    N("Mul", [u, I("lk_q", f32(q))], ["lk_out"])
+    return "lk_out"
+
+
+def build_refine(net, N, I, flow_lr):
+    """The stride-4 refinement level (pddnet.PDDNet.refine) as ONNX nodes."""
+    c = net.cfg
+    H = W = c["input_size"]
+    s, C, cf, r = c["stride"], c["C"], c["cf"], c["rr"]
+    b, h4, w4, q = s // 4, H // 4, W // 4, 4
+    n = 2 * r + 1
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    f32 = lambda t: t.detach().numpy().astype(np.float32)
+    for nm, tag in (("reference_features", "r"), ("current_features", "c")):
+        N("Slice", [nm, I(f"fs_{tag}", i64([C])), I(f"fe_{tag}", i64([C + cf * b * b])), I(f"fa_{tag}", i64([1]))],
+          [f"fp_{tag}"])
+        # depth-to-space, inverse of the features graph's packing
+        N("Reshape", [f"fp_{tag}", I(f"d2s_a{tag}", i64([1, cf, b, b, h4 // b, w4 // b]))], [f"fp6_{tag}"])
+        N("Transpose", [f"fp6_{tag}"], [f"fp6t_{tag}"], perm=[0, 1, 4, 2, 5, 3])
+        N("Reshape", [f"fp6t_{tag}", I(f"d2s_b{tag}", i64([1, cf, h4, w4]))], [f"fine_{tag}"])
+    N("Resize", [flow_lr, "", I("scales4", np.array([1.0, 1.0, h4 / (H // s), w4 / (W // s)], np.float32))], ["fl4"],
+      mode="linear", coordinate_transformation_mode="half_pixel")
+    # grid of GridSample (align_corners=0): (2 (x + fl/q) + 1) / w4 - 1
+    gy, gx = np.meshgrid((2 * np.arange(h4) + 1) / h4 - 1, (2 * np.arange(w4) + 1) / w4 - 1, indexing="ij")
+    base = np.stack([gx, gy], -1)[None].astype(np.float32)  # [1,h4,w4,2]
+    N("Transpose", ["fl4"], ["fl4t"], perm=[0, 2, 3, 1])
+    N("Mul", ["fl4t", I("gscale", np.array([2.0 / (q * w4), 2.0 / (q * h4)], np.float32))], ["fl4g"])
+    N("Add", ["fl4g", I("gbase", base)], ["grid"])
+    N("GridSample", ["fine_r", "grid"], ["wref"], mode="bilinear", padding_mode="border", align_corners=0)
+    N("Pad", ["wref", I("pads_w", i64([0, 0, r, r, 0, 0, r, r]))], ["wpad"], mode="edge")
+    prods = []
+    for dy in range(n):
+        for dx in range(n):
+            k = dy * n + dx
+            N("Slice", ["wpad", I(f"ws{k}", i64([dy, dx])), I(f"we{k}", i64([dy + h4, dx + w4])), I(f"wa{k}", i64([2, 3]))],
+              [f"wsh{k}"])
+            N("Mul", ["fine_c", f"wsh{k}"], [f"wp{k}"])
+            prods.append(f"wp{k}")
+    N("Concat", prods, ["wprods"], axis=1)
+    blk = np.zeros((n * n, n * n * cf, 1, 1), np.float32)
+    for k in range(n * n):
+        blk[k, k * cf:(k + 1) * cf] = 1.0
+    N("Conv", ["wprods", I("corr_sum", blk)], ["corr"], kernel_shape=[1, 1])  # per-offset channel sums
+    N("Mul", ["fl4", I("fl_in_scale", np.array(1.0 / 16.0, np.float32))], ["fl4s"])
+    N("Concat", ["fine_c", "wref", "corr", "fl4s"], ["rin"], axis=1)
+    N("Conv", ["rin", I("rw0", f32(net.rconv0.weight)), I("rb0", f32(net.rconv0.bias))], ["rc0"],
+      kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    N("Relu", ["rc0"], ["rr0"])
+    N("Conv", ["rr0", I("rw1", f32(net.rconv1.weight)), I("rb1", f32(net.rconv1.bias))], ["rc1"],
+      kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2])
+    N("Relu", ["rc1"], ["rr1"])
+    rs = float(c["rscale"])
+    N("Conv", ["rr1", I("rw2", f32(net.rconv2.weight) * rs), I("rb2", f32(net.rconv2.bias) * rs)], ["rres"],
+      kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    N("Add", ["fl4", "rres"], ["fl4r"])
+    return "fl4r"
 
 
 def model_json(net, name, version, training=None, scores=None):
@@ -233,7 +436,7 @@ def model_json(net, name, version, training=None, scores=None):
         "input_width": c["input_size"],
         "input_height": c["input_size"],
         "stride": c["stride"],
-        "feature_channels": c["C"],
+        "feature_channels": packed_channels(c),
         "displacement_grid": c["G"],
         "displacement_spacing": c["spacing"] * c["stride"],
         "max_displacement": (c["G"] - 1) // 2 * c["spacing"] * c["stride"],
@@ -255,9 +458,11 @@ def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, 
         f.write("\n")
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, overrides=None):
+    """A trained PDDNet; `overrides` changes parameter-free settings (e.g. {"lk_iters": 2} adds
+    the Lucas-Kanade level to a checkpoint trained without it)."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    net = PDDNet(**ck["config"])
+    net = PDDNet(**{**ck["config"], **(overrides or {})})
     net.load_state_dict(upgrade_state_dict(ck["model"]))
     return net.eval(), ck
 
@@ -269,10 +474,15 @@ def main():
     ap.add_argument("--name", default="pddflow-pddnet")
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--scores", default=None, help="JSON file with measured scores to embed")
+    ap.add_argument("--config", default="{}", help='JSON overrides of parameter-free settings, e.g. {"lk_iters": 2}')
     a = ap.parse_args()
-    net, ck = load_checkpoint(a.checkpoint)
+    overrides = json.loads(a.config)
+    net, ck = load_checkpoint(a.checkpoint, overrides)
     scores = json.load(open(a.scores)) if a.scores else ck.get("scores")
-    export(net, a.out_dir, a.name, a.version, ck.get("training"), scores)
+    training = ck.get("training")
+    if overrides:
+        training = {**(training or {}), "export_overrides": overrides}
+    export(net, a.out_dir, a.name, a.version, training, scores)
     print("exported to", a.out_dir)
 
 

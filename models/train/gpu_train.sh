@@ -63,8 +63,10 @@ WORKERS=$(( NPROC > 2 ? NPROC - 2 : 0 ))
 cp "$WORK/run/final.pt" "$OUT/final.pt"
 
 # ---- 3. export + parity + latency + evaluation
-"$PY" "$HERE/export.py" "$WORK/run/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.2.0
-PDDFLOW_CHECKPOINT="$WORK/run/final.pt" "$PY" "$HERE/test_parity.py" "$WORK/run/final.pt"
+# the parameter-free Lucas-Kanade level is added at export, as for the default model
+"$PY" "$HERE/export.py" "$WORK/run/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.3.0 \
+  --config '{"lk_iters": 2}'
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 2}' "$PY" "$HERE/test_parity.py" "$WORK/run/final.pt"
 "$PY" "$HERE/bench_onnx.py" "$OUT/model" --iters 100 || true
 "$PY" "$HERE/evaluate.py" "$CAROTID" --seqs 0035,0037 --methods copy,dis:fast,dis:medium,model:"$OUT/model" \
   --json "$OUT/eval_carotid_heldout.json"

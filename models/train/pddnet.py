@@ -26,6 +26,24 @@ Flow head (reference features R, current features F):
     flow_lowres = sum_l Q_l * d_l * stride  (image pixels)
     flow = bilinear upsample to [B,2,H,W] (align_corners=False)
 
+Refinement level (refine=1, beyond the paper): the coarse labels are 8 image pixels apart and
+the soft-argmin cannot resolve the sub-pixel frame-to-frame motion that chain mode composes. A
+fine feature branch at stride 4 (conv 3x3 + BN + ReLU, conv 3x3, L2 norm; cf channels) is packed
+into the cached feature tensor by space-to-depth (features = [coarse C | fine 4*cf] channels at
+H/8), so the contract and the reference-feature cache stay as they are. The flow head upsamples
+the coarse flow to H/4, warps the reference's fine features by it (bilinear, border), computes a
+local correlation over (2rr+1)^2 fine-pixel offsets, and three 3x3 convolutions on
+[current fine, warped reference fine, correlation, coarse flow] regress a residual flow
+(trained against ground-truth flow where the data has it, and through the mask losses).
+
+Lucas-Kanade level (lk_iters > 0, beyond the paper, no learned parameters): the half-resolution
+input (the feature CNN's first average pool, H/2) is packed into the feature tensor too
+(space-to-depth), and the flow head finishes with lk_iters Gauss-Newton steps of windowed
+Lucas-Kanade on it: warp the reference by the current flow, solve the 2x2 normal equations over
+a box window (gradients = mean of the warped reference's and the current frame's; Tikhonov
+term lk_lambda so that textureless windows keep the flow), clip the update. Speckle is the texture
+LK needs; the learned levels bring the residual into its sub-pixel range.
+
 Flow convention: BACKWARD flow. For pixel p of the current frame, p + flow(p) is where
 p was in the reference frame; warping the reference mask: mask_t(p) = mask_ref(p + flow(p)).
 
@@ -52,6 +70,16 @@ DEFAULT_CONFIG = dict(
     G=17,             # labels per axis (G x G grid)
     spacing=1,        # label spacing in feature pixels
     n_mf=2,           # mean-field iterations
+    refine=0,         # 1: fine refinement level at stride 4 (sub-label flow, see below)
+    cf=8,             # fine feature channels (packed into the feature tensor, 4*cf channels)
+    rr=1,             # fine local cost radius (fine pixels = 4 image pixels)
+    rh=16,            # hidden channels of the refinement convolutions
+    rscale=4.0,       # refinement output scale (image pixels)
+    lk_iters=0,       # Lucas-Kanade iterations on the half-resolution image after the refinement
+    lk_size=9,        # LK window (box, half-resolution pixels)
+    lk_lambda=1e-3,   # LK Tikhonov term (in units of the window-summed squared gradient)
+    lk_clip=1.0,      # largest LK update per iteration (half-resolution pixels)
+    lk_eps=1e-4,      # LK absolute Tikhonov term (images in [0,1])
 )
 
 
@@ -74,6 +102,16 @@ class PDDNet(nn.Module):
         self.conv2 = nn.Conv2d(c1, c1, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c1)
         self.conv3 = nn.Conv2d(c1, C, 1, bias=True)
+        if c["refine"]:
+            cf, rh, nc = c["cf"], c["rh"], (2 * c["rr"] + 1) ** 2
+            self.fconv0 = nn.Conv2d(c0, cf, 3, padding=1, bias=False)
+            self.fbn0 = nn.BatchNorm2d(cf)
+            self.fconv1 = nn.Conv2d(cf, cf, 3, padding=1, bias=True)
+            self.rconv0 = nn.Conv2d(2 * cf + nc + 2, rh, 3, padding=1, bias=True)
+            self.rconv1 = nn.Conv2d(rh, rh, 3, padding=2, dilation=2, bias=True)
+            self.rconv2 = nn.Conv2d(rh, 2, 3, padding=1, bias=True)
+            nn.init.zeros_(self.rconv2.weight)  # starts as the coarse flow exactly
+            nn.init.zeros_(self.rconv2.bias)
         # flow head parameters (softplus-ed)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(10.0 / 20.0)))  # alpha = 10 at init
         self.log_mf = nn.Parameter(torch.tensor(math.log(1.0 / 19.0)))  # wmf = 1 at init
@@ -113,14 +151,41 @@ class PDDNet(nn.Module):
             outs.append(smp.view(B, c0, K, ho, wo))
         return (outs[0] - outs[1]).reshape(B, c0 * K, ho, wo)
 
+    @staticmethod
+    def _l2n(f):
+        return f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-6)
+
     def features(self, img):
         x = F.avg_pool2d(img, 3, stride=2, padding=1)
-        x = F.relu(self.bn0(self.conv0(x)))
-        x = self.obelisk_sample(x)
+        packed_img = F.pixel_unshuffle(x, self.cfg["stride"] // 2) if self.cfg["lk_iters"] else None
+        r0 = F.relu(self.bn0(self.conv0(x)))
+        x = self.obelisk_sample(r0)
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
-        f = self.conv3(x)
-        return f / torch.sqrt((f * f).sum(1, keepdim=True) + 1e-6)
+        f = self._l2n(self.conv3(x))
+        parts = [f]
+        if self.cfg["refine"]:
+            fine = self._l2n(self.fconv1(F.relu(self.fbn0(self.fconv0(r0)))))  # [B,cf,H/4,W/4]
+            # space-to-depth to the coarse grid: channel c*4 + by*2 + bx (pixel_unshuffle order)
+            parts.append(F.pixel_unshuffle(fine, self.cfg["stride"] // 4))
+        if packed_img is not None:
+            parts.append(packed_img)
+        return torch.cat(parts, 1) if len(parts) > 1 else f
+
+    def split_features(self, f):
+        """Packed features -> (coarse [B,C,h,w], fine [B,cf,H/4,W/4] or None,
+        half-resolution image [B,1,H/2,W/2] or None)."""
+        c = self.cfg
+        C, s = c["C"], c["stride"]
+        fine = img = None
+        k = C
+        if c["refine"]:
+            n = c["cf"] * (s // 4) ** 2
+            fine = F.pixel_shuffle(f[:, k:k + n], s // 4)
+            k += n
+        if c["lk_iters"]:
+            img = F.pixel_shuffle(f[:, k:k + (s // 2) ** 2], s // 2)
+        return f[:, :C], fine, img
 
     def alpha(self):
         return ALPHA_MAX * torch.sigmoid(self.log_alpha)
@@ -168,9 +233,72 @@ class PDDNet(nn.Module):
         return torch.einsum("bl,dl->bd", Q.flatten(2).transpose(1, 2).reshape(-1, Q.shape[1]), self.disp) \
             .view(Q.shape[0], Q.shape[2], Q.shape[3], 2).permute(0, 3, 1, 2)
 
+    def local_corr(self, wref, cur):
+        """<cur(p), wref(p + d)> for d in [-rr, rr]^2 fine pixels, edge padding: [B,(2rr+1)^2,h4,w4]
+        (offset index k = (dy + rr) * (2rr+1) + (dx + rr))."""
+        r = self.cfg["rr"]
+        n = 2 * r + 1
+        h4, w4 = cur.shape[-2:]
+        pad = F.pad(wref, (r, r, r, r), mode="replicate")
+        out = [(cur * pad[:, :, dy:dy + h4, dx:dx + w4]).sum(1, keepdim=True) for dy in range(n) for dx in range(n)]
+        return torch.cat(out, 1)
+
+    def refine(self, fl_lr, fine_r, fine_c):
+        """Coarse flow at H/s (image px) -> refined flow at H/4 (image px)."""
+        h4, w4 = fine_c.shape[-2:]
+        fl4 = F.interpolate(fl_lr, size=(h4, w4), mode="bilinear", align_corners=False)
+        q = self.cfg["input_size"] // h4  # image pixels per fine pixel (4)
+        wref = warp(fine_r, fl4 / q)
+        corr = self.local_corr(wref, fine_c)
+        x = torch.cat([fine_c, wref, corr, fl4 / 16.0], 1)
+        x = F.relu(self.rconv0(x))
+        x = F.relu(self.rconv1(x))
+        return fl4 + self.cfg["rscale"] * self.rconv2(x)
+
+    @staticmethod
+    def _grad(x):
+        """Central differences with edge padding: (d/dx, d/dy) of [B,1,h,w]."""
+        p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        gx = 0.5 * (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2])
+        gy = 0.5 * (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1])
+        return gx, gy
+
+    def lk(self, fl, img_r, img_c):
+        """fl: flow [B,2,h,w] in image px (any grid) -> flow at H/2 in image px after LK steps."""
+        c = self.cfg
+        h2, w2 = img_c.shape[-2:]
+        q = c["input_size"] / h2  # image pixels per half-resolution pixel (2)
+        u = F.interpolate(fl, size=(h2, w2), mode="bilinear", align_corners=False) / q
+        k = c["lk_size"]
+        gcx, gcy = self._grad(img_c)
+        lam = c["lk_lambda"]
+        for _ in range(c["lk_iters"]):
+            wr = warp(img_r, u)
+            grx, gry = self._grad(wr)
+            gx, gy = 0.5 * (grx + gcx), 0.5 * (gry + gcy)
+            e = img_c - wr
+            prod = torch.cat([gx * gx, gx * gy, gy * gy, gx * e, gy * e], 1)
+            # window means (zero padding counted: one AveragePool in ONNX)
+            sm = F.avg_pool2d(prod, k, stride=1, padding=k // 2, count_include_pad=True)
+            a, b, d, ex, ey = sm[:, 0:1], sm[:, 1:2], sm[:, 2:3], sm[:, 3:4], sm[:, 4:5]
+            # Tikhonov term, relative + absolute: flat or noise-only windows keep the incoming flow
+            reg = lam * (a + d) + c["lk_eps"]
+            a, d = a + reg, d + reg
+            det = a * d - b * b
+            dx = (d * ex - b * ey) / det
+            dy = (a * ey - b * ex) / det
+            u = u + torch.cat([dx, dy], 1).clamp(-c["lk_clip"], c["lk_clip"])
+        return u * q
+
     def flow(self, fr, fc):
         H = W = self.cfg["input_size"]
-        fl = self.flow_lowres(fr, fc)
+        cr, fine_r, img_r = self.split_features(fr)
+        cc, fine_c, img_c = self.split_features(fc)
+        fl = self.flow_lowres(cr, cc)
+        if fine_r is not None:
+            fl = self.refine(fl, fine_r, fine_c)
+        if img_r is not None:
+            fl = self.lk(fl, img_r, img_c)
         return F.interpolate(fl, size=(H, W), mode="bilinear", align_corners=False)
 
     def forward(self, ref_img, cur_img):

@@ -4,12 +4,14 @@
 #  1. creates models/train/.venv with the pinned requirements (skipped if it exists),
 #  2. writes phantom data with `cargo run --release --bin pddflow-phantom` (train seeds 1..,
 #     validation seed 9001) under models/train/runs/data/ (git-ignored),
-#  3. trains the CPU recipe within BUDGET_S seconds of training (default 75 min; checkpoints every
-#     2 min in models/train/runs/regen/; rerunning the command resumes where it stopped),
-#  4. exports models/default/{features,flow}.onnx + model.json, checks ONNX/PyTorch parity,
+#  3. trains the CPU recipe (synthetic warm-up 120, pre-training 220, fine-tuning 160 steps of
+#     batch 8; BUDGET_S seconds at most; checkpoints every 2 min in models/train/runs/regen/;
+#     rerunning the command resumes where it stopped),
+#  4. exports models/default/{features,flow}.onnx + model.json with the Lucas-Kanade level
+#     (no parameters, added at export), checks ONNX/PyTorch parity,
 #     measures latency and evaluates on held-out data (carotid 0035,0037; phantom seed 9001).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
-#      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student,
+#      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student (into models/labels-only),
 #      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
 set -euo pipefail
 BUDGET=${1:-4500}
@@ -22,7 +24,7 @@ CAROTID=${CAROTID:-../shared/data/carotid}
 THREADS=${THREADS:-$(nproc)}
 TRAIN_SEQ=${TRAIN_SEQ:-24}
 FRAMES=${FRAMES:-90}
-MODEL_OUT=${MODEL_OUT:-models/default}
+MODEL_OUT=${MODEL_OUT:-$([ "${NOKD:-0}" = 1 ] && echo models/labels-only || echo models/default)}
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -51,19 +53,26 @@ if [ -d "$CAROTID" ]; then
   VAL_ARGS=(--val-data "$CAROTID" --val-seqs 0035,0037)
 fi
 KD_ARGS=(--teacher dis:medium)
-[ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd)
-"$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 "${VAL_ARGS[@]}" \
-  --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
-  --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.02 \
-  "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 \
-  --cache "$RUNS/teacher_cache" --out "$RUNS/regen" --resume --ckpt-every 120 --log-every 50
+SUFFIX=""
+NAME=pddflow-pddnet
+[ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd) && SUFFIX=_nokd && NAME=pddflow-pddnet-labels-only
+COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-epochs 200
+  --pretrain-lr 0.002 --finetune-lr 0.00025 --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1
+  "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 --cache "$RUNS/teacher_cache" --resume
+  --ckpt-every 120 --log-every 50)
+# the PDD-Net (17x17 labels, 8 px apart): synthetic warm-up, pre-training, fine-tuning
+"$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" "${COMMON[@]}" --stages synth,pretrain,finetune \
+  --stage-steps 120,220,160 --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
+  --flow-weight 0.02 --out "$RUNS/regen$SUFFIX"
 
-"$PY" "$TRAIN/export.py" "$RUNS/regen/final.pt" "$MODEL_OUT" --name pddflow-pddnet --version 0.2.0
-"$PY" "$TRAIN/test_parity.py" "$RUNS/regen/final.pt"
+# export with the parameter-free Lucas-Kanade level (2 steps at half resolution) after the PDD-Net
+"$PY" "$TRAIN/export.py" "$RUNS/regen$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.3.0 \
+  --config '{"lk_iters": 2}'
+
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 2}' "$PY" "$TRAIN/test_parity.py" "$RUNS/regen$SUFFIX/final.pt"
 "$PY" "$TRAIN/bench_onnx.py" "$MODEL_OUT"
 if [ -d "$CAROTID" ]; then "$PY" "$TRAIN/evaluate.py" "$CAROTID" --seqs 0035,0037 \
-  --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen/eval_carotid.json"; fi
+  --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen$SUFFIX/eval_carotid.json"; fi
 "$PY" "$TRAIN/evaluate.py" "$DATA/phantom_val" --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" \
-  --json "$RUNS/regen/eval_phantom.json"
-echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen/eval_*.json)"
+  --json "$RUNS/regen$SUFFIX/eval_phantom.json"
+echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen$SUFFIX/eval_*.json)"

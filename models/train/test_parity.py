@@ -5,6 +5,7 @@ Checks features (abs error relative to the feature scale) and flow (max abs erro
 `python test_parity.py [MODEL_CHECKPOINT]` (default: a randomly initialised net with
 perturbed batch-norm statistics, plus every config variant listed below).
 """
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +32,9 @@ def _random_net(**cfg):
                 m.bias.uniform_(-0.1, 0.1)
         net.log_alpha.fill_(0.5)
         net.log_gamma.fill_(0.5)
+        if net.cfg["refine"]:  # zero-initialised at training start; make it matter here
+            net.rconv2.weight.normal_(0, 0.05)
+            net.rconv2.bias.uniform_(-0.1, 0.1)
     return net.eval()
 
 
@@ -78,7 +82,8 @@ def check(net, tmp):
     return worst_f, worst_w
 
 
-CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7)]
+CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7), dict(refine=1),
+           dict(stride=4, G=7, refine=1, rr=1), dict(refine=1, lk_iters=2), dict(lk_iters=1)]
 
 
 def test_parity_configs():
@@ -94,7 +99,8 @@ def test_parity_default_model():
     ck = os.environ.get("PDDFLOW_CHECKPOINT")
     if not ck:
         return
-    net, _ = load_checkpoint(ck)
+    # parameter-free settings added at export (regen.sh: {"lk_iters": 2})
+    net, _ = load_checkpoint(ck, json.loads(os.environ.get("PDDFLOW_EXPORT_CONFIG", "{}")))
     with tempfile.TemporaryDirectory() as tmp:
         f, w = check(net, tmp)
     print(f"checkpoint {ck}: features rel err {f:.2e}, flow max abs err {w:.2e} px")

@@ -230,8 +230,12 @@ def main():
         # an older checkpoint without the final-sharpness parameter starts at gamma = sigmoid(3) = 0.95
         sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
         sd = {k: v for k, v in sd.items() if not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma", "disp"))}
-        missing, unexpected = net.load_state_dict(sd, strict=not a.init_features_only)
-        print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "", flush=True)
+        # not strict: a checkpoint without the refinement level initialises the coarse part only
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+        if unexpected:
+            raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
+        print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
+              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing}))})" if missing else "", flush=True)
     net.train()
     t_start = time.time() - state["elapsed"]
     last_ck = time.time()
