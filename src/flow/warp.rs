@@ -32,11 +32,74 @@ fn taps(dst: usize, src: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// Side of the square output blocks that are decided as a whole when they can be.
+const BLOCK: usize = 16;
+/// Side of the reference tiles whose uniformity is recorded.
+const TILE: usize = 8;
+/// A tile whose pixels do not all carry the same label.
+const MIXED: u16 = u16::MAX;
+
+/// For every TILE x TILE tile of a label map, its label when all its pixels share it, else MIXED.
+struct UniformTiles {
+    columns: usize,
+    labels: Vec<u16>,
+}
+
+impl UniformTiles {
+    fn new(map: &LabelMap) -> Self {
+        use rayon::prelude::*;
+        let (w, h) = (map.width, map.height);
+        let columns = w.div_ceil(TILE);
+        let rows = h.div_ceil(TILE);
+        let mut labels = vec![MIXED; columns * rows];
+        labels
+            .par_chunks_mut(columns)
+            .enumerate()
+            .for_each(|(ty, line)| {
+                let y_end = ((ty + 1) * TILE).min(h);
+                for (tx, tile) in line.iter_mut().enumerate() {
+                    let (x0, x_end) = (tx * TILE, ((tx + 1) * TILE).min(w));
+                    let first = map.data[ty * TILE * w + x0];
+                    let uniform = (ty * TILE..y_end).all(|y| {
+                        map.data[y * w + x0..y * w + x_end]
+                            .iter()
+                            .all(|&l| l == first)
+                    });
+                    if uniform {
+                        *tile = first as u16;
+                    }
+                }
+            });
+        UniformTiles { columns, labels }
+    }
+
+    /// The label of the pixel rectangle [x0, x1] x [y0, y1] (inclusive, inside the map) when all
+    /// tiles it touches are uniform with one label.
+    fn label_of(&self, x0: usize, x1: usize, y0: usize, y1: usize) -> Option<u8> {
+        let first = self.labels[(y0 / TILE) * self.columns + x0 / TILE];
+        if first == MIXED {
+            return None;
+        }
+        for ty in y0 / TILE..=y1 / TILE {
+            let line = &self.labels[ty * self.columns..][..self.columns];
+            if line[x0 / TILE..=x1 / TILE].iter().any(|&l| l != first) {
+                return None;
+            }
+        }
+        Some(first as u8)
+    }
+}
+
 /// Warps `reference` (at frame resolution) with `flow` given on a coarser or equal grid.
 ///
 /// The flow is upsampled bilinearly to the label map's size and its vectors are scaled by the
 /// ratio of the two grids, so a model running at 256x256 drives a 1920x1080 mask. Positions
-/// that fall outside the reference are treated as background. Rows run in parallel.
+/// that fall outside the reference are treated as background. Block rows run in parallel.
+///
+/// Most of a frame is far from any label boundary: a block of output pixels whose possible
+/// source positions (bounded by the extreme flow values of the grid points it interpolates
+/// from) all fall in one uniformly labelled part of the reference gets that label without
+/// sampling. The result is identical to sampling every pixel.
 pub fn warp_labels(reference: &LabelMap, flow: &FlowField) -> LabelMap {
     use rayon::prelude::*;
     let (w, h) = (reference.width, reference.height);
@@ -48,28 +111,94 @@ pub fn warp_labels(reference: &LabelMap, flow: &FlowField) -> LabelMap {
     let sy = h as f32 / flow.height as f32;
     let columns = taps(w, flow.width);
     let rows = taps(h, flow.height);
-    out.data.par_chunks_mut(w).enumerate().for_each_init(
-        || (vec![0f32; flow.width], vec![0f32; flow.width]),
-        |(row_dx, row_dy), (y, line)| {
-            // The flow row at this frame row, blended once, then sampled per column.
-            let (r0, r1, wy) = rows[y];
-            for (plane, row) in [(&flow.dx, &mut *row_dx), (&flow.dy, &mut *row_dy)] {
-                let (a, b) = (
-                    &plane[r0 * flow.width..][..flow.width],
-                    &plane[r1 * flow.width..][..flow.width],
-                );
-                for ((r, &p), &q) in row.iter_mut().zip(a).zip(b) {
-                    *r = p + (q - p) * wy;
+    let tiles = UniformTiles::new(reference);
+    let fw = flow.width;
+    out.data
+        .par_chunks_mut(w * BLOCK)
+        .enumerate()
+        .for_each_init(
+            || (vec![0f32; fw * BLOCK], vec![0f32; fw * BLOCK]),
+            |(band_dx, band_dy), (by, band)| {
+                let y_start = by * BLOCK;
+                let band_rows = band.len() / w;
+                // The flow rows of this band, blended once, then sampled per column.
+                for r in 0..band_rows {
+                    let (r0, r1, wy) = rows[y_start + r];
+                    for (plane, dst) in [(&flow.dx, &mut *band_dx), (&flow.dy, &mut *band_dy)] {
+                        let (a, b) = (&plane[r0 * fw..][..fw], &plane[r1 * fw..][..fw]);
+                        for ((d, &p), &q) in dst[r * fw..][..fw].iter_mut().zip(a).zip(b) {
+                            *d = p + (q - p) * wy;
+                        }
+                    }
                 }
-            }
-            for (x, (&(c0, c1, wx), label)) in columns.iter().zip(line.iter_mut()).enumerate() {
-                let dx = row_dx[c0] + (row_dx[c1] - row_dx[c0]) * wx;
-                let dy = row_dy[c0] + (row_dy[c1] - row_dy[c0]) * wx;
-                *label = sample_label_soft(reference, x as f32 + dx * sx, y as f32 + dy * sy);
-            }
-        },
-    );
+                let (knot_row_lo, knot_row_hi) = (rows[y_start].0, rows[y_start + band_rows - 1].1);
+                for x_start in (0..w).step_by(BLOCK) {
+                    let x_end = (x_start + BLOCK).min(w);
+                    let (knot_col_lo, knot_col_hi) = (columns[x_start].0, columns[x_end - 1].1);
+                    let uniform = block_source_bounds(
+                        flow,
+                        (knot_row_lo, knot_row_hi, knot_col_lo, knot_col_hi),
+                        (x_start, x_end - 1, y_start, y_start + band_rows - 1),
+                        (sx, sy),
+                    )
+                    .filter(|&(x0, x1, y0, y1)| x1 < w && y1 < h && x0 <= x1 && y0 <= y1)
+                    .and_then(|(x0, x1, y0, y1)| tiles.label_of(x0, x1, y0, y1));
+                    for r in 0..band_rows {
+                        let line = &mut band[r * w + x_start..r * w + x_end];
+                        if let Some(label) = uniform {
+                            line.fill(label);
+                            continue;
+                        }
+                        let (row_dx, row_dy) = (&band_dx[r * fw..][..fw], &band_dy[r * fw..][..fw]);
+                        for (i, label) in line.iter_mut().enumerate() {
+                            let x = x_start + i;
+                            let (c0, c1, wx) = columns[x];
+                            let dx = row_dx[c0] + (row_dx[c1] - row_dx[c0]) * wx;
+                            let dy = row_dy[c0] + (row_dy[c1] - row_dy[c0]) * wx;
+                            *label = sample_label_soft(
+                                reference,
+                                x as f32 + dx * sx,
+                                (y_start + r) as f32 + dy * sy,
+                            );
+                        }
+                    }
+                }
+            },
+        );
     out
+}
+
+/// The reference pixels (x0, x1, y0, y1, inclusive) that the bilinear samples of an output
+/// block can touch, or None when some fall outside the map. Interpolated flow is a convex
+/// combination of the grid values it comes from, so their extremes bound it; a margin absorbs
+/// float rounding.
+fn block_source_bounds(
+    flow: &FlowField,
+    (row_lo, row_hi, col_lo, col_hi): (usize, usize, usize, usize),
+    (x0, x1, y0, y1): (usize, usize, usize, usize),
+    (sx, sy): (f32, f32),
+) -> Option<(usize, usize, usize, usize)> {
+    const MARGIN: f32 = 0.01;
+    let (mut dx_min, mut dx_max, mut dy_min, mut dy_max) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for r in row_lo..=row_hi {
+        let base = r * flow.width;
+        for c in col_lo..=col_hi {
+            let (dx, dy) = (flow.dx[base + c], flow.dy[base + c]);
+            dx_min = dx_min.min(dx);
+            dx_max = dx_max.max(dx);
+            dy_min = dy_min.min(dy);
+            dy_max = dy_max.max(dy);
+        }
+    }
+    let left = (x0 as f32 + dx_min * sx - MARGIN).floor();
+    let right = (x1 as f32 + dx_max * sx + MARGIN).floor() + 1.0;
+    let top = (y0 as f32 + dy_min * sy - MARGIN).floor();
+    let bottom = (y1 as f32 + dy_max * sy + MARGIN).floor() + 1.0;
+    // NaN flow fails these comparisons and falls back to sampling.
+    if !(left >= 0.0 && top >= 0.0 && right.is_finite() && bottom.is_finite()) {
+        return None;
+    }
+    Some((left as usize, right as usize, top as usize, bottom as usize))
 }
 
 /// Argmax of the bilinear weights of the four neighbouring labels (soft one-hot sampling).
@@ -184,6 +313,83 @@ mod tests {
         let c = a.compose(&b);
         assert!(c.dx.iter().all(|&v| (v - 3.0).abs() < 1e-6));
         assert!(c.dy.iter().all(|&v| (v + 1.0).abs() < 1e-6));
+    }
+
+    /// Every pixel sampled, no block shortcut: what warp_labels must equal.
+    fn warp_every_pixel(reference: &LabelMap, flow: &FlowField) -> LabelMap {
+        let (w, h) = (reference.width, reference.height);
+        let (sx, sy) = (w as f32 / flow.width as f32, h as f32 / flow.height as f32);
+        let (columns, rows) = (taps(w, flow.width), taps(h, flow.height));
+        let mut out = LabelMap::new(w, h);
+        for (y, &(r0, r1, wy)) in rows.iter().enumerate() {
+            for (x, &(c0, c1, wx)) in columns.iter().enumerate() {
+                // Same operation order as warp_labels: rows first, then columns.
+                let blend = |plane: &[f32]| {
+                    let a = |c: usize| {
+                        let (p, q) = (plane[r0 * flow.width + c], plane[r1 * flow.width + c]);
+                        p + (q - p) * wy
+                    };
+                    a(c0) + (a(c1) - a(c0)) * wx
+                };
+                out.data[y * w + x] = sample_label_soft(
+                    reference,
+                    x as f32 + blend(&flow.dx) * sx,
+                    y as f32 + blend(&flow.dy) * sy,
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn block_shortcut_equals_sampling_every_pixel() {
+        // Random blobs, random smooth and rough flows, sizes that are not multiples of the
+        // block and tile sizes, flows that push blocks across the border.
+        let mut seed = 12345u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 1_000_000) as f32 / 1_000_000.0
+        };
+        for (w, h, fw, fh) in [(203, 117, 64, 48), (640, 480, 256, 256), (97, 250, 97, 250)] {
+            let mut reference = LabelMap::new(w, h);
+            for label in 1..=3u8 {
+                let (cx, cy) = (next() * w as f32, next() * h as f32);
+                let r = 5.0 + next() * w.min(h) as f32 / 4.0;
+                for y in 0..h {
+                    for x in 0..w {
+                        let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+                        if d < r {
+                            reference.data[y * w + x] = label;
+                        }
+                    }
+                }
+            }
+            for roughness in [0.0f32, 0.3, 3.0] {
+                let mut flow = FlowField::zeros(fw, fh);
+                for i in 0..fw * fh {
+                    let (x, y) = ((i % fw) as f32, (i / fw) as f32);
+                    flow.dx[i] = (x * 0.07).sin() * 6.0 + (next() - 0.5) * roughness;
+                    flow.dy[i] = (y * 0.05).cos() * 4.0 - 2.0 + (next() - 0.5) * roughness;
+                }
+                assert_eq!(
+                    warp_labels(&reference, &flow),
+                    warp_every_pixel(&reference, &flow),
+                    "{w}x{h} flow {fw}x{fh} roughness {roughness}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn uniform_tiles_see_one_odd_pixel() {
+        let mut m = LabelMap::new(20, 12);
+        m.data[9 * 20 + 17] = 2;
+        let tiles = UniformTiles::new(&m);
+        assert_eq!(tiles.label_of(0, 15, 0, 7), Some(0));
+        assert_eq!(tiles.label_of(16, 19, 8, 11), None);
+        assert_eq!(tiles.label_of(0, 19, 0, 11), None);
     }
 
     #[test]
