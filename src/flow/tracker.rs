@@ -5,7 +5,10 @@
 //! features as the next reference (no recomputation), and composes the steps into a flow to the
 //! reference so that the reference mask is resampled once rather than blurred frame by frame.
 
-use super::{warp::warp_labels, FlowField, LabelMap};
+use super::{
+    warp::{warp_labels_with, UniformTiles},
+    FlowField, LabelMap,
+};
 
 /// How frames are registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -34,7 +37,8 @@ pub trait FlowBackend {
 
 struct Reference<F> {
     features: F,
-    mask: Option<LabelMap>,
+    /// The mask and its uniform tiles, which every warp of this reference reuses.
+    mask: Option<(LabelMap, UniformTiles)>,
     frame: u64,
 }
 
@@ -135,7 +139,10 @@ impl<F: Clone> Tracker<F> {
             self.previous = Some((features.clone(), FlowField::zeros(mw, mh)));
             self.reference = Some(Reference {
                 features,
-                mask: mask.clone(),
+                mask: mask.clone().map(|m| {
+                    let tiles = UniformTiles::new(&m);
+                    (m, tiles)
+                }),
                 frame,
             });
             self.last_labels = mask.clone();
@@ -157,7 +164,10 @@ impl<F: Clone> Tracker<F> {
         if self.mode == Mode::Chain {
             self.previous = Some((features, flow.clone()));
         }
-        let labels = reference.mask.as_ref().map(|m| warp_labels(m, &flow));
+        let labels = reference
+            .mask
+            .as_ref()
+            .map(|(m, tiles)| warp_labels_with(m, tiles, &flow));
         self.last_labels = labels.clone();
         Ok(Step {
             frame,

@@ -40,13 +40,14 @@ const TILE: usize = 8;
 const MIXED: u16 = u16::MAX;
 
 /// For every TILE x TILE tile of a label map, its label when all its pixels share it, else MIXED.
-struct UniformTiles {
+/// It depends on the reference mask only: build it once per reference ([`warp_labels_with`]).
+pub struct UniformTiles {
     columns: usize,
     labels: Vec<u16>,
 }
 
 impl UniformTiles {
-    fn new(map: &LabelMap) -> Self {
+    pub fn new(map: &LabelMap) -> Self {
         use rayon::prelude::*;
         let (w, h) = (map.width, map.height);
         let columns = w.div_ceil(TILE);
@@ -101,6 +102,12 @@ impl UniformTiles {
 /// from) all fall in one uniformly labelled part of the reference gets that label without
 /// sampling. The result is identical to sampling every pixel.
 pub fn warp_labels(reference: &LabelMap, flow: &FlowField) -> LabelMap {
+    warp_labels_with(reference, &UniformTiles::new(reference), flow)
+}
+
+/// [`warp_labels`] with the reference's tiles built beforehand (`tiles` must come from
+/// `reference`), for a reference that is warped frame after frame.
+pub fn warp_labels_with(reference: &LabelMap, tiles: &UniformTiles, flow: &FlowField) -> LabelMap {
     use rayon::prelude::*;
     let (w, h) = (reference.width, reference.height);
     let mut out = LabelMap::new(w, h);
@@ -111,7 +118,6 @@ pub fn warp_labels(reference: &LabelMap, flow: &FlowField) -> LabelMap {
     let sy = h as f32 / flow.height as f32;
     let columns = taps(w, flow.width);
     let rows = taps(h, flow.height);
-    let tiles = UniformTiles::new(reference);
     let fw = flow.width;
     out.data
         .par_chunks_mut(w * BLOCK)
