@@ -85,6 +85,26 @@ def _model(graph):
     return m
 
 
+def _space_to_depth(N, I, x, out, c, h, w, b):
+    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx)."""
+    N("Reshape", [x, I(out + "_s6", np.array([1, c, h // b, b, w // b, b], np.int64))], [out + "_6"])
+    N("Transpose", [out + "_6"], [out + "_6t"], perm=[0, 1, 3, 5, 2, 4])
+    N("Reshape", [out + "_6t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
+    return out
+
+
+def _unpack(N, I, features, out, start, c, h, w, b):
+    """Channels [start, start + c*b*b) of a packed feature tensor -> [1,c,h,w] (inverse of
+    _space_to_depth)."""
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    N("Slice", [features, I(out + "_ss", i64([start])), I(out + "_se", i64([start + c * b * b])),
+                I(out + "_sa", i64([1]))], [out + "_p"])
+    N("Reshape", [out + "_p", I(out + "_s6", i64([1, c, b, b, h // b, w // b]))], [out + "_6"])
+    N("Transpose", [out + "_6"], [out + "_6t"], perm=[0, 1, 4, 2, 5, 3])
+    N("Reshape", [out + "_6t", I(out + "_s4", i64([1, c, h, w]))], [out])
+    return out
+
+
 def build_features(net):
     c = net.cfg
     H = W = c["input_size"]
@@ -116,46 +136,30 @@ def build_features(net):
                                   keepdims=1))
     nodes.append(helper.make_node("Add", ["f3n", _init("neps", np.array(1e-6, np.float32), inits)], ["f3ne"]))
     nodes.append(helper.make_node("Sqrt", ["f3ne"], ["f3rt"]))
-    if not c["refine"]:
-        if not c["lk_iters"]:
-            nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["features"]))
-    else:
-        nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["coarse"]))
-        cf, b = c["cf"], s // 4
-        h4, w4 = H // 4, W // 4
+    N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
+    I = lambda name, arr: _init(name, arr, inits)
+    packed = c["refine"] or c["lk_iters"]
+    parts = ["coarse" if packed else "features"]
+    N("Div", ["f3", "f3rt"], parts[:1])
+    if c["refine"]:
+        cf = c["cf"]
         fw0, fb0 = _fold_bn(net.fconv0.weight, net.fbn0)
-        N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
-        N("Conv", ["r0", _init("fw0", f32(fw0), inits), _init("fb0", f32(fb0), inits)], ["fc0"],
-          kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        N("Conv", ["r0", I("fw0", f32(fw0)), I("fb0", f32(fb0))], ["fc0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         N("Relu", ["fc0"], ["fr0"])
-        N("Conv", ["fr0", _init("fw1", f32(net.fconv1.weight.detach()), inits),
-                   _init("fb1", f32(net.fconv1.bias.detach()), inits)], ["fc1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        N("Conv", ["fr0", I("fw1", f32(net.fconv1.weight.detach())), I("fb1", f32(net.fconv1.bias.detach()))], ["fc1"],
+          kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         # L2 norm over channels; the channel sum as a 1x1 Conv (ORT's ReduceSum on axis 1 is slow)
         N("Mul", ["fc1", "fc1"], ["fsq"])
-        N("Conv", ["fsq", _init("fones", np.ones((1, cf, 1, 1), np.float32), inits)], ["fsum"], kernel_shape=[1, 1])
+        N("Conv", ["fsq", I("fones", np.ones((1, cf, 1, 1), np.float32))], ["fsum"], kernel_shape=[1, 1])
         N("Add", ["fsum", "neps"], ["fsume"])
         N("Sqrt", ["fsume"], ["frt"])
         N("Div", ["fc1", "frt"], ["fine"])
-        # space-to-depth in pixel_unshuffle order (channel c*b*b + by*b + bx)
-        N("Reshape", ["fine", _init("s2d_a", np.array([1, cf, h4 // b, b, w4 // b, b], np.int64), inits)], ["fine6"])
-        N("Transpose", ["fine6"], ["fine6t"], perm=[0, 1, 3, 5, 2, 4])
-        N("Reshape", ["fine6t", _init("s2d_b", np.array([1, cf * b * b, h4 // b, w4 // b], np.int64), inits)],
-          ["finep"])
-        N("Concat", ["coarse", "finep"], ["features_cf"], axis=1)
+        parts.append(_space_to_depth(N, I, "fine", "finep", cf, H // 4, W // 4, s // 4))
     if c["lk_iters"]:
         # the half-resolution image (first average pool) for the flow head's Lucas-Kanade steps
-        b2 = s // 2
-        last = "features_cf" if c["refine"] else "coarse"
-        if not c["refine"]:
-            nodes.append(helper.make_node("Div", ["f3", "f3rt"], ["coarse"]))
-        nodes.append(helper.make_node("Reshape", ["p0", _init("s2di_a", np.array([1, 1, H // 2 // b2, b2, W // 2 // b2, b2],
-                                                                               np.int64), inits)], ["img6"]))
-        nodes.append(helper.make_node("Transpose", ["img6"], ["img6t"], perm=[0, 1, 3, 5, 2, 4]))
-        nodes.append(helper.make_node("Reshape", ["img6t", _init("s2di_b", np.array([1, b2 * b2, H // s, W // s], np.int64),
-                                                                   inits)], ["imgp"]))
-        nodes.append(helper.make_node("Concat", [last, "imgp"], ["features"], axis=1))
-    elif c["refine"]:
-        nodes.append(helper.make_node("Identity", ["features_cf"], ["features"]))
+        parts.append(_space_to_depth(N, I, "p0", "imgp", 1, H // 2, W // 2, s // 2))
+    if packed:
+        N("Concat", parts, ["features"], axis=1)
     C_out = packed_channels(c)
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, H, W])
     y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, C_out, H // s, W // s])
@@ -295,11 +299,7 @@ def build_lk(net, N, I, fl_in):
     i64 = lambda v: np.array(v, dtype=np.int64)
     f32 = lambda v: np.array(v, dtype=np.float32)
     for nm, tag in (("reference_features", "r"), ("current_features", "c")):
-        N("Slice", [nm, I(f"ls_{tag}", i64([start])), I(f"le_{tag}", i64([start + b * b])), I(f"la_{tag}", i64([1]))],
-          [f"lp_{tag}"])
-        N("Reshape", [f"lp_{tag}", I(f"ld2s_a{tag}", i64([1, 1, b, b, h2 // b, w2 // b]))], [f"lp6_{tag}"])
-        N("Transpose", [f"lp6_{tag}"], [f"lp6t_{tag}"], perm=[0, 1, 4, 2, 5, 3])
-        N("Reshape", [f"lp6t_{tag}", I(f"ld2s_b{tag}", i64([1, 1, h2, w2]))], [f"img_{tag}"])
+        _unpack(N, I, nm, f"img_{tag}", start, 1, h2, w2, b)
     gh = fl_in  # resize to H/2 from whatever grid the incoming flow has
     N("Resize", [gh, "", "", I("lk_sizes", i64([1, 2, h2, w2]))], ["lk_fl2"], mode="linear",
       coordinate_transformation_mode="half_pixel")
@@ -384,12 +384,7 @@ def build_refine(net, N, I, flow_lr):
     i64 = lambda v: np.array(v, dtype=np.int64)
     f32 = lambda t: t.detach().numpy().astype(np.float32)
     for nm, tag in (("reference_features", "r"), ("current_features", "c")):
-        N("Slice", [nm, I(f"fs_{tag}", i64([C])), I(f"fe_{tag}", i64([C + cf * b * b])), I(f"fa_{tag}", i64([1]))],
-          [f"fp_{tag}"])
-        # depth-to-space, inverse of the features graph's packing
-        N("Reshape", [f"fp_{tag}", I(f"d2s_a{tag}", i64([1, cf, b, b, h4 // b, w4 // b]))], [f"fp6_{tag}"])
-        N("Transpose", [f"fp6_{tag}"], [f"fp6t_{tag}"], perm=[0, 1, 4, 2, 5, 3])
-        N("Reshape", [f"fp6t_{tag}", I(f"d2s_b{tag}", i64([1, cf, h4, w4]))], [f"fine_{tag}"])
+        _unpack(N, I, nm, f"fine_{tag}", C, cf, h4, w4, b)
     N("Resize", [flow_lr, "", I("scales4", np.array([1.0, 1.0, h4 / (H // s), w4 / (W // s)], np.float32))], ["fl4"],
       mode="linear", coordinate_transformation_mode="half_pixel")
     # grid of GridSample (align_corners=0): (2 (x + fl/q) + 1) / w4 - 1
