@@ -3,13 +3,13 @@
 # Run from the repo root:  models/train/regen.sh [BUDGET_S=4500]
 #  1. creates models/train/.venv with the pinned requirements (skipped if it exists),
 #  2. writes phantom data with `cargo run --release --bin pddflow-phantom` (train seeds 1..,
-#     validation seed 9001) under models/train/runs/data/ (git-ignored),
+#     test seed 9002, 16 sequences) under models/train/runs/data/ (git-ignored),
 #  3. trains the CPU recipe (synthetic warm-up 120, pre-training 220, fine-tuning 160 steps of
 #     batch 8; BUDGET_S seconds at most; checkpoints every 2 min in models/train/runs/regen/;
 #     rerunning the command resumes where it stopped),
 #  4. exports models/default/{features,flow}.onnx + model.json with the Lucas-Kanade level
 #     (no parameters, added at export), checks ONNX/PyTorch parity,
-#     measures latency and evaluates on held-out data (carotid 0035,0037; phantom seed 9001).
+#     measures latency and evaluates on held-out data (carotid 0035,0037; phantom test seed 9002).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
 #      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student (into models/labels-only),
 #      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
@@ -40,10 +40,10 @@ if [ ! -d "$DATA/phantom_train" ]; then
     --frames "$FRAMES" --size 256x256 --seed 1
   mv "$DATA/phantom_train.tmp" "$DATA/phantom_train"
 fi
-if [ ! -d "$DATA/phantom_val" ]; then
-  cargo run --release --bin pddflow-phantom -- --out "$DATA/phantom_val.tmp" --sequences 6 \
-    --frames "$FRAMES" --size 256x256 --seed 9001
-  mv "$DATA/phantom_val.tmp" "$DATA/phantom_val"
+if [ ! -d "$DATA/phantom_test9002" ]; then
+  cargo run --release --bin pddflow-phantom -- --out "$DATA/phantom_test9002.tmp" --sequences 16 \
+    --frames "$FRAMES" --size 256x256 --seed 9002
+  mv "$DATA/phantom_test9002.tmp" "$DATA/phantom_test9002"
 fi
 
 DATA_ARGS=(--data "$DATA/phantom_train")
@@ -73,6 +73,6 @@ PDDFLOW_EXPORT_CONFIG='{"lk_iters": 2}' "$PY" "$TRAIN/test_parity.py" "$RUNS/reg
 "$PY" "$TRAIN/bench_onnx.py" "$MODEL_OUT"
 if [ -d "$CAROTID" ]; then "$PY" "$TRAIN/evaluate.py" "$CAROTID" --seqs 0035,0037 \
   --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen$SUFFIX/eval_carotid.json"; fi
-"$PY" "$TRAIN/evaluate.py" "$DATA/phantom_val" --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" \
+"$PY" "$TRAIN/evaluate.py" "$DATA/phantom_test9002" --methods copy,farneback,dis:fast,dis:medium,model:"$MODEL_OUT" \
   --json "$RUNS/regen$SUFFIX/eval_phantom.json"
 echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen$SUFFIX/eval_*.json)"
