@@ -57,16 +57,17 @@ WORKERS=$(( NPROC > 2 ? NPROC - 2 : 0 ))
 "$PY" "$HERE/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
   --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
-  --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.02 --smooth-weight 0 \
+  --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.05 --smooth-weight 0 \
+  --config '{"refine": 1}' \
   "${KD_ARGS[@]}" --batch 32 --workers "$WORKERS" --threads 4 --device "$DEVICE" \
   --cache "$WORK/teacher_cache" --out "$WORK/run" --resume --log-every 50 --ckpt-every 60 "$@"
 cp "$WORK/run/final.pt" "$OUT/final.pt"
 
 # ---- 3. export + parity + latency + evaluation
-# the parameter-free Lucas-Kanade level is added at export, as for the default model
-"$PY" "$HERE/export.py" "$WORK/run/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.3.0 \
-  --config '{"lk_iters": 2}'
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 2}' "$PY" "$HERE/test_parity.py" "$WORK/run/final.pt"
+# the default model's architecture (0.4.0): refinement level trained, one Lucas-Kanade step added at export
+"$PY" "$HERE/export.py" "$WORK/run/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.4.0 \
+  --config '{"lk_iters": 1}'
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" "$HERE/test_parity.py" "$WORK/run/final.pt"
 "$PY" "$HERE/bench_onnx.py" "$OUT/model" --iters 100 || true
 "$PY" "$HERE/evaluate.py" "$CAROTID" --seqs 0035,0037 --methods copy,dis:fast,dis:medium,model:"$OUT/model" \
   --json "$OUT/eval_carotid_heldout.json"
