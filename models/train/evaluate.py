@@ -191,14 +191,14 @@ def evaluate(root, seqs, method, modes=("keyframe", "chain")):
         summ = {}
         for c in classes:
             vals = [r[c] for r in per_seq.values() if c in r]
-            summ[CLASS_NAMES.get(c, str(c))] = {k: (float(np.mean([v[k] for v in vals])), float(np.std([v[k] for v in vals])))
-                                                for k in ("dice", "hd95", "hd")}
+            cs = summ[CLASS_NAMES.get(c, str(c))] = {
+                k: (float(np.mean([v[k] for v in vals])), float(np.std([v[k] for v in vals]))) for k in ("dice", "hd95", "hd")}
             # open frames: mean over sequences of each sequence's open-frame Dice
             opened = [v["dice_open"] for v in vals if not np.isnan(v["dice_open"])]
-            summ[CLASS_NAMES.get(c, str(c))]["dice_open"] = (float(np.mean(opened)), float(np.std(opened)))
+            cs["dice_open"] = (float(np.mean(opened)), float(np.std(opened)))
             shut = [v for v in vals if v["closed_frames"]]
             if shut:
-                summ[CLASS_NAMES.get(c, str(c))]["closed"] = dict(
+                cs["closed"] = dict(
                     sequences=len(shut), frames=sum(v["closed_frames"] for v in shut),
                     pred_area=float(np.mean([v["closed_pred_area"] for v in shut])),
                     true_area=float(np.mean([v["closed_true_area"] for v in shut])))

@@ -17,16 +17,14 @@ import json
 import os
 import sys
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import warp_np  # noqa: E402
-from evaluate import CLOSED_FRACTION, score, warp_labels  # noqa: E402
+from evaluate import eval_sequence  # noqa: E402
 from export import load_checkpoint  # noqa: E402
-from pddnet import warp  # noqa: E402
+from pddnet import central_gradients, lucas_kanade  # noqa: E402
 
 
 def box(x, k):
@@ -42,25 +40,14 @@ def fill_textureless(u, texture, window, tau):
     return w * u + (1 - w) * filled
 
 
-def lucas_kanade(net, u, img_r, img_c, iters, window, clip, fill=None, lam=1e-3, eps=1e-4):
-    """The export's LK step (pddnet.PDDNet.lk) at any resolution; u in pixels of that resolution."""
-    gcx, gcy = net._grad(img_c)
+def lucas_kanade_level(u, img_r, img_c, iters, window, clip, fill=None, lam=1e-3, eps=1e-4):
+    """The export's LK steps (pddnet.lucas_kanade, the model's defaults for lam and eps) at any
+    resolution, optionally after filling the flow in textureless windows."""
     if fill:
+        gcx, gcy = central_gradients(img_c)
         texture = F.avg_pool2d(gcx * gcx + gcy * gcy, window, 1, window // 2, count_include_pad=True)
         u = fill_textureless(u, texture, fill["window"], fill["tau"])
-    for _ in range(iters):
-        wr = warp(img_r, u)
-        grx, gry = net._grad(wr)
-        gx, gy = 0.5 * (grx + gcx), 0.5 * (gry + gcy)
-        e = img_c - wr
-        sm = F.avg_pool2d(torch.cat([gx * gx, gx * gy, gy * gy, gx * e, gy * e], 1), window, 1, window // 2,
-                          count_include_pad=True)
-        a, b, d, ex, ey = sm[:, 0:1], sm[:, 1:2], sm[:, 2:3], sm[:, 3:4], sm[:, 4:5]
-        reg = lam * (a + d) + eps
-        a, d = a + reg, d + reg
-        det = a * d - b * b
-        u = u + torch.cat([(d * ex - b * ey) / det, (a * ey - b * ex) / det], 1).clamp(-clip, clip)
-    return u
+    return lucas_kanade(u, img_r, img_c, iters, window, lam, eps, clip)
 
 
 def downsample(img, scale):
@@ -87,28 +74,17 @@ def make_flow(checkpoint, variant):
             for scale, iters, window, clip in variant.get("levels", []):
                 rs, cs = downsample(r, scale), downsample(c, scale)
                 u = F.interpolate(fl, size=rs.shape[-2:], mode="bilinear", align_corners=False) / scale
-                u = lucas_kanade(net, u, rs, cs, iters, window, clip, variant.get("fill"))
+                u = lucas_kanade_level(u, rs, cs, iters, window, clip, variant.get("fill"))
                 fl = F.interpolate(u * scale, size=r.shape[-2:], mode="bilinear", align_corners=False)
         return fl[0].numpy().transpose(1, 2, 0)
     return flow
 
 
 def chain_scores(seq_dir, flow):
-    names = sorted(n for n in os.listdir(os.path.join(seq_dir, "frames")) if n.endswith(".png"))
-    frames = [cv2.imread(os.path.join(seq_dir, "frames", n), cv2.IMREAD_GRAYSCALE) for n in names]
-    masks = [cv2.imread(os.path.join(seq_dir, "masks", n), cv2.IMREAD_UNCHANGED) for n in names]
-    rest_vein = (masks[0] == 1).sum()
-    dice, vein_open = {1: [], 2: []}, []
-    comp = None
-    for i in range(1, len(frames)):
-        step = flow(frames[i - 1], frames[i])
-        comp = step if comp is None else step + warp_np(comp, step)
-        for c, v in score(warp_labels(masks[0], comp, 3), masks[i], [1, 2]).items():
-            dice[c].append(v[0])
-            if c == 1 and (masks[i] == 1).sum() >= CLOSED_FRACTION * rest_vein:
-                vein_open.append(v[0])
-    mean = lambda x: float(np.mean(x)) if x else float("nan")  # noqa: E731
-    return mean(dice[1]), mean(vein_open), mean(dice[2])
+    """(vein Dice, vein Dice over open frames, artery Dice) in chain mode, as evaluate.py scores them."""
+    res = eval_sequence(seq_dir, flow, "chain")
+    nan = float("nan")
+    return res.get(1, {}).get("dice", nan), res.get(1, {}).get("dice_open", nan), res.get(2, {}).get("dice", nan)
 
 
 def main():

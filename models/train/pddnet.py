@@ -255,39 +255,13 @@ class PDDNet(nn.Module):
         x = F.relu(self.rconv1(x))
         return fl4 + self.cfg["rscale"] * self.rconv2(x)
 
-    @staticmethod
-    def _grad(x):
-        """Central differences with edge padding: (d/dx, d/dy) of [B,1,h,w]."""
-        p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        gx = 0.5 * (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2])
-        gy = 0.5 * (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1])
-        return gx, gy
-
     def lk(self, fl, img_r, img_c):
         """fl: flow [B,2,h,w] in image px (any grid) -> flow at H/2 in image px after LK steps."""
         c = self.cfg
         h2, w2 = img_c.shape[-2:]
         q = c["input_size"] / h2  # image pixels per half-resolution pixel (2)
         u = F.interpolate(fl, size=(h2, w2), mode="bilinear", align_corners=False) / q
-        k = c["lk_size"]
-        gcx, gcy = self._grad(img_c)
-        lam = c["lk_lambda"]
-        for _ in range(c["lk_iters"]):
-            wr = warp(img_r, u)
-            grx, gry = self._grad(wr)
-            gx, gy = 0.5 * (grx + gcx), 0.5 * (gry + gcy)
-            e = img_c - wr
-            prod = torch.cat([gx * gx, gx * gy, gy * gy, gx * e, gy * e], 1)
-            # window means (zero padding counted: one AveragePool in ONNX)
-            sm = F.avg_pool2d(prod, k, stride=1, padding=k // 2, count_include_pad=True)
-            a, b, d, ex, ey = sm[:, 0:1], sm[:, 1:2], sm[:, 2:3], sm[:, 3:4], sm[:, 4:5]
-            # Tikhonov term, relative + absolute: flat or noise-only windows keep the incoming flow
-            reg = lam * (a + d) + c["lk_eps"]
-            a, d = a + reg, d + reg
-            det = a * d - b * b
-            dx = (d * ex - b * ey) / det
-            dy = (a * ey - b * ex) / det
-            u = u + torch.cat([dx, dy], 1).clamp(-c["lk_clip"], c["lk_clip"])
+        u = lucas_kanade(u, img_r, img_c, c["lk_iters"], c["lk_size"], c["lk_lambda"], c["lk_eps"], c["lk_clip"])
         return u * q
 
     def flow(self, fr, fc):
@@ -303,6 +277,37 @@ class PDDNet(nn.Module):
 
     def forward(self, ref_img, cur_img):
         return self.flow(self.features(ref_img), self.features(cur_img))
+
+
+def central_gradients(x):
+    """Central differences with edge padding: (d/dx, d/dy) of [B,1,h,w]."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    gx = 0.5 * (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2])
+    gy = 0.5 * (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1])
+    return gx, gy
+
+
+def lucas_kanade(u, img_r, img_c, iters, window, lam, eps, clip):
+    """Gauss-Newton steps of windowed Lucas-Kanade: u [B,2,h,w] (pixels of img's grid) -> refined u.
+    Gradients: mean of the warped reference's and the current frame's; box window (zero padding
+    counted: one AveragePool in ONNX); update clipped to +-clip."""
+    gcx, gcy = central_gradients(img_c)
+    for _ in range(iters):
+        wr = warp(img_r, u)
+        grx, gry = central_gradients(wr)
+        gx, gy = 0.5 * (grx + gcx), 0.5 * (gry + gcy)
+        e = img_c - wr
+        prod = torch.cat([gx * gx, gx * gy, gy * gy, gx * e, gy * e], 1)
+        sm = F.avg_pool2d(prod, window, stride=1, padding=window // 2, count_include_pad=True)
+        a, b, d, ex, ey = sm[:, 0:1], sm[:, 1:2], sm[:, 2:3], sm[:, 3:4], sm[:, 4:5]
+        # Tikhonov term, relative + absolute: flat or noise-only windows keep the incoming flow
+        reg = lam * (a + d) + eps
+        a, d = a + reg, d + reg
+        det = a * d - b * b
+        dx = (d * ex - b * ey) / det
+        dy = (a * ey - b * ex) / det
+        u = u + torch.cat([dx, dy], 1).clamp(-clip, clip)
+    return u
 
 
 def warp(x, flow):
