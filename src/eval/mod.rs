@@ -54,7 +54,7 @@ impl EvalError {
 use crate::flow::LabelMap;
 use dataset::{load_mask, Dataset, Frame, ReferenceChoice, Sequence};
 use report::{Report, Timing};
-use score::{score_frame, summarise_sequence, FrameScore, SequenceScores};
+use score::{label_areas, score_frame, summarise_sequence, FrameScore, SequenceScores};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -127,14 +127,28 @@ fn score_if_annotated(
     )))
 }
 
-fn summarise(sequence: &Sequence, reference: usize, frames: Vec<FrameScore>) -> SequenceScores {
-    summarise_sequence(
+/// Summarises a sequence's scored frames. `size` is the size the truth masks were loaded at (that
+/// of the predictions; `None` when no frame was scored): the reference frame's mask is loaded at
+/// it for the areas that tell closed frames ([`score::CLOSED_FRACTION`]). A reference without a
+/// mask (a manifest may name one) leaves every frame open.
+fn summarise(
+    sequence: &Sequence,
+    reference: usize,
+    frames: Vec<FrameScore>,
+    size: Option<(usize, usize)>,
+) -> Result<SequenceScores, EvalError> {
+    let reference_areas = match (&sequence.frames[reference].mask, size) {
+        (Some(path), Some((width, height))) => label_areas(&load_mask(path, width, height)?),
+        _ => Vec::new(),
+    };
+    Ok(summarise_sequence(
         &sequence.name,
         &sequence.frames[reference].file,
         sequence.meta.spacing_mm,
+        &reference_areas,
         frames,
         &|l| sequence.label_name(l),
-    )
+    ))
 }
 
 /// Frames that an element run pushes for `choice` (from each reference on), for progress bars.
@@ -177,6 +191,7 @@ pub fn evaluate_element(
         let masks_dir = out.join(&sequence.name).join("masks");
         std::fs::create_dir_all(&masks_dir).map_err(|e| EvalError::write(&masks_dir, e))?;
         let mut frames = Vec::new();
+        let mut size = None;
         let info = run::run_sequence(sequence, reference, config, |index, frame, labels| {
             tick(&sequence.name);
             if index > reference {
@@ -186,6 +201,7 @@ pub fn evaluate_element(
                     .map_err(|e| EvalError::write(&path, e))?;
             }
             if let Some(score) = score_if_annotated(sequence, reference, index, frame, &labels)? {
+                size = Some((labels.width, labels.height));
                 frames.push(score);
             }
             Ok(())
@@ -197,7 +213,7 @@ pub fn evaluate_element(
             sequence.name.clone(),
             sequence.frames[reference].file.clone(),
         );
-        sequences.push(summarise(sequence, reference, frames));
+        sequences.push(summarise(sequence, reference, frames, size)?);
     }
     manifest.write(out)?;
     let mut report = Report::new(
@@ -261,6 +277,7 @@ pub fn score_predictions(
             None => sequence.reference_index(choice)?,
         };
         let mut frames = Vec::new();
+        let mut size = None;
         for (index, frame) in sequence.frames.iter().enumerate().skip(reference + 1) {
             if frame.mask.is_none() {
                 continue;
@@ -287,10 +304,11 @@ pub fn score_predictions(
                     other => other,
                 })?
             {
+                size = Some((prediction.width, prediction.height));
                 frames.push(score);
             }
         }
-        sequences.push(summarise(sequence, reference, frames));
+        sequences.push(summarise(sequence, reference, frames, size)?);
     }
     let reference = if manifest.is_some() {
         format!("as in {}", predictions.join(Manifest::FILE).display())
@@ -350,4 +368,57 @@ pub fn write_report(report: &Report, stem: &Path) -> Result<Vec<PathBuf>, EvalEr
     ));
     std::fs::write(&md, markdown).map_err(|e| EvalError::write(&md, e))?;
     Ok(vec![json, md, png])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x0: usize, y0: usize, rw: usize, rh: usize) -> LabelMap {
+        let mut m = LabelMap::new(20, 20);
+        for y in y0..y0 + rh {
+            m.data[y * 20 + x0..y * 20 + x0 + rw].fill(1);
+        }
+        m
+    }
+
+    #[test]
+    fn scored_predictions_tell_closed_frames_by_the_reference_mask() {
+        let t = tempfile::tempdir().unwrap();
+        let (data, pred) = (t.path().join("seq"), t.path().join("pred"));
+        // Reference vein 10x10 = 100 px; frame 1 open, frame 2 shut to 2x2 = 4 px (closed),
+        // predicted 4x5 = 20 px; frame 3 has no mask.
+        let masks = [rect(5, 5, 10, 10), rect(5, 5, 10, 10), rect(8, 8, 2, 2)];
+        let predictions = [rect(5, 5, 10, 10), rect(7, 7, 4, 5), rect(5, 5, 10, 10)];
+        let pred_masks = pred.join("seq").join("masks");
+        for dir in [data.join("frames"), data.join("masks"), pred_masks.clone()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for i in 0..4 {
+            let file = format!("{i:06}.png");
+            image::GrayImage::from_pixel(20, 20, image::Luma([40]))
+                .save(data.join("frames").join(&file))
+                .unwrap();
+            if let Some(m) = masks.get(i) {
+                m.save_png(&data.join("masks").join(&file)).unwrap();
+            }
+            if i > 0 {
+                predictions[i - 1]
+                    .save_png(&pred_masks.join(&file))
+                    .unwrap();
+            }
+        }
+        let dataset = Dataset::open(&data).unwrap();
+        let report = score_predictions(&dataset, ReferenceChoice::First, &pred, "m").unwrap();
+        let vein = &report.sequences[0].classes[0];
+        assert_eq!((vein.frames, vein.reference_area), (2, 100));
+        assert_eq!(vein.dice_open, Some(1.0));
+        let closed = vein.closed.as_ref().unwrap();
+        assert_eq!(closed.frames, 1);
+        assert!((closed.predicted_area - 0.2).abs() < 1e-12);
+        assert!((closed.true_area - 0.04).abs() < 1e-12);
+        let summary = report.summary[0].closed.as_ref().unwrap();
+        assert_eq!((summary.sequences, summary.frames), (1, 1));
+        assert!(report.to_markdown().contains("vein closed area %"));
+    }
 }

@@ -1,7 +1,16 @@
 //! The evaluation report: JSON (everything, per frame) and Markdown (Table 1 shape: a row per
 //! sequence and mean ± std over sequences; Dice in %, distances in pixels and mm).
+//!
+//! Per class the Markdown tables show Dice, HD95, HD (and mm) and "missed"; for a class with
+//! closed frames somewhere in the report(s) (a vein pressed shut, see
+//! [`super::score::CLOSED_FRACTION`]) two more columns: "open Dice" (the Dice over the other
+//! frames) and "closed area %" (predicted area over the closed frames in % of the reference
+//! area, the truth's and the number of closed frames in brackets). Without closed frames the
+//! tables are as before.
 
-use super::score::{summarise_dataset, ClassStats, SequenceScores, Stat};
+use super::score::{
+    summarise_dataset, ClassStats, ClassSummary, ClosedStats, SequenceScores, Stat, CLOSED_FRACTION,
+};
 use super::EvalError;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -110,17 +119,24 @@ impl Report {
             );
         }
         let mm = self.has_mm();
+        let shown = shown_classes(&self.summary);
+        // Classes with closed frames get the open-Dice and closed-area columns.
+        let closing: Vec<bool> = shown.iter().map(|c| c.closed.is_some()).collect();
         let _ = writeln!(
             md,
             "\nDice in %, distances in pixels{}; mean over the annotated frames after the \
              reference; \"missed\" counts frames where a class is in only one of truth and \
-             prediction (Dice 0, HD infinite, left out of the distance means).\n",
-            if mm { " and mm" } else { "" }
+             prediction (Dice 0, HD infinite, left out of the distance means).{}\n",
+            if mm { " and mm" } else { "" },
+            if closing.contains(&true) {
+                format!(" {}", closed_columns_note())
+            } else {
+                String::new()
+            }
         );
-        let shown = shown_classes(&self.summary);
         let names: Vec<String> = shown.iter().map(|c| c.name.clone()).collect();
         let mut header = vec!["Sequence".to_string(), "Frames".to_string()];
-        for n in &names {
+        for (n, &closes) in names.iter().zip(&closing) {
             header.push(format!("{n} Dice"));
             header.push(format!("{n} HD95"));
             header.push(format!("{n} HD"));
@@ -129,12 +145,16 @@ impl Report {
                 header.push(format!("{n} HD mm"));
             }
             header.push(format!("{n} missed"));
+            if closes {
+                header.push(format!("{n} open Dice"));
+                header.push(format!("{n} closed area %"));
+            }
         }
         table_header(&mut md, &header);
         for s in &self.sequences {
             let scored = s.frames.len();
             let mut row = vec![s.name.clone(), scored.to_string()];
-            for n in &names {
+            for (n, &closes) in names.iter().zip(&closing) {
                 match s.classes.iter().find(|c| &c.name == n) {
                     Some(c) => {
                         row.push(format!("{:.1}", 100.0 * c.dice));
@@ -145,17 +165,22 @@ impl Report {
                             row.push(opt(c.hd_mm));
                         }
                         row.push(c.missed.to_string());
+                        if closes {
+                            row.push(opt(c.dice_open.map(|d| 100.0 * d)));
+                            row.push(closed_cell(c));
+                        }
                     }
-                    None => {
-                        row.extend(std::iter::repeat_n("–".to_string(), if mm { 6 } else { 4 }))
-                    }
+                    None => row.extend(std::iter::repeat_n(
+                        "–".to_string(),
+                        if mm { 6 } else { 4 } + if closes { 2 } else { 0 },
+                    )),
                 }
             }
             table_row(&mut md, &row);
         }
         let frames: usize = self.sequences.iter().map(|s| s.frames.len()).sum();
         let mut row = vec!["**mean ± std**".to_string(), frames.to_string()];
-        for c in &shown {
+        for (c, &closes) in shown.iter().zip(&closing) {
             row.push(pct(Some(c.dice)));
             row.push(pm(c.hd95));
             row.push(pm(c.hd));
@@ -164,10 +189,55 @@ impl Report {
                 row.push(pm(c.hd_mm));
             }
             row.push(c.missed.to_string());
+            if closes {
+                row.push(pct(c.dice_open));
+                row.push(closed_stats_cell(c.closed.as_ref()));
+            }
         }
         table_row(&mut md, &row);
         md
     }
+}
+
+/// The sentence that explains the open-Dice and closed-area columns.
+fn closed_columns_note() -> String {
+    format!(
+        "\"open Dice\" is the Dice over the frames where the class's true area is at least {:.0} % \
+         of its area in the reference mask, \"closed area %\" the mean predicted area over the \
+         other, closed frames (a vessel pressed shut, whose truth is a sliver where Dice says \
+         little) in % of the reference area, with the truth's and the number of closed frames in \
+         brackets.",
+        100.0 * CLOSED_FRACTION
+    )
+}
+
+fn frames_word(n: usize) -> String {
+    format!("{n} frame{}", if n == 1 { "" } else { "s" })
+}
+
+/// A sequence's closed-area cell: predicted % (truth %, frames), or "–" without closed frames.
+fn closed_cell(c: &ClassSummary) -> String {
+    c.closed.as_ref().map_or("–".into(), |k| {
+        format!(
+            "{:.1} (truth {:.1}, {})",
+            100.0 * k.predicted_area,
+            100.0 * k.true_area,
+            frames_word(k.frames)
+        )
+    })
+}
+
+/// The closed-area cell over sequences: predicted % (truth %, frames, sequences).
+fn closed_stats_cell(c: Option<&ClosedStats>) -> String {
+    c.map_or("–".into(), |k| {
+        format!(
+            "{:.1} (truth {:.1}, {} in {} seq.)",
+            100.0 * k.predicted_area,
+            100.0 * k.true_area,
+            frames_word(k.frames),
+            k.sequences
+        )
+    })
 }
 
 /// The classes of a summary worth a column: "overall" only when it averages several classes.
@@ -203,7 +273,9 @@ fn table_row(md: &mut String, cells: &[String]) {
     let _ = writeln!(md, "| {} |", cells.join(" | "));
 }
 
-/// One table comparing methods (a row per report): mean ± std over sequences per class.
+/// One table comparing methods (a row per report): mean ± std over sequences per class. When a
+/// class has closed frames in any report, its open-Dice and closed-area columns are added and
+/// explained in a sentence below the table.
 pub fn comparison_markdown(reports: &[Report]) -> String {
     let mut names: Vec<(Option<u8>, String)> = Vec::new();
     for r in reports {
@@ -215,13 +287,28 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
     }
     names.sort_by_key(|(l, _)| l.map_or(256, |v| v as u16));
     let mm = reports.iter().any(Report::has_mm);
+    // Classes with closed frames in any report get the open-Dice and closed-area columns.
+    let closing: Vec<bool> = names
+        .iter()
+        .map(|(label, _)| {
+            reports.iter().any(|r| {
+                r.summary
+                    .iter()
+                    .any(|c| c.label == *label && c.closed.is_some())
+            })
+        })
+        .collect();
     let mut header = vec!["Method".to_string(), "Dataset".to_string()];
-    for (_, n) in &names {
+    for ((_, n), &closes) in names.iter().zip(&closing) {
         header.push(format!("{n} Dice %"));
         header.push(format!("{n} HD95 px"));
         header.push(format!("{n} HD px"));
         if mm {
             header.push(format!("{n} HD95 mm"));
+        }
+        if closes {
+            header.push(format!("{n} open Dice %"));
+            header.push(format!("{n} closed area %"));
         }
     }
     header.push("frames/s".to_string());
@@ -229,7 +316,7 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
     table_header(&mut md, &header);
     for r in reports {
         let mut row = vec![r.method.clone(), r.dataset.clone()];
-        for (label, _) in &names {
+        for ((label, _), &closes) in names.iter().zip(&closing) {
             match r.summary.iter().find(|c| c.label == *label) {
                 Some(c) => {
                     row.push(pct(Some(c.dice)));
@@ -238,8 +325,15 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
                     if mm {
                         row.push(pm(c.hd95_mm));
                     }
+                    if closes {
+                        row.push(pct(c.dice_open));
+                        row.push(closed_stats_cell(c.closed.as_ref()));
+                    }
                 }
-                None => row.extend(std::iter::repeat_n("–".to_string(), if mm { 4 } else { 3 })),
+                None => row.extend(std::iter::repeat_n(
+                    "–".to_string(),
+                    if mm { 4 } else { 3 } + if closes { 2 } else { 0 },
+                )),
             }
         }
         row.push(
@@ -249,13 +343,16 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
         );
         table_row(&mut md, &row);
     }
+    if closing.contains(&true) {
+        let _ = writeln!(md, "\n{}", closed_columns_note());
+    }
     md
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::score::{score_frame, summarise_sequence};
+    use crate::eval::score::{label_areas, score_frame, summarise_sequence};
     use crate::flow::LabelMap;
 
     fn report() -> Report {
@@ -267,6 +364,7 @@ mod tests {
                 "s1",
                 "000000.png",
                 Some((0.1, 0.1)),
+                &label_areas(&a),
                 vec![score_frame("000001.png", 1, &a, &a, &[2], Some((0.1, 0.1)))],
                 &names,
             ),
@@ -274,6 +372,7 @@ mod tests {
                 "s2",
                 "000000.png",
                 None,
+                &label_areas(&a),
                 vec![score_frame(
                     "000001.png",
                     1,
@@ -311,5 +410,180 @@ mod tests {
             cmp.contains("| test method | data | 50.0 ± 70.7 |"),
             "{cmp}"
         );
+        // No class closes: no open-Dice or closed-area columns, no note.
+        for text in [&md, &cmp] {
+            assert!(!text.contains("open Dice"), "{text}");
+            assert!(!text.contains("closed"), "{text}");
+        }
+    }
+
+    fn rect(x0: usize, y0: usize, rw: usize, rh: usize, l: u8) -> LabelMap {
+        let mut m = LabelMap::new(20, 20);
+        for y in y0..y0 + rh {
+            m.data[y * 20 + x0..y * 20 + x0 + rw].fill(l);
+        }
+        m
+    }
+
+    /// Vein 10x10 = 100 px and artery 3x3 in the reference; in "shut" the vein closes in frame 2
+    /// (truth 2x2 = 4 px, predicted 5x4 = 20 px), in "open" it never does.
+    fn closing_report(method: &str) -> Report {
+        let names = |l: u8| crate::eval::dataset::label_name(&Default::default(), l);
+        let with_artery = |mut m: LabelMap| {
+            for y in 16..19 {
+                m.data[y * 20 + 16..y * 20 + 19].fill(2);
+            }
+            m
+        };
+        let reference = with_artery(rect(2, 2, 10, 10, 1));
+        let shifted = with_artery(rect(2, 4, 10, 10, 1));
+        let sliver = with_artery(rect(5, 5, 2, 2, 1));
+        let squeezed = with_artery(rect(4, 4, 5, 4, 1));
+        let frame = |i: usize, truth: &LabelMap, pred: &LabelMap| {
+            score_frame(&format!("{i:06}.png"), i, truth, pred, &[1, 2], None)
+        };
+        let areas = label_areas(&reference);
+        let seqs = vec![
+            summarise_sequence(
+                "shut",
+                "000000.png",
+                None,
+                &areas,
+                vec![frame(1, &reference, &shifted), frame(2, &sliver, &squeezed)],
+                &names,
+            ),
+            summarise_sequence(
+                "open",
+                "000000.png",
+                None,
+                &areas,
+                vec![frame(1, &reference, &reference)],
+                &names,
+            ),
+        ];
+        Report::new(method, "data", "element", "first frame", seqs)
+    }
+
+    #[test]
+    fn markdown_shows_open_dice_and_closed_area_only_for_closing_classes() {
+        let r = closing_report("closing");
+        let md = r.to_markdown();
+        assert!(
+            md.contains("\"open Dice\" is the Dice over the frames"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| Sequence | Frames | vein Dice | vein HD95 | vein HD | vein missed | \
+                 vein open Dice | vein closed area % | artery Dice | artery HD95 | artery HD | \
+                 artery missed | overall Dice |"
+            ),
+            "{md}"
+        );
+        // "shut": frame 1 Dice 0.8 (open), frame 2 Dice 8/24 (closed).
+        let dice = 100.0 * (0.8 + 8.0 / 24.0) / 2.0;
+        assert!(
+            md.contains(&format!(
+                "| shut | 2 | {dice:.1} | 2.1 | 2.1 | 0 | 80.0 | 20.0 (truth 4.0, 1 frame) | 100.0 |"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains("| open | 1 | 100.0 | 0.0 | 0.0 | 0 | 100.0 | – | 100.0 |"),
+            "{md}"
+        );
+        // Mean row: open Dice over both sequences (80 and 100), closed areas from "shut" only.
+        assert!(
+            md.contains("| 0 | 90.0 ± 14.1 | 20.0 (truth 4.0, 1 frame in 1 seq.) | 100.0 ± 0.0 |"),
+            "{md}"
+        );
+        // Comparison: the columns once a report has closed frames, "–" for the one without
+        // (whose spacing adds the HD95 mm columns).
+        let mut plain = report();
+        plain.method = "plain".into();
+        let cmp = comparison_markdown(&[r, plain]);
+        assert!(
+            cmp.contains("| vein open Dice % | vein closed area % | artery Dice % |"),
+            "{cmp}"
+        );
+        assert!(
+            cmp.contains("| 90.0 ± 14.1 | 20.0 (truth 4.0, 1 frame in 1 seq.) | 100.0 ± 0.0 |"),
+            "{cmp}"
+        );
+        assert!(!cmp.contains("artery open Dice"), "{cmp}");
+        assert!(
+            cmp.contains("| plain | data | – | – | – | – | – | – | 50.0 ± 70.7 |"),
+            "{cmp}"
+        );
+        assert!(cmp.contains("\n\"open Dice\" is the Dice"), "{cmp}");
+    }
+
+    #[test]
+    fn reports_without_the_closed_frame_fields_still_load() {
+        let r = closing_report("closing");
+        let json = r.to_json();
+        assert!(json.contains("\"truth_area\": 4"), "{json}");
+        // The new fields survive a round trip (whole reports may differ in the last bit of a
+        // distance: serde_json's float parsing is not exact).
+        let back: Report = serde_json::from_str(&json).unwrap();
+        for (b, s) in back.sequences.iter().zip(&r.sequences) {
+            for (bc, sc) in b.classes.iter().zip(&s.classes) {
+                assert_eq!(
+                    (bc.reference_area, bc.dice_open, &bc.closed),
+                    (sc.reference_area, sc.dice_open, &sc.closed)
+                );
+            }
+            for (bf, sf) in b.frames.iter().zip(&s.frames) {
+                for (bc, sc) in bf.classes.iter().zip(&sf.classes) {
+                    assert_eq!(
+                        (bc.truth_area, bc.predicted_area),
+                        (sc.truth_area, sc.predicted_area)
+                    );
+                }
+            }
+        }
+        assert_eq!(back.summary[0].closed, r.summary[0].closed);
+        let (bo, so) = (
+            back.summary[0].dice_open.unwrap(),
+            r.summary[0].dice_open.unwrap(),
+        );
+        assert_eq!((bo.mean, bo.n), (so.mean, so.n));
+        assert!((bo.std - so.std).abs() < 1e-12);
+        // An older report: none of the new fields.
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for key in [
+                        "truth_area",
+                        "predicted_area",
+                        "reference_area",
+                        "dice_open",
+                        "closed",
+                    ] {
+                        m.remove(key);
+                    }
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        strip(&mut old);
+        let old: Report = serde_json::from_value(old).unwrap();
+        let vein = &old.sequences[0].classes[0];
+        assert_eq!(
+            (vein.dice_open, &vein.closed, vein.reference_area),
+            (None, &None, 0)
+        );
+        assert_eq!(old.sequences[0].frames[1].classes[0].truth_area, 0);
+        assert_eq!(
+            (old.summary[0].dice_open, &old.summary[0].closed),
+            (None, &None)
+        );
+        assert_eq!(old.summary[0].dice, r.summary[0].dice);
+        // Old reports show the old tables.
+        assert!(!old.to_markdown().contains("open Dice"));
+        assert!(!comparison_markdown(&[old]).contains("closed"));
     }
 }

@@ -9,10 +9,46 @@
 //! finite; the missed frames are counted beside them). Over sequences: mean ± sample standard
 //! deviation (n − 1; 0 for a single sequence) of the per-sequence means, the paper's Table 1
 //! shape. "overall" averages the classes scored in a frame, then goes on like a class.
+//!
+//! Closed vessels (as models/train/evaluate.py reports them): a frame is *closed* for a class
+//! when its true area is below [`CLOSED_FRACTION`] of the class's area in the reference frame's
+//! mask (a vein pressed shut by the probe). Closed frames are scored like any other, and each
+//! class also reports its *open-frame Dice* (the mean over the other frames; with no reference
+//! area every frame is open) and, over its closed frames, the mean predicted and true areas as
+//! fractions of the reference area. Over sequences: the open-frame Dice as mean ± std over the
+//! sequences that have open frames; the closed frames counted, and their areas averaged over the
+//! sequences that have any (the mean of the per-sequence means). "overall" has neither.
 
 use crate::flow::metrics::{score_class, ClassScore};
 use crate::flow::LabelMap;
 use serde::{Deserialize, Serialize};
+
+/// A frame whose true area of a class is below this fraction of the class's area in the
+/// reference frame's mask is *closed* for that class. On the phantom the probe presses the vein
+/// shut; its ground truth then keeps only a sub-pixel sliver that no flow short of the exact
+/// deformation reproduces, so the protocol's Dice there says little about tracking quality.
+/// Such frames are still scored; the open-frame Dice and the closed-frame areas are reported
+/// beside the protocol's numbers. The same value as `CLOSED_FRACTION` in
+/// models/train/evaluate.py, so both evaluators split the frames alike.
+pub const CLOSED_FRACTION: f64 = 0.1;
+
+/// Whether a frame whose truth covers `truth_area` pixels of a class is closed for it, given the
+/// class's `reference_area` (pixels in the reference frame's mask; 0: never closed).
+pub fn is_closed(truth_area: usize, reference_area: usize) -> bool {
+    reference_area > 0 && (truth_area as f64) < CLOSED_FRACTION * reference_area as f64
+}
+
+/// Pixels per label of a map, background (0) excluded, in label order.
+pub fn label_areas(map: &LabelMap) -> Vec<(u8, usize)> {
+    let mut counts = [0usize; 256];
+    for &v in &map.data {
+        counts[v as usize] += 1;
+    }
+    (1..=255u8)
+        .filter(|&l| counts[l as usize] > 0)
+        .map(|l| (l, counts[l as usize]))
+        .collect()
+}
 
 /// One class in one frame. `None` distances are infinite (class missing from one map).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +61,12 @@ pub struct ClassFrame {
     pub hd95_mm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hd_mm: Option<f64>,
+    /// Pixels of the class in the truth (0 in reports written before areas were recorded).
+    #[serde(default)]
+    pub truth_area: usize,
+    /// Pixels of the class in the prediction (0 in reports written before areas were recorded).
+    #[serde(default)]
+    pub predicted_area: usize,
 }
 
 /// All scored classes of one annotated frame.
@@ -71,6 +113,7 @@ pub fn score_frame(
                     (finite(hd95), finite(hd))
                 }
             };
+            let area = |map: &LabelMap| map.data.iter().filter(|&&v| v == label).count();
             Some(ClassFrame {
                 label,
                 dice: s.dice,
@@ -78,6 +121,8 @@ pub fn score_frame(
                 hd: finite(s.hd),
                 hd95_mm,
                 hd_mm,
+                truth_area: area(truth),
+                predicted_area: area(prediction),
             })
         })
         .collect();
@@ -203,6 +248,46 @@ pub struct ClassSummary {
     pub hd95_mm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hd_mm: Option<f64>,
+    /// Pixels of the class in the reference frame's mask (0: unknown or absent, so no frame is
+    /// closed; always 0 for "overall").
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub reference_area: usize,
+    /// Mean Dice over the open frames (see [`CLOSED_FRACTION`]); `None` when every frame was
+    /// closed, for "overall", and in reports written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dice_open: Option<f64>,
+    /// The closed frames; `None` when there were none, and for "overall".
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub closed: Option<ClosedFrames>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+/// A class's closed frames in one sequence (see [`CLOSED_FRACTION`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClosedFrames {
+    /// How many scored frames were closed.
+    pub frames: usize,
+    /// Mean predicted area over those frames, as a fraction of the reference area.
+    pub predicted_area: f64,
+    /// Mean true area over those frames, as a fraction of the reference area.
+    pub true_area: f64,
+}
+
+/// A class's closed frames over sequences: areas averaged over the sequences that have closed
+/// frames (each sequence's mean counts once, as models/train/evaluate.py aggregates).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClosedStats {
+    /// Sequences with at least one closed frame.
+    pub sequences: usize,
+    /// Closed frames in all sequences.
+    pub frames: usize,
+    /// Mean over those sequences of their mean predicted area (fraction of the reference area).
+    pub predicted_area: f64,
+    /// Mean over those sequences of their mean true area (fraction of the reference area).
+    pub true_area: f64,
 }
 
 /// A sequence's scores: per frame and summarised per class.
@@ -218,11 +303,14 @@ pub struct SequenceScores {
     pub classes: Vec<ClassSummary>,
 }
 
-/// Summarises a sequence's frames. `names(label)` names the classes.
+/// Summarises a sequence's frames. `reference_areas` are the pixels per label of the reference
+/// frame's mask at the scored masks' size ([`label_areas`]; empty when it has none: then every
+/// frame is open). `names(label)` names the classes.
 pub fn summarise_sequence(
     name: &str,
     reference: &str,
     spacing_mm: Option<(f64, f64)>,
+    reference_areas: &[(u8, usize)],
     frames: Vec<FrameScore>,
     names: &dyn Fn(u8) -> String,
 ) -> SequenceScores {
@@ -242,15 +330,37 @@ pub fn summarise_sequence(
         hd: mean(cells.iter().filter_map(|c| c.hd)),
         hd95_mm: mean(cells.iter().filter_map(|c| c.hd95_mm)),
         hd_mm: mean(cells.iter().filter_map(|c| c.hd_mm)),
+        reference_area: 0,
+        dice_open: None,
+        closed: None,
     };
     let mut classes: Vec<ClassSummary> = labels
         .iter()
         .map(|&l| {
-            let cells = frames
+            let cells: Vec<ClassFrame> = frames
                 .iter()
                 .flat_map(|f| f.classes.iter().filter(|c| c.label == l).cloned())
                 .collect();
-            summarise(Some(l), names(l), cells)
+            let reference_area = reference_areas
+                .iter()
+                .find(|(label, _)| *label == l)
+                .map_or(0, |&(_, a)| a);
+            let (shut, open): (Vec<&ClassFrame>, Vec<&ClassFrame>) = cells
+                .iter()
+                .partition(|c| is_closed(c.truth_area, reference_area));
+            let fraction = |a: usize| a as f64 / reference_area as f64;
+            let closed = (!shut.is_empty()).then(|| ClosedFrames {
+                frames: shut.len(),
+                predicted_area: mean(shut.iter().map(|c| fraction(c.predicted_area)))
+                    .unwrap_or(0.0),
+                true_area: mean(shut.iter().map(|c| fraction(c.truth_area))).unwrap_or(0.0),
+            });
+            ClassSummary {
+                reference_area,
+                dice_open: mean(open.iter().map(|c| c.dice)),
+                closed,
+                ..summarise(Some(l), names(l), cells)
+            }
         })
         .collect();
     // Overall: per frame, the mean over its scored classes (distances over the finite ones; a
@@ -274,6 +384,8 @@ pub fn summarise_sequence(
                 hd: m(&|c| c.hd),
                 hd95_mm: m(&|c| c.hd95_mm),
                 hd_mm: m(&|c| c.hd_mm),
+                truth_area: 0,
+                predicted_area: 0,
             }
         })
         .collect();
@@ -304,6 +416,13 @@ pub struct ClassStats {
     pub hd95_mm: Option<Stat>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hd_mm: Option<Stat>,
+    /// Open-frame Dice over the sequences that have open frames; `None` for "overall" and in
+    /// reports written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dice_open: Option<Stat>,
+    /// The closed frames; `None` when no sequence had any, and for "overall".
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub closed: Option<ClosedStats>,
 }
 
 /// Mean ± std over sequences, per class in label order, "overall" last.
@@ -327,6 +446,13 @@ pub fn summarise_dataset(sequences: &[SequenceScores]) -> Vec<ClassStats> {
             let stat = |get: &dyn Fn(&ClassSummary) -> Option<f64>| {
                 Stat::of(&rows.iter().filter_map(|r| get(r)).collect::<Vec<_>>())
             };
+            let shut: Vec<&ClosedFrames> = rows.iter().filter_map(|r| r.closed.as_ref()).collect();
+            let closed = (!shut.is_empty()).then(|| ClosedStats {
+                sequences: shut.len(),
+                frames: shut.iter().map(|c| c.frames).sum(),
+                predicted_area: mean(shut.iter().map(|c| c.predicted_area)).unwrap_or(0.0),
+                true_area: mean(shut.iter().map(|c| c.true_area)).unwrap_or(0.0),
+            });
             Some(ClassStats {
                 label,
                 name,
@@ -338,6 +464,8 @@ pub fn summarise_dataset(sequences: &[SequenceScores]) -> Vec<ClassStats> {
                 hd: stat(&|r| r.hd),
                 hd95_mm: stat(&|r| r.hd95_mm),
                 hd_mm: stat(&|r| r.hd_mm),
+                dice_open: stat(&|r| r.dice_open),
+                closed,
             })
         })
         .collect()
@@ -400,7 +528,7 @@ mod tests {
         let f1 = score_frame("1", 1, &a, &a, &[1], None);
         let f2 = score_frame("2", 2, &a, &empty, &[1], None);
         assert_eq!(f2.classes[0].hd, None);
-        let s = summarise_sequence("s", "0", None, vec![f1, f2], &names);
+        let s = summarise_sequence("s", "0", None, &label_areas(&a), vec![f1, f2], &names);
         let vein = &s.classes[0];
         assert_eq!(
             (vein.name.as_str(), vein.frames, vein.missed),
@@ -419,6 +547,7 @@ mod tests {
             "1",
             "0",
             None,
+            &label_areas(&a),
             vec![score_frame("1", 1, &a, &a, &[2], None)],
             &names,
         );
@@ -426,6 +555,7 @@ mod tests {
             "2",
             "0",
             None,
+            &label_areas(&a),
             vec![score_frame("1", 1, &a, &b, &[2], None)],
             &names,
         );
@@ -441,5 +571,130 @@ mod tests {
         assert_eq!(stats[0].hd.unwrap().mean, 0.5);
         assert_eq!(Stat::of(&[3.0]).unwrap().std, 0.0);
         assert!(Stat::of(&[]).is_none());
+    }
+
+    /// A vein of 10x10 = 100 px in the reference; `truth` and `prediction` are its later masks.
+    fn vein_frame(position: usize, truth: &LabelMap, prediction: &LabelMap) -> FrameScore {
+        score_frame(
+            &position.to_string(),
+            position,
+            truth,
+            prediction,
+            &[1, 2],
+            None,
+        )
+    }
+
+    #[test]
+    fn closed_frames_are_left_out_of_open_dice_and_report_areas() {
+        let reference = rect(40, 30, 5, 5, 10, 10, 1);
+        let mut artery_ref = reference.clone();
+        for y in 20..24 {
+            artery_ref.data[y * 40 + 25..y * 40 + 29].fill(2);
+        }
+        let areas = label_areas(&artery_ref);
+        assert_eq!(areas, vec![(1, 100), (2, 16)]);
+        // Frame 1: open, perfect. Frame 2: truth 3x3 = 9 px < 10 % of 100: closed; prediction
+        // 5x5 = 25 px around it (Dice 18/34). Frame 3: open, 8 of 10 rows overlap (Dice 0.8).
+        // Frame 4: truth 2x5 = 10 px, exactly 10 %: open (closed is strictly below).
+        let shifted = rect(40, 30, 5, 7, 10, 10, 1);
+        let sliver = rect(40, 30, 6, 6, 3, 3, 1);
+        let squeezed = rect(40, 30, 5, 5, 5, 5, 1);
+        let ten = rect(40, 30, 5, 5, 2, 5, 1);
+        let frames = vec![
+            vein_frame(1, &reference, &reference),
+            vein_frame(2, &sliver, &squeezed),
+            vein_frame(3, &reference, &shifted),
+            vein_frame(4, &ten, &ten),
+        ];
+        let c = &frames[1].classes[0];
+        assert_eq!((c.truth_area, c.predicted_area), (9, 25));
+        assert!(is_closed(9, 100) && !is_closed(10, 100) && !is_closed(0, 0));
+        let s = summarise_sequence("s", "0", None, &areas, frames, &names);
+        let vein = &s.classes[0];
+        assert_eq!((vein.name.as_str(), vein.frames), ("vein", 4));
+        assert_eq!(vein.reference_area, 100);
+        let closed_dice = 18.0 / 34.0;
+        assert!((vein.dice - (1.0 + closed_dice + 0.8 + 1.0) / 4.0).abs() < 1e-12);
+        let open = vein.dice_open.unwrap();
+        assert!((open - (1.0 + 0.8 + 1.0) / 3.0).abs() < 1e-12, "{open}");
+        assert_eq!(
+            vein.closed,
+            Some(ClosedFrames {
+                frames: 1,
+                predicted_area: 0.25,
+                true_area: 0.09
+            })
+        );
+        // "overall" reports neither.
+        let overall = s.classes.last().unwrap();
+        assert_eq!(overall.name, "overall");
+        assert_eq!((overall.dice_open, &overall.closed), (None, &None));
+        assert_eq!(overall.reference_area, 0);
+    }
+
+    #[test]
+    fn without_reference_area_every_frame_is_open() {
+        let reference = rect(40, 30, 5, 5, 10, 10, 1);
+        let sliver = rect(40, 30, 6, 6, 3, 3, 1);
+        let frames = vec![
+            vein_frame(1, &reference, &reference),
+            vein_frame(2, &sliver, &reference),
+        ];
+        // No reference mask at all, or one without the class.
+        for areas in [vec![], vec![(2u8, 16usize)]] {
+            let s = summarise_sequence("s", "0", None, &areas, frames.clone(), &names);
+            let vein = &s.classes[0];
+            assert_eq!(vein.closed, None);
+            assert_eq!(vein.dice_open, Some(vein.dice));
+        }
+    }
+
+    #[test]
+    fn dataset_aggregates_open_dice_and_closed_areas_per_sequence() {
+        let reference = rect(40, 30, 5, 5, 10, 10, 1);
+        let areas = label_areas(&reference);
+        let shifted = rect(40, 30, 5, 7, 10, 10, 1);
+        let sliver = rect(40, 30, 6, 6, 3, 3, 1);
+        let squeezed = rect(40, 30, 5, 5, 5, 5, 1);
+        let empty = LabelMap::new(40, 30);
+        let seq = |frames| summarise_sequence("s", "0", None, &areas, frames, &names);
+        // s1: open (Dice 1) and closed (predicted 25 %, truth 9 %).
+        let s1 = seq(vec![
+            vein_frame(1, &reference, &reference),
+            vein_frame(2, &sliver, &squeezed),
+        ]);
+        // s2: closed only, predicted 0 % (missed) and 25 %: no open Dice, mean predicted 12.5 %.
+        let s2 = seq(vec![
+            vein_frame(1, &sliver, &empty),
+            vein_frame(2, &sliver, &squeezed),
+        ]);
+        assert_eq!(s2.classes[0].dice_open, None);
+        assert_eq!(s2.classes[0].closed.as_ref().unwrap().predicted_area, 0.125);
+        // s3: open only (Dice 0.8).
+        let s3 = seq(vec![vein_frame(1, &reference, &shifted)]);
+        assert_eq!(s3.classes[0].closed, None);
+        let stats = summarise_dataset(&[s1, s2, s3]);
+        let vein = &stats[0];
+        assert_eq!(
+            (vein.name.as_str(), vein.sequences, vein.frames),
+            ("vein", 3, 5)
+        );
+        let open = vein.dice_open.unwrap();
+        assert_eq!(open.n, 2, "s2 has no open frame");
+        assert!((open.mean - 0.9).abs() < 1e-12);
+        assert!((open.std - 0.02f64.sqrt()).abs() < 1e-12);
+        let closed = vein.closed.as_ref().unwrap();
+        assert_eq!((closed.sequences, closed.frames), (2, 3));
+        // The mean of the per-sequence means (25 % and 12.5 %), not over the 3 frames (16.7 %).
+        assert!((closed.predicted_area - 0.1875).abs() < 1e-12);
+        assert!((closed.true_area - 0.09).abs() < 1e-12);
+        let overall = stats.last().unwrap();
+        assert_eq!(overall.name, "overall");
+        assert_eq!((overall.dice_open, &overall.closed), (None, &None));
+        // Nothing closes: no closed stats, open Dice = Dice.
+        let stats = summarise_dataset(&[seq(vec![vein_frame(1, &reference, &shifted)])]);
+        assert_eq!(stats[0].closed, None);
+        assert_eq!(stats[0].dice_open, Some(stats[0].dice));
     }
 }
