@@ -180,7 +180,7 @@ class PairSampler:
     key (seq, i, j) for the teacher cache (None for synthetic pairs)."""
 
     def __init__(self, seqs, mode="random", distances=(6,), task_step=4, synth_prob=0.0, aug=1.0, seed=0,
-                 max_shift=40.0):
+                 max_shift=40.0, fast_frac=0.0, fast_top=0.2):
         self.seqs = seqs
         self.mode = mode
         self.distances = list(distances)
@@ -190,6 +190,25 @@ class PairSampler:
         self.rng = np.random.RandomState(seed)
         self.max_shift = max_shift
         self.pairs = self._enumerate()
+        # "fast" pairs: the fraction fast_top of this sampler's pairs (ground-truth flow needed) in
+        # which the vessels move fastest; a vein reopening by 4-5 px per frame is rare among random pairs
+        self.fast_frac = fast_frac
+        self.fast = self._fastest(fast_top) if fast_frac > 0 and mode == "random" else []
+
+    def _fastest(self, top):
+        scored = []
+        for k, (s, i, j) in enumerate(self.pairs):
+            seq = self.seqs[s]
+            m = seq.masks.get(i)
+            if m is None or i not in seq.flows or j not in seq.flows or not (m > 0).any():
+                continue
+            # |F_j - F_i| per frame over the reference's vein (else its vessels): the pair's speed, to
+            # first order; the vein is what compresses and reopens
+            sel = (m == 1) if (m == 1).any() else (m > 0)
+            d = seq.flows[j][sel] - seq.flows[i][sel]
+            scored.append((float(np.sqrt((d ** 2).sum(-1)).mean()) / abs(j - i), k))
+        scored.sort(reverse=True)
+        return [k for _, k in scored[:max(1, int(len(scored) * top))]] if scored else []
 
     def _enumerate(self):
         pairs = []
@@ -229,6 +248,8 @@ class PairSampler:
         return ref, cur, m, mcur, fl
 
     def get(self, idx):
+        if self.fast and self.rng.rand() < self.fast_frac:
+            idx = self.fast[self.rng.randint(len(self.fast))]
         s, i, j = self.pairs[idx]
         seq = self.seqs[s]
         if self.mode == "synth" or self.rng.rand() < self.synth_prob:

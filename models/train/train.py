@@ -57,6 +57,9 @@ def parse():
     ap.add_argument("--finetune-lr", type=float, default=0.00025)
     ap.add_argument("--distances", default="6", help="frame distances for pretrain pairs, e.g. 2,4,6")
     ap.add_argument("--task-step", type=int, default=4)
+    ap.add_argument("--fast-frac", type=float, default=0.0,
+                    help="pretrain: fraction of pairs drawn from the pairs whose vessels move most (GT flow needed)")
+    ap.add_argument("--fast-top", type=float, default=0.2, help="with --fast-frac: size of that pool (fraction)")
     ap.add_argument("--synth-prob", type=float, default=0.0, help="fraction of synthetic-motion pairs mixed in")
     ap.add_argument("--max-shift", type=float, default=40.0, help="synthetic motion: max translation (px)")
     ap.add_argument("--batch", type=int, default=8)
@@ -184,6 +187,7 @@ def training_record(a, state):
                 exclude=a.exclude, val_seqs=a.val_seqs, teacher=None if a.no_kd else a.teacher,
                 kd_weight=0.0 if a.no_kd else a.kd_weight, hard_weight=a.hard_weight, flow_weight=a.flow_weight,
                 smooth_weight=a.smooth_weight, aug=a.aug, distances=a.distances, task_step=a.task_step,
+                fast_frac=a.fast_frac, fast_top=a.fast_top,
                 synth_prob=a.synth_prob, batch=a.batch, lrs=dict(synth=a.synth_lr, pretrain=a.pretrain_lr,
                                                                  finetune=a.finetune_lr),
                 epochs=dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs),
@@ -229,13 +233,16 @@ def main():
         ck = torch.load(a.init, map_location=dev, weights_only=False)
         # an older checkpoint without the final-sharpness parameter starts at gamma = sigmoid(3) = 0.95
         sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
-        sd = {k: v for k, v in sd.items() if not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma", "disp"))}
+        # the label displacements ("disp") follow from this run's config (G, spacing), never from --init
+        sd = {k: v for k, v in sd.items()
+              if k != "disp" and not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma"))}
         # not strict: a checkpoint without the refinement level initialises the coarse part only
         missing, unexpected = net.load_state_dict(sd, strict=False)
         if unexpected:
             raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
         print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
-              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing}))})" if missing else "", flush=True)
+              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'disp'}))})"
+              if set(missing) - {"disp"} else "", flush=True)
     net.train()
     t_start = time.time() - state["elapsed"]
     last_ck = time.time()
@@ -250,7 +257,8 @@ def main():
         sampler = PairSampler(ft_seqs if st == "finetune" else seqs, mode=mode,
                               distances=[int(d) for d in a.distances.split(",")], task_step=a.task_step,
                               synth_prob=a.synth_prob if st != "synth" else 1.0, aug=a.aug,
-                              seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift)
+                              seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift,
+                              fast_frac=a.fast_frac, fast_top=a.fast_top)
         stage_budget = a.budget * split[state["stage"]] if a.budget else float("inf")
         steps_lim = [int(x) for x in a.stage_steps.split(",")] if a.stage_steps else []
         stage_steps = steps_lim[state["stage"]] if state["stage"] < len(steps_lim) and steps_lim[state["stage"]] else 10 ** 12
