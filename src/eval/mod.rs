@@ -375,11 +375,7 @@ mod tests {
     use super::*;
 
     fn rect(x0: usize, y0: usize, rw: usize, rh: usize) -> LabelMap {
-        let mut m = LabelMap::new(20, 20);
-        for y in y0..y0 + rh {
-            m.data[y * 20 + x0..y * 20 + x0 + rw].fill(1);
-        }
-        m
+        score::tests::rect(20, 20, x0, y0, rw, rh, 1)
     }
 
     #[test]

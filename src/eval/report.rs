@@ -418,11 +418,7 @@ mod tests {
     }
 
     fn rect(x0: usize, y0: usize, rw: usize, rh: usize, l: u8) -> LabelMap {
-        let mut m = LabelMap::new(20, 20);
-        for y in y0..y0 + rh {
-            m.data[y * 20 + x0..y * 20 + x0 + rw].fill(l);
-        }
-        m
+        crate::eval::score::tests::rect(20, 20, x0, y0, rw, rh, l)
     }
 
     /// Vein 10x10 = 100 px and artery 3x3 in the reference; in "shut" the vein closes in frame 2

@@ -113,7 +113,6 @@ pub fn score_frame(
                     (finite(hd95), finite(hd))
                 }
             };
-            let area = |map: &LabelMap| map.data.iter().filter(|&&v| v == label).count();
             Some(ClassFrame {
                 label,
                 dice: s.dice,
@@ -121,8 +120,8 @@ pub fn score_frame(
                 hd: finite(s.hd),
                 hd95_mm,
                 hd_mm,
-                truth_area: area(truth),
-                predicted_area: area(prediction),
+                truth_area: s.truth_area,
+                predicted_area: s.predicted_area,
             })
         })
         .collect();
@@ -472,10 +471,19 @@ pub fn summarise_dataset(sequences: &[SequenceScores]) -> Vec<ClassStats> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rect(w: usize, h: usize, x0: usize, y0: usize, rw: usize, rh: usize, l: u8) -> LabelMap {
+    /// A w x h map with label `l` in the rw x rh rectangle at (x0, y0) (the evaluation tests' masks).
+    pub(crate) fn rect(
+        w: usize,
+        h: usize,
+        x0: usize,
+        y0: usize,
+        rw: usize,
+        rh: usize,
+        l: u8,
+    ) -> LabelMap {
         let mut m = LabelMap::new(w, h);
         for y in y0..y0 + rh {
             for x in x0..x0 + rw {

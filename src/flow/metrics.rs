@@ -10,6 +10,9 @@ pub struct ClassScore {
     /// Infinite when the class is present in only one of the two maps.
     pub hd: f64,
     pub hd95: f64,
+    /// Pixels of the class in the truth and in the prediction.
+    pub truth_area: usize,
+    pub predicted_area: usize,
 }
 
 /// Scores class `label` of `prediction` against `truth` (same size).
@@ -30,6 +33,8 @@ pub fn score_class(truth: &LabelMap, prediction: &LabelMap, label: u8) -> Option
             dice: 0.0,
             hd: f64::INFINITY,
             hd95: f64::INFINITY,
+            truth_area: na,
+            predicted_area: nb,
         });
     }
     let inter = a.iter().zip(&b).filter(|(x, y)| **x && **y).count();
@@ -45,7 +50,13 @@ pub fn score_class(truth: &LabelMap, prediction: &LabelMap, label: u8) -> Option
         .unwrap_or(0.0)
         .max(db.last().copied().unwrap_or(0.0));
     let hd95 = percentile(&da, 95.0).max(percentile(&db, 95.0));
-    Some(ClassScore { dice, hd, hd95 })
+    Some(ClassScore {
+        dice,
+        hd,
+        hd95,
+        truth_area: na,
+        predicted_area: nb,
+    })
 }
 
 /// Foreground pixels with a 4-neighbour outside the set (or on the image edge).
