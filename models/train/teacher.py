@@ -24,7 +24,10 @@ CACHE_DIR/<teacher-id>/<seq>/<ref>__<cur>.npz.
 """
 import hashlib
 import os
+import sys
+import tempfile
 import urllib.parse
+import zipfile
 
 import cv2
 import numpy as np
@@ -107,10 +110,17 @@ class CachedTeacher:
         seq, a, b = key
         p = os.path.join(self.dir, str(size), seq, f"{a[:-4]}__{b[:-4]}.npz")
         if os.path.exists(p):
-            fl = np.load(p)["flow"].astype(np.float32)
-        else:
-            fl = self.t(ref, cur)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            np.savez_compressed(p, flow=fl.astype(np.float16))
-            fl = fl.astype(np.float16).astype(np.float32)
+            try:
+                return np.load(p)["flow"].astype(np.float32)
+            except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+                # a file cut short by a killed run: recompute it rather than stop the training
+                print(f"teacher cache: {p} unreadable ({e}); recomputing", file=sys.stderr)
+        fl = self.t(ref, cur).astype(np.float16)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        # write then rename, so that concurrent runs and DataLoader workers never read a partial file
+        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=os.path.dirname(p))
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, flow=fl)
+        os.replace(tmp, p)
+        fl = fl.astype(np.float32)
         return fl
