@@ -4,7 +4,7 @@ softer soft-argmin, and confidence-weighted filling of the flow in textureless w
 anechoic lumen). Used to check ideas on training sequences before touching the export.
 
 Each variant is JSON: {"levels": [[scale, iters, window, clip], ...], "gamma_scale": g,
-"fill": {"window": K, "tau": t}}. With the default checkpoint (models/default/pddnet.pt, 0.4.0)
+"fill": {"window": K, "tau": t}}. With the default checkpoint (models/default/pddnet.pt, 0.5.0)
 {"levels": [[2, 1, 9, 1.0]]} is the shipped model; with 0.3.0's checkpoint
 (`git show a289e99:models/default/pddnet.pt`) {"levels": [[2, 2, 9, 1.0]]} is 0.3.0 (same numbers
 as evaluate.py). Scores: DESIGN.md protocol, plus the vein's Dice over its open
