@@ -178,8 +178,11 @@ pub struct FlowResult {
     pub vein_compression_ratio: Option<f64>,
     /// Millimetres per frame pixel when known (the element's `pixel-spacing`).
     pub pixel_spacing_mm: Option<f64>,
-    /// Connected vessel regions of `labels` (boxes, areas, mean motion).
+    /// Connected vessel regions of `labels` (boxes, areas, mean motion, confidence).
     pub vessels: Vec<Region>,
+    /// The lowest tracking confidence of the reference's vessels in this frame, a vessel that
+    /// vanished counting 0 (see [`crate::flow::confidence`]); `None` without tracked vessels.
+    pub tracking_confidence: Option<f64>,
 }
 
 impl FlowResult {
@@ -192,8 +195,10 @@ impl FlowResult {
     /// labels; `class-names` (string array), `areas` (u64 array, pixels per label id); `mode`,
     /// `execution-provider` (strings); `vein-compression-ratio` (f64) when the reference has a
     /// vein; `pixel-spacing-mm` (f64) and `areas-mm2` (f64 array) when the spacing is known;
-    /// `vessels` (array of `vessel` structures: `label`, `class`, `x`, `y`, `width`, `height`,
-    /// `area`, `mean-motion-x`, `mean-motion-y`).
+    /// `vessels` (array of `vessel` structures: `id` (the vessel's instance id, stable from its
+    /// reference frame on), `label`, `class`, `x`, `y`, `width`, `height`, `area`,
+    /// `mean-motion-x`, `mean-motion-y`, and `confidence` (f64) for a tracked vessel);
+    /// `tracking-confidence` (f64) when the reference's vessels are tracked.
     pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
         let mut meta = gst::meta::CustomMeta::add(buffer, RESULT_META_NAME)?;
         let s = meta.mut_structure();
@@ -225,13 +230,17 @@ impl FlowResult {
         if let Some(ratio) = self.vein_compression_ratio {
             s.set("vein-compression-ratio", ratio);
         }
+        if let Some(c) = self.tracking_confidence {
+            s.set("tracking-confidence", c);
+        }
         let vessels = self.vessels.iter().map(|v| {
             let class = self
                 .class_names
                 .get(v.label as usize)
                 .map(String::as_str)
                 .unwrap_or("");
-            gst::Structure::builder("vessel")
+            let mut vessel = gst::Structure::builder("vessel")
+                .field("id", v.id)
                 .field("label", v.label as u32)
                 .field("class", class)
                 .field("x", v.bbox.0)
@@ -241,7 +250,11 @@ impl FlowResult {
                 .field("area", v.area)
                 .field("mean-motion-x", v.mean_motion.0)
                 .field("mean-motion-y", v.mean_motion.1)
-                .build()
+                .build();
+            if let Some(c) = v.confidence {
+                vessel.set("confidence", c);
+            }
+            vessel
         });
         s.set("vessels", gst::Array::new(vessels));
         if let Some(mm) = self.pixel_spacing_mm {
@@ -317,6 +330,7 @@ impl FlowResult {
             execution_provider: string("execution-provider")?,
             vein_compression_ratio: s.get::<f64>("vein-compression-ratio").ok(),
             pixel_spacing_mm: s.get::<f64>("pixel-spacing-mm").ok(),
+            tracking_confidence: s.get::<f64>("tracking-confidence").ok(),
             vessels: array("vessels")?
                 .iter()
                 .map(|v| {
@@ -324,6 +338,7 @@ impl FlowResult {
                     let get_u32 = |k: &str| v.get::<u32>(k).map_err(|e| format!("vessel {k}: {e}"));
                     let get_f64 = |k: &str| v.get::<f64>(k).map_err(|e| format!("vessel {k}: {e}"));
                     Ok(Region {
+                        id: get_u32("id")?,
                         label: get_u32("label")? as u8,
                         bbox: (
                             get_u32("x")?,
@@ -333,6 +348,7 @@ impl FlowResult {
                         ),
                         area: v.get::<u64>("area").map_err(|e| e.to_string())?,
                         mean_motion: (get_f64("mean-motion-x")?, get_f64("mean-motion-y")?),
+                        confidence: v.get::<f64>("confidence").ok(),
                     })
                 })
                 .collect::<Result<_, String>>()?,
@@ -364,11 +380,14 @@ mod tests {
             vein_compression_ratio: Some(0.5),
             pixel_spacing_mm: Some(0.1),
             vessels: vec![Region {
+                id: 1,
                 label: 2,
                 bbox: (1, 2, 3, 4),
                 area: 9,
                 mean_motion: (0.5, -1.0),
+                confidence: Some(0.75),
             }],
+            tracking_confidence: Some(0.75),
         };
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();

@@ -6,17 +6,49 @@ use super::{FlowField, LabelMap};
 /// One connected region of a single label (4-connectivity).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Region {
+    /// The vessel's instance id, stable from its reference frame on (0 when the reference had
+    /// more vessels than are tracked one by one).
+    pub id: u32,
     pub label: u8,
     /// Bounding box in frame pixels: x, y, width, height.
     pub bbox: (u32, u32, u32, u32),
     pub area: u64,
     /// Mean motion since the reference in frame pixels (reference -> current, i.e. `-flow`).
     pub mean_motion: (f64, f64),
+    /// Tracking confidence in [0, 1] (see [`super::confidence`]), when the vessel is tracked as
+    /// an instance.
+    pub confidence: Option<f64>,
 }
 
 /// Regions of every non-zero label with at least `min_area` pixels, largest first per label.
 /// `flow` (any grid) gives their mean motion; `None` leaves it at zero.
 pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) -> Vec<Region> {
+    regions_of(labels, flow, min_area, |label| (0, label))
+}
+
+/// The regions of a propagated instance map (see [`super::instances`]): `classes[k - 1]` is the
+/// class of instance `k`, which becomes the region's `id`.
+pub fn find_instance_regions(
+    instances: &LabelMap,
+    classes: &[u8],
+    flow: Option<&FlowField>,
+    min_area: u64,
+) -> Vec<Region> {
+    regions_of(instances, flow, min_area, |id| {
+        (
+            id as u32,
+            classes.get(id as usize - 1).copied().unwrap_or(0),
+        )
+    })
+}
+
+/// Connected regions of equal non-zero values; `identify` gives a value's (id, label).
+fn regions_of(
+    labels: &LabelMap,
+    flow: Option<&FlowField>,
+    min_area: u64,
+    identify: impl Fn(u8) -> (u32, u8),
+) -> Vec<Region> {
     let (w, h) = (labels.width, labels.height);
     let mut seen = vec![false; w * h];
     let mut regions = Vec::new();
@@ -56,13 +88,7 @@ pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) 
                 mx -= (f.dx[cell] * sx) as f64;
                 my -= (f.dy[cell] * sy) as f64;
             }
-            let neighbours = [
-                (x > 0).then(|| i - 1),
-                (x + 1 < w).then(|| i + 1),
-                (y > 0).then(|| i - w),
-                (y + 1 < h).then(|| i + w),
-            ];
-            for n in neighbours.into_iter().flatten() {
+            for n in super::neighbours4(i, w, h).into_iter().flatten() {
                 if !seen[n] && labels.data[n] == label {
                     seen[n] = true;
                     stack.push(n);
@@ -70,7 +96,9 @@ pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) 
             }
         }
         if area >= min_area {
+            let (id, label) = identify(label);
             regions.push(Region {
+                id,
                 label,
                 bbox: (
                     x0 as u32,
@@ -80,10 +108,16 @@ pub fn find_regions(labels: &LabelMap, flow: Option<&FlowField>, min_area: u64) 
                 ),
                 area,
                 mean_motion: (mx / area as f64, my / area as f64),
+                confidence: None,
             });
         }
     }
-    regions.sort_by(|a, b| a.label.cmp(&b.label).then(b.area.cmp(&a.area)));
+    regions.sort_by(|a, b| {
+        a.label
+            .cmp(&b.label)
+            .then(b.area.cmp(&a.area))
+            .then(a.id.cmp(&b.id))
+    });
     regions
 }
 

@@ -6,6 +6,8 @@
 //! reference so that the reference mask is resampled once rather than blurred frame by frame.
 
 use super::{
+    confidence::{vessel_confidence, warped_correlation, window_around},
+    instances::{clean_propagated, Instances},
     warp::{warp_labels_with, UniformTiles},
     FlowField, LabelMap,
 };
@@ -35,10 +37,36 @@ pub trait FlowBackend {
     fn input_size(&self) -> (usize, usize);
 }
 
+/// What is warped from a reference: its vessels as instances when the mask has at most 255 of
+/// them, else its classes as they are.
+enum Propagated {
+    Instances(Instances),
+    Classes(LabelMap),
+}
+
+impl Propagated {
+    fn new(classes: LabelMap) -> Self {
+        match Instances::from_classes(&classes) {
+            Some(instances) => Propagated::Instances(instances),
+            None => Propagated::Classes(classes),
+        }
+    }
+
+    /// The map the warp resamples.
+    fn map(&self) -> &LabelMap {
+        match self {
+            Propagated::Instances(i) => &i.map,
+            Propagated::Classes(c) => c,
+        }
+    }
+}
+
 struct Reference<F> {
     features: F,
+    /// The model-sized image, for the tracking confidence.
+    image: Vec<f32>,
     /// The mask and its uniform tiles, which every warp of this reference reuses.
-    mask: Option<(LabelMap, UniformTiles)>,
+    mask: Option<(Propagated, UniformTiles)>,
     frame: u64,
 }
 
@@ -49,8 +77,15 @@ pub struct Step {
     pub reference_frame: u64,
     /// Backward flow from this frame to the reference, at model resolution.
     pub flow: FlowField,
-    /// Reference mask propagated onto this frame (frame resolution).
+    /// Reference mask propagated onto this frame (frame resolution), as classes.
     pub labels: Option<LabelMap>,
+    /// The same as vessel instances: an instance map (0 background, `k` the reference's k-th
+    /// vessel, ids stable until the next anchor) and the class of each id (index `k - 1`).
+    /// `None` without labels, or when the reference has more than 255 vessels.
+    pub instances: Option<(LabelMap, Vec<u8>)>,
+    /// Tracking confidence of each instance in [0, 1] (index `k - 1`; see
+    /// [`super::confidence`]); 1 on the reference frame, empty without instances.
+    pub confidence: Vec<f32>,
 }
 
 /// Why the next frame becomes the reference.
@@ -58,7 +93,8 @@ pub struct Step {
 pub enum Anchor {
     /// Keep the current reference.
     Keep,
-    /// Re-anchor on this frame, carrying the current propagated mask (if any) over.
+    /// Re-anchor on this frame, carrying the current propagated mask (if any) over, with its
+    /// vessels' ids.
     Carry,
     /// Re-anchor on this frame with this mask (frame resolution).
     Mask(LabelMap),
@@ -70,6 +106,8 @@ pub struct Tracker<F> {
     /// Chain mode: previous frame's features and the flow from it to the reference.
     previous: Option<(F, FlowField)>,
     last_labels: Option<LabelMap>,
+    /// The last propagated instances, which a [`Anchor::Carry`] keeps.
+    last_instances: Option<(LabelMap, Vec<u8>)>,
     next_frame: u64,
 }
 
@@ -80,6 +118,7 @@ impl<F: Clone> Tracker<F> {
             reference: None,
             previous: None,
             last_labels: None,
+            last_instances: None,
             next_frame: 0,
         }
     }
@@ -109,6 +148,7 @@ impl<F: Clone> Tracker<F> {
         self.reference = None;
         self.previous = None;
         self.last_labels = None;
+        self.last_instances = None;
     }
 
     /// A break in temporal continuity (flush, seek): chain mode restarts from the reference.
@@ -132,25 +172,49 @@ impl<F: Clone> Tracker<F> {
         let new_mask = match anchor {
             Anchor::Keep if self.reference.is_some() => None,
             Anchor::Keep => Some(None),
-            Anchor::Carry => Some(self.last_labels.clone()),
-            Anchor::Mask(mask) => Some(Some(mask)),
+            Anchor::Carry => Some(match (&self.last_instances, &self.last_labels) {
+                // The carried vessels keep their ids.
+                (Some((map, classes)), _) => Some(Propagated::Instances(Instances {
+                    reference_areas: areas_of(map, classes.len()),
+                    map: map.clone(),
+                    classes: classes.clone(),
+                })),
+                (None, labels) => labels.clone().map(Propagated::new),
+            }),
+            Anchor::Mask(mask) => Some(Some(Propagated::new(mask))),
         };
         if let Some(mask) = new_mask {
             self.previous = Some((features.clone(), FlowField::zeros(mw, mh)));
+            let (labels, instances) = match &mask {
+                Some(Propagated::Instances(i)) => (
+                    Some(i.to_classes(&i.map)),
+                    Some((i.map.clone(), i.classes.clone())),
+                ),
+                Some(Propagated::Classes(c)) => (Some(c.clone()), None),
+                None => (None, None),
+            };
+            let confidence = instances
+                .as_ref()
+                .map(|(_, classes)| vec![1.0; classes.len()])
+                .unwrap_or_default();
             self.reference = Some(Reference {
                 features,
-                mask: mask.clone().map(|m| {
-                    let tiles = UniformTiles::new(&m);
+                image: image.to_vec(),
+                mask: mask.map(|m| {
+                    let tiles = UniformTiles::new(m.map());
                     (m, tiles)
                 }),
                 frame,
             });
-            self.last_labels = mask.clone();
+            self.last_labels = labels.clone();
+            self.last_instances = instances.clone();
             return Ok(Step {
                 frame,
                 reference_frame: frame,
                 flow: FlowField::zeros(mw, mh),
-                labels: mask,
+                labels,
+                instances,
+                confidence,
             });
         }
         let reference = self.reference.as_ref().expect("reference set above");
@@ -164,18 +228,56 @@ impl<F: Clone> Tracker<F> {
         if self.mode == Mode::Chain {
             self.previous = Some((features, flow.clone()));
         }
-        let labels = reference
-            .mask
-            .as_ref()
-            .map(|(m, tiles)| warp_labels_with(m, tiles, &flow));
+        let mut confidence = Vec::new();
+        let (labels, instances) = match &reference.mask {
+            Some((Propagated::Instances(i), tiles)) => {
+                let mut map = warp_labels_with(&i.map, tiles, &flow);
+                let cleaning = clean_propagated(&mut map, Some(&flow), i.len());
+                confidence = cleaning
+                    .iter()
+                    .map(|c| {
+                        if c.kept == 0 {
+                            return 0.0;
+                        }
+                        let window = window_around(
+                            c.bbox,
+                            (map.width, map.height),
+                            (flow.width, flow.height),
+                        );
+                        let correlation =
+                            warped_correlation(&reference.image, image, &flow, window);
+                        vessel_confidence(correlation, c.kept_fraction())
+                    })
+                    .collect();
+                (Some(i.to_classes(&map)), Some((map, i.classes.clone())))
+            }
+            Some((Propagated::Classes(c), tiles)) => {
+                (Some(warp_labels_with(c, tiles, &flow)), None)
+            }
+            None => (None, None),
+        };
         self.last_labels = labels.clone();
+        self.last_instances = instances.clone();
         Ok(Step {
             frame,
             reference_frame: reference.frame,
             flow,
             labels,
+            instances,
+            confidence,
         })
     }
+}
+
+/// Pixel count of each instance id `1..=count` of an instance map.
+fn areas_of(map: &LabelMap, count: usize) -> Vec<u64> {
+    let mut areas = vec![0u64; count + 1];
+    for &id in &map.data {
+        if let Some(a) = areas.get_mut(id as usize) {
+            *a += 1;
+        }
+    }
+    areas.split_off(1)
 }
 
 #[cfg(test)]
@@ -267,6 +369,32 @@ mod tests {
         assert_eq!(s.labels.unwrap().data, vec![2]);
         t.process(&mut b, &[3.0], Anchor::Keep).unwrap();
         assert_eq!(b.flow_pairs.last(), Some(&(2, 3)));
+    }
+
+    #[test]
+    fn vessels_are_instances_with_ids_that_survive_a_carry() {
+        let mut b = Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: 0.0,
+        };
+        let mut t = Tracker::new(Mode::Chain);
+        // Two arteries and a vein: three instances, numbered in scan order.
+        let mask =
+            LabelMap::from_vec(8, 2, vec![2, 2, 0, 1, 1, 0, 0, 2, 2, 2, 0, 1, 1, 0, 0, 2]).unwrap();
+        let first = t
+            .process(&mut b, &[0.0], Anchor::Mask(mask.clone()))
+            .unwrap();
+        let (map, classes) = first.instances.clone().unwrap();
+        assert_eq!(classes, vec![2, 1, 2]);
+        assert_eq!(map.data[..8], [1, 1, 0, 2, 2, 0, 0, 3]);
+        assert_eq!(first.confidence, vec![1.0; 3]);
+        let next = t.process(&mut b, &[1.0], Anchor::Keep).unwrap();
+        assert_eq!(next.labels.as_ref(), Some(&mask));
+        assert_eq!(next.instances.as_ref().map(|i| &i.0), Some(&map));
+        assert_eq!(next.confidence.len(), 3);
+        let carried = t.process(&mut b, &[2.0], Anchor::Carry).unwrap();
+        assert_eq!(carried.instances, Some((map, classes)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
+use crate::flow::confidence::{frame_confidence, LossMonitor};
 use crate::flow::draw::{self, LegendLine};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
 use crate::flow::regions::{self, CompressionMonitor};
@@ -19,6 +20,10 @@ use once_cell::sync::Lazy;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+/// `tracking-threshold`'s default (see README: chosen on the dev recordings' confidence–Dice
+/// relation).
+const DEFAULT_TRACKING_THRESHOLD: f64 = 0.3;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -59,6 +64,7 @@ struct Settings {
     pixel_spacing: f64,
     message_interval: u32,
     closure_threshold: f64,
+    tracking_threshold: f64,
 }
 
 impl Default for Settings {
@@ -77,6 +83,7 @@ impl Default for Settings {
             pixel_spacing: 0.0,
             message_interval: 30,
             closure_threshold: 0.1,
+            tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
         }
     }
 }
@@ -92,6 +99,7 @@ struct State {
     pending_mask: Option<LabelMap>,
     frames: u64,
     compression: CompressionMonitor,
+    tracking: LossMonitor,
 }
 
 #[derive(Default)]
@@ -239,6 +247,16 @@ impl ObjectImpl for PddFlow {
                     .default_value(0.1)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecDouble::builder("tracking-threshold")
+                    .nick("Tracking threshold")
+                    .blurb("Post a pddflow-tracking-lost element message when a vessel's tracking confidence \
+                            falls below this (0 = never); re-anchor (the reanchor signal, a new reference mask) \
+                            when it comes")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_TRACKING_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecDouble::builder("overlay-alpha")
                     .nick("Overlay alpha")
                     .blurb("Opacity of the mask fill (outlines are opaque)")
@@ -304,6 +322,9 @@ impl ObjectImpl for PddFlow {
             "pixel-spacing" => settings.pixel_spacing = value.get().expect("type checked"),
             "message-interval" => settings.message_interval = value.get().expect("type checked"),
             "closure-threshold" => settings.closure_threshold = value.get().expect("type checked"),
+            "tracking-threshold" => {
+                settings.tracking_threshold = value.get().expect("type checked")
+            }
             other => unimplemented!("property {other}"),
         }
     }
@@ -324,6 +345,7 @@ impl ObjectImpl for PddFlow {
             "pixel-spacing" => settings.pixel_spacing.to_value(),
             "message-interval" => settings.message_interval.to_value(),
             "closure-threshold" => settings.closure_threshold.to_value(),
+            "tracking-threshold" => settings.tracking_threshold.to_value(),
             "active-provider" => {
                 let state = self.state.lock().unwrap();
                 state
@@ -469,6 +491,7 @@ impl BaseTransformImpl for PddFlow {
             pending_mask,
             frames: 0,
             compression: CompressionMonitor::default(),
+            tracking: LossMonitor::default(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
         self.obj().notify("active-provider");
@@ -618,6 +641,14 @@ impl BaseTransformImpl for PddFlow {
             })?;
         state.frames += 1;
 
+        let instances = step.instances;
+        let confidence = step.confidence;
+        let tracking_confidence = frame_confidence(&confidence);
+        let tracking_lost = state.tracking.update(
+            tracking_confidence,
+            settings.tracking_threshold as f32,
+            step.frame == step.reference_frame,
+        );
         let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
         if step.labels.is_some() && areas.len() < state.class_names.len() {
             areas.resize(state.class_names.len(), 0);
@@ -647,14 +678,22 @@ impl BaseTransformImpl for PddFlow {
             vein_compression_ratio: ratio,
             pixel_spacing_mm: spacing,
             vessels: Vec::new(),
+            tracking_confidence: tracking_confidence.map(f64::from),
         };
         // Regions are found outside the lock: a property read need not wait for them.
         drop(guard);
-        result.vessels = result
-            .labels
-            .as_ref()
-            .map(|l| regions::find_regions(l, Some(&result.flow), 4))
-            .unwrap_or_default();
+        result.vessels = match (&instances, &result.labels) {
+            (Some((map, classes)), _) => {
+                let mut vessels =
+                    regions::find_instance_regions(map, classes, Some(&result.flow), 4);
+                for v in &mut vessels {
+                    v.confidence = confidence.get(v.id as usize - 1).map(|&c| f64::from(c));
+                }
+                vessels
+            }
+            (None, Some(labels)) => regions::find_regions(labels, Some(&result.flow), 4),
+            (None, None) => Vec::new(),
+        };
         if settings.overlay {
             self.draw(buffer, &info, format, &settings, &result)?;
         }
@@ -674,11 +713,15 @@ impl BaseTransformImpl for PddFlow {
                 .unwrap_or_else(|| format!("class-{}", vessel.label));
             let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
             let mut param = gst::Structure::builder("pddflow/vessel")
+                .field("id", vessel.id)
                 .field("label", vessel.label as u32)
                 .field("area", vessel.area)
                 .field("mean-motion-x", vessel.mean_motion.0)
                 .field("mean-motion-y", vessel.mean_motion.1)
                 .build();
+            if let Some(c) = vessel.confidence {
+                param.set("confidence", c);
+            }
             if let Some(mm) = spacing {
                 param.set("area-mm2", vessel.area as f64 * mm * mm);
             }
@@ -690,6 +733,14 @@ impl BaseTransformImpl for PddFlow {
                 .is_multiple_of(settings.message_interval as u64)
         {
             self.post_readout(&result, buffer.pts());
+        }
+        if tracking_lost {
+            self.post_tracking_lost(
+                &result,
+                &confidence,
+                settings.tracking_threshold,
+                buffer.pts(),
+            );
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -798,6 +849,36 @@ impl PddFlow {
         if let Some(r) = result.vein_compression_ratio {
             s.set("vein-compression-ratio", r);
         }
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// The `pddflow-tracking-lost` element message: the frame where the lowest vessel
+    /// confidence fell below `threshold`, and the ids of the vessels below it.
+    fn post_tracking_lost(
+        &self,
+        result: &FlowResult,
+        confidence: &[f32],
+        threshold: f64,
+        pts: Option<gst::ClockTime>,
+    ) {
+        let lost = confidence
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| f64::from(c) < threshold)
+            .map(|(k, _)| k as u32 + 1);
+        let mut s = gst::Structure::builder("pddflow-tracking-lost")
+            .field("frame", result.frame)
+            .field("reference-frame", result.reference_frame)
+            .field("confidence", result.tracking_confidence.unwrap_or(0.0))
+            .field("threshold", threshold)
+            .field("vessel-ids", gst::Array::new(lost))
+            .build();
+        if let Some(pts) = pts {
+            s.set("pts", pts);
+        }
+        gst::info!(CAT, imp = self, "tracking lost: {s}");
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
