@@ -624,7 +624,7 @@ impl BaseTransformImpl for PddFlow {
         }
         let vein_area = areas.get(regions::VEIN as usize).copied().unwrap_or(0);
         if step.frame == step.reference_frame {
-            state.compression.anchor(vein_area);
+            state.compression.anchor(step.frame, vein_area);
         }
         let ratio = state.compression.update(step.frame, vein_area);
         let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
@@ -803,7 +803,8 @@ impl PddFlow {
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    /// The `pddflow-summary` element message posted at EOS.
+    /// The `pddflow-summary` element message posted at EOS: one `segment` per reference frame,
+    /// and at the top level the segment with the smallest vein ratio (else the last one).
     fn post_summary(&self) {
         let threshold = self.settings.lock().unwrap().closure_threshold;
         let Some((frames, summary)) = self
@@ -815,17 +816,33 @@ impl PddFlow {
         else {
             return;
         };
+        let segment_fields = |s: &mut gst::StructureRef, segment: &regions::Segment| {
+            s.set("reference-frame", segment.reference_frame);
+            if let Some(area) = segment.reference_vein_area {
+                s.set("reference-vein-area", area);
+            }
+            if let Some((ratio, frame)) = segment.min_ratio {
+                s.set("min-vein-compression-ratio", ratio);
+                s.set("min-ratio-frame", frame);
+            }
+        };
+        let segments = summary.segments.iter().map(|segment| {
+            let mut s = gst::Structure::builder("segment")
+                .field("frames", segment.frames)
+                .field("vein-closed", segment.vein_closed(threshold))
+                .build();
+            segment_fields(&mut s, segment);
+            s
+        });
         let mut s = gst::Structure::builder("pddflow-summary")
             .field("frames", frames)
             .field("vein-closed", summary.vein_closed)
             .field("closure-threshold", threshold)
+            .field("segments", gst::Array::new(segments))
+            .field("segments-dropped", summary.segments_dropped)
             .build();
-        if let Some(area) = summary.reference_vein_area {
-            s.set("reference-vein-area", area);
-        }
-        if let Some((ratio, frame)) = summary.min_ratio {
-            s.set("min-vein-compression-ratio", ratio);
-            s.set("min-ratio-frame", frame);
+        if let Some(named) = &summary.named {
+            segment_fields(&mut s, named);
         }
         let _ = self
             .obj()
