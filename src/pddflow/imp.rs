@@ -2,7 +2,8 @@
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
 use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
-use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
+use crate::engine::model::{ModelError, ModelFiles};
+use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
 use crate::flow::draw::{self, LegendLine};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
 use crate::flow::regions::{self, CompressionMonitor};
@@ -174,7 +175,8 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecBoolean::builder("strict-provider")
                     .nick("Strict provider")
-                    .blurb("Fail to start instead of falling back to CPU when CUDA cannot be used")
+                    .blurb("With execution-provider=cuda: fail to start instead of falling back to CPU \
+                            when CUDA cannot be used (no effect with cpu or auto)")
                     .default_value(false)
                     .mutable_ready()
                     .build(),
@@ -405,7 +407,10 @@ impl BaseTransformImpl for PddFlow {
         } else {
             ModelFiles::from_dir(&PathBuf::from(&settings.model_location))
         }
-        .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{e}"]))?;
+        .map_err(|e| match e {
+            ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
+            ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+        })?;
         let config = EngineConfig {
             provider: match settings.provider {
                 ExecutionProvider::Cpu => ProviderRequest::Cpu,
