@@ -6,6 +6,7 @@
 //! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
 //!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
 
+use crate::flow::mask_file::unnamed_class_name;
 use crate::flow::regions::Region;
 use crate::flow::{FlowField, LabelMap};
 
@@ -229,11 +230,11 @@ impl FlowResult {
             let class = self
                 .class_names
                 .get(v.label as usize)
-                .map(String::as_str)
-                .unwrap_or("");
+                .cloned()
+                .unwrap_or_else(|| unnamed_class_name(v.label as usize));
             gst::Structure::builder("vessel")
                 .field("label", v.label as u32)
-                .field("class", class)
+                .field("class", class.as_str())
                 .field("x", v.bbox.0)
                 .field("y", v.bbox.1)
                 .field("width", v.bbox.2)
