@@ -265,11 +265,11 @@ impl FlowResult {
         let fw = u32_field(s, "flow-width")?;
         let fh = u32_field(s, "flow-height")?;
         let raw = bytes_field(s, "flow")?;
-        if raw.len() != fw * fh * 8 {
+        // Checked: the sizes come from whoever attached the meta.
+        if fw.checked_mul(fh).and_then(|n| n.checked_mul(8)) != Some(raw.len()) {
             return Err(format!(
-                "flow has {} bytes, expected {}",
-                raw.len(),
-                fw * fh * 8
+                "flow has {} bytes, expected {fw}x{fh} pixels of 8 bytes",
+                raw.len()
             ));
         }
         let mut flow = FlowField::zeros(fw, fh);
