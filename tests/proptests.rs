@@ -191,6 +191,37 @@ fn buffer_with_meta(name: &str, fields: &[(String, Field)]) -> gst::Buffer {
     buffer
 }
 
+/// A buffer with a well-formed result meta whose `fields` are then set to other values.
+fn well_formed_result_with(fields: &[(&str, Field)]) -> gst::Buffer {
+    init();
+    let good = FlowResult {
+        frame: 3,
+        reference_frame: 1,
+        flow: FlowField::zeros(2, 2),
+        flow_scale: (1.0, 1.0),
+        labels: Some(LabelMap::from_vec(2, 1, vec![0, 1]).unwrap()),
+        class_names: vec!["background".into(), "vein".into()],
+        areas: vec![1, 1],
+        mode: "keyframe".into(),
+        execution_provider: "cpu".into(),
+        vein_compression_ratio: Some(1.0),
+        pixel_spacing_mm: None,
+        vessels: vec![],
+    };
+    let mut buffer = gst::Buffer::new();
+    good.attach(buffer.get_mut().unwrap()).unwrap();
+    {
+        let buffer = buffer.get_mut().unwrap();
+        let mut custom = gst::meta::CustomMeta::from_mut_buffer(buffer, RESULT_META_NAME).unwrap();
+        for (name, value) in fields {
+            custom
+                .mut_structure()
+                .set_value(*name, value.to_send_value());
+        }
+    }
+    buffer
+}
+
 proptest! {
     #![proptest_config(config(300))]
 
@@ -216,29 +247,30 @@ proptest! {
         field_name in proptest::sample::select(RESULT_FIELDS.to_vec()),
         value in field(),
     ) {
-        init();
-        let good = FlowResult {
-            frame: 3,
-            reference_frame: 1,
-            flow: FlowField::zeros(2, 2),
-            flow_scale: (1.0, 1.0),
-            labels: Some(LabelMap::from_vec(2, 1, vec![0, 1]).unwrap()),
-            class_names: vec!["background".into(), "vein".into()],
-            areas: vec![1, 1],
-            mode: "keyframe".into(),
-            execution_provider: "cpu".into(),
-            vein_compression_ratio: Some(1.0),
-            pixel_spacing_mm: None,
-            vessels: vec![],
-        };
-        let mut buffer = gst::Buffer::new();
-        good.attach(buffer.get_mut().unwrap()).unwrap();
-        {
-            let buffer = buffer.get_mut().unwrap();
-            let mut custom = gst::meta::CustomMeta::from_mut_buffer(buffer, RESULT_META_NAME).unwrap();
-            custom.mut_structure().set_value(field_name, value.to_send_value());
-        }
+        let buffer = well_formed_result_with(&[(field_name, value)]);
         let _ = FlowResult::from_buffer(&buffer).expect("the meta is attached");
+    }
+
+    #[test]
+    fn a_result_with_any_sizes_and_lengths_reads_or_errs(
+        flow_size in (size(), size()),
+        flow_bytes in 0usize..64,
+        labels_size in (size(), size()),
+        labels_bytes in 0usize..16,
+    ) {
+        let buffer = well_formed_result_with(&[
+            ("flow-width", Field::U32(flow_size.0)),
+            ("flow-height", Field::U32(flow_size.1)),
+            ("flow", Field::Bytes(vec![0; flow_bytes])),
+            ("labels-width", Field::U32(labels_size.0)),
+            ("labels-height", Field::U32(labels_size.1)),
+            ("labels", Field::Bytes(vec![1; labels_bytes])),
+        ]);
+        if let Ok(result) = FlowResult::from_buffer(&buffer).expect("the meta is attached") {
+            prop_assert_eq!(result.flow.width * result.flow.height * 8, flow_bytes);
+            let labels = result.labels.expect("labels were attached");
+            prop_assert_eq!(labels.width * labels.height, labels_bytes);
+        }
     }
 
     #[test]
