@@ -6,6 +6,7 @@
 //! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
 //!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
 
+use crate::flow::mask_file::unnamed_class_name;
 use crate::flow::regions::Region;
 use crate::flow::{FlowField, LabelMap};
 
@@ -237,12 +238,12 @@ impl FlowResult {
             let class = self
                 .class_names
                 .get(v.label as usize)
-                .map(String::as_str)
-                .unwrap_or("");
+                .cloned()
+                .unwrap_or_else(|| unnamed_class_name(v.label as usize));
             let mut vessel = gst::Structure::builder("vessel")
                 .field("id", v.id)
                 .field("label", v.label as u32)
-                .field("class", class)
+                .field("class", class.as_str())
                 .field("x", v.bbox.0)
                 .field("y", v.bbox.1)
                 .field("width", v.bbox.2)
@@ -277,11 +278,11 @@ impl FlowResult {
         let fw = u32_field(s, "flow-width")?;
         let fh = u32_field(s, "flow-height")?;
         let raw = bytes_field(s, "flow")?;
-        if raw.len() != fw * fh * 8 {
+        // Checked: the sizes come from whoever attached the meta.
+        if fw.checked_mul(fh).and_then(|n| n.checked_mul(8)) != Some(raw.len()) {
             return Err(format!(
-                "flow has {} bytes, expected {}",
-                raw.len(),
-                fw * fh * 8
+                "flow has {} bytes, expected {fw}x{fh} pixels of 8 bytes",
+                raw.len()
             ));
         }
         let mut flow = FlowField::zeros(fw, fh);

@@ -86,6 +86,16 @@ fn sequence(root: &Path, name: &str, frames: usize, masks: &[(usize, LabelMap)])
     dir
 }
 
+/// A sequence "s" of two frames, both annotated with the reference mask.
+fn annotated_pair(root: &Path) -> PathBuf {
+    sequence(
+        root,
+        "s",
+        2,
+        &[(0, reference_mask()), (1, reference_mask())],
+    )
+}
+
 fn load(stem: &Path) -> Report {
     Report::load(&stem.with_extension("json")).unwrap()
 }
@@ -311,12 +321,12 @@ fn malformed_datasets_fail_with_clear_messages() {
     );
 
     let bad_frame = t.path().join("bad_frame");
-    let dir = sequence(&bad_frame, "s", 3, &[(0, m.clone())]);
+    let dir = sequence(&bad_frame, "s", 3, &[(0, m.clone()), (1, m.clone())]);
     std::fs::write(dir.join("frames/000002.png"), b"not a png").unwrap();
     expect_error(&bad_frame, &out, &["000002.png", "not a readable image"]);
 
     let frame_size = t.path().join("frame_size");
-    let dir = sequence(&frame_size, "s", 2, &[(0, m.clone())]);
+    let dir = sequence(&frame_size, "s", 2, &[(0, m.clone()), (1, m.clone())]);
     image::GrayImage::new(64, 64)
         .save(dir.join("frames/000001.png"))
         .unwrap();
@@ -349,7 +359,7 @@ fn malformed_datasets_fail_with_clear_messages() {
 fn missing_model_is_reported_not_panicked() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
-    sequence(&data, "s", 2, &[(0, reference_mask())]);
+    annotated_pair(&data);
     let (ok, _, stderr) = eval(&[
         "--dataset",
         data.to_str().unwrap(),
@@ -361,4 +371,52 @@ fn missing_model_is_reported_not_panicked() {
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/model"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_dataset_with_nothing_to_score_fails_with_a_message() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    // Only the reference is annotated: there is nothing to score it against.
+    sequence(&data, "s", 3, &[(0, reference_mask())]);
+    expect_error(
+        &data,
+        &t.path().join("out"),
+        &["nothing to score", "annotated frame"],
+    );
+    let pred = t.path().join("pred");
+    std::fs::create_dir_all(&pred).unwrap();
+    let (ok, stdout, stderr) = eval(&[
+        "--dataset",
+        data.to_str().unwrap(),
+        "--score-predictions",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("nothing to score"), "{stderr}");
+}
+
+#[test]
+fn score_predictions_size_mismatch_names_each_file_in_its_role() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    annotated_pair(&data);
+    let pred = t.path().join("pred");
+    let prediction = pred.join("s/masks/000001.png");
+    std::fs::create_dir_all(prediction.parent().unwrap()).unwrap();
+    LabelMap::new(64, 48).save_png(&prediction).unwrap();
+    let (ok, _, stderr) = eval(&[
+        "--dataset",
+        data.to_str().unwrap(),
+        "--score-predictions",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    let truth = data.join("s/masks/000001.png");
+    let expected = format!(
+        "mask {} is 128x96 but the prediction {} is 64x48",
+        truth.display(),
+        prediction.display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} not in: {stderr}");
 }

@@ -42,11 +42,20 @@ impl Provider {
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub provider: ProviderRequest,
-    /// Fail instead of falling back to CPU when CUDA was asked for and cannot be used.
+    /// Fail instead of falling back to CPU when CUDA was asked for and cannot be used (see
+    /// [`EngineConfig::cuda_required`]).
     pub strict_provider: bool,
     pub device_id: i32,
     /// Intra-op threads per session; 0 lets ONNX Runtime choose.
     pub threads: usize,
+}
+
+impl EngineConfig {
+    /// The one rule for `strict-provider`: it applies to an explicit CUDA request only. `auto`
+    /// means "CUDA when it can be used, else CPU", so strict has no effect there, nor with `cpu`.
+    pub fn cuda_required(&self) -> bool {
+        self.strict_provider && self.provider == ProviderRequest::Cuda
+    }
 }
 
 impl Default for EngineConfig {
@@ -201,7 +210,7 @@ impl Engine {
                 (Err(e), _) | (_, Err(e)) => fallback_reason = Some(e),
             }
         }
-        if let (Some(reason), true) = (&fallback_reason, config.strict_provider && want_cuda) {
+        if let (Some(reason), true) = (&fallback_reason, config.cuda_required()) {
             return Err(format!(
                 "CUDA was required (strict-provider) but cannot be used: {reason}"
             ));

@@ -1,8 +1,28 @@
 //! Model directories: `features.onnx`, `flow.onnx` and `model.json`, or the embedded default.
 
+use crate::flow::mask_file::unnamed_class_name;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use thiserror::Error;
+
+/// Why a model could not be read. The element reports `Missing` as a resource error and
+/// `Invalid` as a settings error.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ModelError {
+    /// The directory or one of its files is missing or unreadable (or no model is built in).
+    #[error("{0}")]
+    Missing(String),
+    /// `model.json` is not a valid model description.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<ModelError> for String {
+    fn from(e: ModelError) -> Self {
+        e.to_string()
+    }
+}
 
 /// What `model.json` says about a model. Fields beyond these are kept in `extra`.
 #[derive(Clone, Debug, Deserialize)]
@@ -41,7 +61,7 @@ impl ModelSpec {
                 (0, None) => "background".into(),
                 (1, None) => "vein".into(),
                 (2, None) => "artery".into(),
-                (i, None) => format!("class-{i}"),
+                (i, None) => unnamed_class_name(i),
             })
             .collect()
     }
@@ -56,36 +76,99 @@ pub struct ModelFiles {
     pub origin: String,
 }
 
-fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, String> {
-    let spec: ModelSpec = serde_json::from_slice(json)
-        .map_err(|e| format!("{origin}/model.json is not a valid model description: {e}"))?;
+/// A JSON value for a message, cut short.
+fn json_excerpt(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Parses and checks `model.json`; every error names the file and what is wrong.
+pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
+    let invalid = |what: String| ModelError::Invalid(format!("{origin}/model.json: {what}"));
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+    let fields = value
+        .as_object()
+        .ok_or_else(|| invalid("expected a JSON object with the model's description".into()))?;
+    // Field and, for a number, what it counts (None: a string).
+    const REQUIRED: [(&str, Option<&str>); 6] = [
+        ("name", None),
+        ("version", None),
+        ("input_width", Some("a pixel count")),
+        ("input_height", Some("a pixel count")),
+        ("stride", Some("a pixel count")),
+        ("feature_channels", Some("a channel count")),
+    ];
+    for (field, count) in REQUIRED {
+        let kind = count.unwrap_or("a string");
+        let valid = |v: &serde_json::Value| match count {
+            Some(_) => v.as_u64().is_some_and(|n| n <= u32::MAX as u64),
+            None => v.is_string(),
+        };
+        match fields.get(field) {
+            None => return Err(invalid(format!("field {field} ({kind}) is missing"))),
+            Some(v) if !valid(v) => {
+                return Err(invalid(format!(
+                    "field {field} must be {kind}, got {}",
+                    json_excerpt(v)
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(classes) = fields.get("classes") {
+        let names_only = classes
+            .as_object()
+            .is_some_and(|m| m.values().all(|v| v.is_string()));
+        if !names_only {
+            return Err(invalid(format!(
+                "field classes must be an object of class names by id ({{\"1\": \"vein\"}}), \
+                 got {}",
+                json_excerpt(classes)
+            )));
+        }
+    }
+    let spec: ModelSpec = serde_json::from_value(value)
+        .map_err(|e| invalid(format!("not a valid model description: {e}")))?;
     if spec.input_width == 0 || spec.input_height == 0 || spec.stride == 0 {
-        return Err(format!(
-            "{origin}/model.json: input size and stride must be positive"
-        ));
+        return Err(invalid(format!(
+            "input size and stride must be positive, got input_width {}, input_height {}, \
+             stride {}",
+            spec.input_width, spec.input_height, spec.stride
+        )));
     }
     if !spec.input_width.is_multiple_of(spec.stride)
         || !spec.input_height.is_multiple_of(spec.stride)
     {
-        return Err(format!(
-            "{origin}/model.json: input size must be a multiple of the stride"
-        ));
+        return Err(invalid(format!(
+            "input size {}x{} must be a multiple of the stride {}",
+            spec.input_width, spec.input_height, spec.stride
+        )));
+    }
+    if let Some(key) = spec.classes.keys().find(|k| k.parse::<u8>().is_err()) {
+        return Err(invalid(format!(
+            "classes key {key:?} is not a class id from 0 to 255 (label maps have 8-bit ids)"
+        )));
     }
     Ok(spec)
 }
 
 impl ModelFiles {
     /// Reads a model directory.
-    pub fn from_dir(dir: &Path) -> Result<Self, String> {
+    pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
         let origin = dir.display().to_string();
         if !dir.is_dir() {
-            return Err(format!(
+            return Err(ModelError::Missing(format!(
                 "model directory {origin} does not exist; set model-location to a directory with \
                  features.onnx, flow.onnx and model.json, or leave it empty for the built-in model"
-            ));
+            )));
         }
         let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|e| format!("cannot read {origin}/{name}: {e}"))
+            std::fs::read(dir.join(name))
+                .map_err(|e| ModelError::Missing(format!("cannot read {origin}/{name}: {e}")))
         };
         Ok(Self {
             spec: parse_spec(&read("model.json")?, &origin)?,
@@ -96,7 +179,7 @@ impl ModelFiles {
     }
 
     /// The model compiled into the plugin.
-    pub fn embedded() -> Result<Self, String> {
+    pub fn embedded() -> Result<Self, ModelError> {
         #[cfg(pddflow_default_model)]
         {
             const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default");
@@ -123,11 +206,11 @@ impl ModelFiles {
         }
         #[cfg(not(pddflow_default_model))]
         {
-            Err(
+            Err(ModelError::Missing(
                 "this build has no built-in model (models/default was missing when it was \
                  compiled); set model-location to a model directory"
                     .into(),
-            )
+            ))
         }
     }
 }
@@ -151,21 +234,39 @@ mod tests {
 
     #[test]
     fn bad_specs_are_explained() {
-        let err = parse_spec(b"{", "dir").unwrap_err();
+        let invalid = |json: &[u8]| match parse_spec(json, "dir") {
+            Err(ModelError::Invalid(e)) => e,
+            other => panic!("expected an invalid-description error, got {other:?}"),
+        };
+        let err = invalid(b"{");
         assert!(err.contains("dir/model.json"), "{err}");
-        let err = parse_spec(
+        let err = invalid(
             br#"{"name":"t","version":"1","input_width":30,"input_height":32,"stride":4,"feature_channels":8}"#,
-            "dir",
-        )
-        .unwrap_err();
-        assert!(err.contains("multiple of the stride"), "{err}");
+        );
+        assert!(err.contains("multiple of the stride 4"), "{err}");
+        let err = invalid(
+            br#"{"name":"t","version":"1","input_width":32,"input_height":32,"stride":4,"feature_channels":8,"classes":{"4000000000":"x"}}"#,
+        );
+        assert!(err.contains("\"4000000000\" is not a class id"), "{err}");
+        let err = invalid(br#"{"name":"t","version":"1","input_width":"64"}"#);
+        assert!(
+            err.contains("field input_width must be a pixel count, got \"64\""),
+            "{err}"
+        );
+        let err = invalid(br#"{"name":"t","version":"1","input_width":64,"input_height":64}"#);
+        assert!(
+            err.contains("field stride (a pixel count) is missing"),
+            "{err}"
+        );
+        let err = invalid(b"[1, 2]");
+        assert!(err.contains("expected a JSON object"), "{err}");
     }
 
     #[test]
     fn missing_directory_says_what_to_do() {
-        let err = ModelFiles::from_dir(Path::new("/nonexistent/model"))
-            .err()
-            .unwrap();
-        assert!(err.contains("model-location"), "{err}");
+        match ModelFiles::from_dir(Path::new("/nonexistent/model")) {
+            Err(ModelError::Missing(err)) => assert!(err.contains("model-location"), "{err}"),
+            other => panic!("expected a missing-model error, got {:?}", other.err()),
+        }
     }
 }

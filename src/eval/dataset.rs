@@ -264,7 +264,7 @@ pub fn label_name(names: &BTreeMap<u8, String>, id: u8) -> String {
         (None, 0) => "background".into(),
         (None, 1) => "vein".into(),
         (None, 2) => "artery".into(),
-        (None, i) => format!("class-{i}"),
+        (None, i) => crate::flow::mask_file::unnamed_class_name(i as usize),
     }
 }
 
@@ -339,11 +339,21 @@ pub fn load_frame(path: &Path) -> Result<GrayFrame, EvalError> {
 
 /// Reads a label map and checks that it has the frame's size.
 pub fn load_mask(path: &Path, width: usize, height: usize) -> Result<LabelMap, EvalError> {
+    load_mask_sized_as(path, (width, height), "its frame")
+}
+
+/// Reads a label map and checks that it has the size of `other` (e.g. "the prediction P"),
+/// which the message names.
+pub fn load_mask_sized_as(
+    path: &Path,
+    (width, height): (usize, usize),
+    other: &str,
+) -> Result<LabelMap, EvalError> {
     let mask = LabelMap::load_png(path)
         .map_err(|e| EvalError::read(path, format!("not a readable label map ({e})")))?;
     if (mask.width, mask.height) != (width, height) {
         return Err(EvalError::Dataset(format!(
-            "size mismatch: mask {} is {}x{} but its frame is {width}x{height}",
+            "size mismatch: mask {} is {}x{} but {other} is {width}x{height}",
             path.display(),
             mask.width,
             mask.height

@@ -52,7 +52,7 @@ impl EvalError {
 }
 
 use crate::flow::LabelMap;
-use dataset::{load_mask, Dataset, Frame, ReferenceChoice, Sequence};
+use dataset::{load_mask_sized_as, Dataset, Frame, ReferenceChoice, Sequence};
 use report::{Report, Timing};
 use score::{label_areas, score_frame, summarise_sequence, FrameScore, SequenceScores};
 use serde::{Deserialize, Serialize};
@@ -102,13 +102,15 @@ pub fn labels_present(truth: &LabelMap, prediction: &LabelMap) -> Vec<u8> {
     (1..=255u8).filter(|&l| seen[l as usize]).collect()
 }
 
-/// Scores one predicted mask against the frame's ground truth (if annotated).
+/// Scores one predicted mask against the frame's ground truth (if annotated). `prediction_name`
+/// names the prediction in a size mismatch (e.g. "its frame", "the prediction P").
 fn score_if_annotated(
     sequence: &Sequence,
     reference: usize,
     index: usize,
     frame: &Frame,
     prediction: &LabelMap,
+    prediction_name: &str,
 ) -> Result<Option<FrameScore>, EvalError> {
     let Some(mask_path) = &frame.mask else {
         return Ok(None);
@@ -116,7 +118,11 @@ fn score_if_annotated(
     if index <= reference {
         return Ok(None);
     }
-    let truth = load_mask(mask_path, prediction.width, prediction.height)?;
+    let truth = load_mask_sized_as(
+        mask_path,
+        (prediction.width, prediction.height),
+        prediction_name,
+    )?;
     Ok(Some(score_frame(
         &frame.file,
         index - reference,
@@ -130,15 +136,17 @@ fn score_if_annotated(
 /// Summarises a sequence's scored frames. `size` is the size the truth masks were loaded at (that
 /// of the predictions; `None` when no frame was scored): the reference frame's mask is loaded at
 /// it for the areas that tell closed frames ([`score::CLOSED_FRACTION`]). A reference without a
-/// mask (a manifest may name one) leaves every frame open.
+/// mask (a manifest may name one) leaves every frame open. `predictions_name` names what has
+/// `size` in a mismatch.
 fn summarise(
     sequence: &Sequence,
     reference: usize,
     frames: Vec<FrameScore>,
     size: Option<(usize, usize)>,
+    predictions_name: &str,
 ) -> Result<SequenceScores, EvalError> {
     let reference_areas = match (&sequence.frames[reference].mask, size) {
-        (Some(path), Some((width, height))) => label_areas(&load_mask(path, width, height)?),
+        (Some(path), Some(size)) => label_areas(&load_mask_sized_as(path, size, predictions_name)?),
         _ => Vec::new(),
     };
     Ok(summarise_sequence(
@@ -149,6 +157,24 @@ fn summarise(
         frames,
         &|l| sequence.label_name(l),
     ))
+}
+
+/// Fails when no sequence has an annotated frame after its reference (`references`, by
+/// sequence): such an evaluation would report nothing.
+fn check_something_to_score(dataset: &Dataset, references: &[usize]) -> Result<(), EvalError> {
+    let scorable = dataset
+        .sequences
+        .iter()
+        .zip(references)
+        .any(|(s, &r)| s.frames.iter().skip(r + 1).any(|f| f.mask.is_some()));
+    if scorable {
+        return Ok(());
+    }
+    Err(EvalError::Dataset(format!(
+        "nothing to score in {}: no sequence has an annotated frame after its reference frame \
+         (the reference's mask is the input; scores need masks/NNNNNN.png for later frames)",
+        dataset.root.display()
+    )))
 }
 
 /// Frames that an element run pushes for `choice` (from each reference on), for progress bars.
@@ -177,6 +203,7 @@ pub fn evaluate_element(
         .iter()
         .map(|s| s.reference_index(choice))
         .collect::<Result<_, _>>()?;
+    check_something_to_score(dataset, &references)?;
     let mut manifest = Manifest {
         method: method.to_string(),
         references: BTreeMap::new(),
@@ -200,7 +227,9 @@ pub fn evaluate_element(
                     .save_png(&path)
                     .map_err(|e| EvalError::write(&path, e))?;
             }
-            if let Some(score) = score_if_annotated(sequence, reference, index, frame, &labels)? {
+            if let Some(score) =
+                score_if_annotated(sequence, reference, index, frame, &labels, "its frame")?
+            {
                 size = Some((labels.width, labels.height));
                 frames.push(score);
             }
@@ -213,7 +242,7 @@ pub fn evaluate_element(
             sequence.name.clone(),
             sequence.frames[reference].file.clone(),
         );
-        sequences.push(summarise(sequence, reference, frames, size)?);
+        sequences.push(summarise(sequence, reference, frames, size, "its frames")?);
     }
     manifest.write(out)?;
     let mut report = Report::new(
@@ -257,25 +286,31 @@ pub fn score_predictions(
         )));
     }
     let manifest = Manifest::read(predictions)?;
-    let mut sequences = Vec::new();
+    let mut references = Vec::new();
     for sequence in &dataset.sequences {
-        let reference = match manifest
-            .as_ref()
-            .and_then(|m| m.references.get(&sequence.name))
-        {
-            Some(file) => sequence
-                .frames
-                .iter()
-                .position(|f| &f.file == file)
-                .ok_or_else(|| {
-                    EvalError::Dataset(format!(
-                        "{}: the reference {file} of sequence {} is not a frame of the dataset",
-                        predictions.join(Manifest::FILE).display(),
-                        sequence.name
-                    ))
-                })?,
-            None => sequence.reference_index(choice)?,
-        };
+        references.push(
+            match manifest
+                .as_ref()
+                .and_then(|m| m.references.get(&sequence.name))
+            {
+                Some(file) => sequence
+                    .frames
+                    .iter()
+                    .position(|f| &f.file == file)
+                    .ok_or_else(|| {
+                        EvalError::Dataset(format!(
+                            "{}: the reference {file} of sequence {} is not a frame of the dataset",
+                            predictions.join(Manifest::FILE).display(),
+                            sequence.name
+                        ))
+                    })?,
+                None => sequence.reference_index(choice)?,
+            },
+        );
+    }
+    check_something_to_score(dataset, &references)?;
+    let mut sequences = Vec::new();
+    for (sequence, &reference) in dataset.sequences.iter().zip(&references) {
         let mut frames = Vec::new();
         let mut size = None;
         for (index, frame) in sequence.frames.iter().enumerate().skip(reference + 1) {
@@ -296,19 +331,26 @@ pub fn score_predictions(
             }
             let prediction = LabelMap::load_png(&path)
                 .map_err(|e| EvalError::read(&path, format!("not a readable label map ({e})")))?;
-            if let Some(score) = score_if_annotated(sequence, reference, index, frame, &prediction)
-                .map_err(|e| match e {
-                    EvalError::Dataset(m) => {
-                        EvalError::Dataset(format!("{m} (prediction {})", path.display()))
-                    }
-                    other => other,
-                })?
-            {
+            let prediction_name = format!("the prediction {}", path.display());
+            if let Some(score) = score_if_annotated(
+                sequence,
+                reference,
+                index,
+                frame,
+                &prediction,
+                &prediction_name,
+            )? {
                 size = Some((prediction.width, prediction.height));
                 frames.push(score);
             }
         }
-        sequences.push(summarise(sequence, reference, frames, size)?);
+        sequences.push(summarise(
+            sequence,
+            reference,
+            frames,
+            size,
+            "the predictions",
+        )?);
     }
     let reference = if manifest.is_some() {
         format!("as in {}", predictions.join(Manifest::FILE).display())

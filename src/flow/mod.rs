@@ -7,6 +7,7 @@ pub mod confidence;
 pub mod draw;
 pub mod flo;
 pub mod instances;
+pub mod mask_file;
 pub mod metrics;
 pub mod pixels;
 pub mod regions;
@@ -96,11 +97,12 @@ impl LabelMap {
         counts
     }
 
-    /// Reads a PNG label map (8-bit grey; other formats are converted to 8-bit luma).
+    /// Reads a PNG label map in any encoding of [`mask_file`] (grey ids, binary, palette,
+    /// colours through the default colour map).
     pub fn load_png(path: &std::path::Path) -> Result<Self, FlowError> {
-        let img = image::open(path)?.into_luma8();
-        let (w, h) = img.dimensions();
-        Self::from_vec(w as usize, h as usize, img.into_raw())
+        mask_file::read(path, &mask_file::ColorMap::default())
+            .map(|mask| mask.labels)
+            .map_err(FlowError::Invalid)
     }
 
     pub fn save_png(&self, path: &std::path::Path) -> Result<(), FlowError> {

@@ -124,43 +124,93 @@ fn regions_of(
 /// Label id of the vein class in the contract's label maps.
 pub const VEIN: u8 = 1;
 
-/// Follows the vein area against its area in the reference frame.
+/// Segments kept for the summary; older ones are counted in
+/// [`CompressionSummary::segments_dropped`] (a live stream re-anchored by a segmenter every few
+/// frames must not grow without bound).
+pub const MAX_SEGMENTS: usize = 1024;
+
+/// One exam segment: the frames registered to one reference frame. Its ratios are against that
+/// reference's vein area only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Segment {
+    pub reference_frame: u64,
+    /// Frames in the segment, the reference frame included.
+    pub frames: u64,
+    /// Vein area of the reference frame; `None` without a vein there (then no ratios).
+    pub reference_vein_area: Option<u64>,
+    /// Smallest vein area over `reference_vein_area`, and the frame where it happened.
+    pub min_ratio: Option<(f64, u64)>,
+}
+
+impl Segment {
+    /// Whether the vein closed fully (ratio at or below the closure threshold).
+    pub fn vein_closed(&self, closure_threshold: f64) -> bool {
+        self.min_ratio.is_some_and(|(r, _)| r <= closure_threshold)
+    }
+}
+
+/// Follows the vein area against its area in the reference frame, segment by segment.
 #[derive(Clone, Debug, Default)]
 pub struct CompressionMonitor {
-    reference_area: Option<u64>,
-    min_ratio: Option<(f64, u64)>,
+    segments: std::collections::VecDeque<Segment>,
+    dropped: u64,
+    /// The segment with the smallest ratio so far (kept when it is dropped from `segments`).
+    most_compressed: Option<Segment>,
 }
 
 /// The exam's outcome at the end of a stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompressionSummary {
-    pub reference_vein_area: Option<u64>,
-    /// Smallest vein area over its reference area, and the frame where it happened.
-    pub min_ratio: Option<(f64, u64)>,
-    /// Whether the vein closed fully (ratio at or below the closure threshold).
+    /// Segments in stream order (the last [`MAX_SEGMENTS`]).
+    pub segments: Vec<Segment>,
+    pub segments_dropped: u64,
+    /// The segment the top-level readout names: the one with the smallest ratio, or the last
+    /// segment when none has a ratio.
+    pub named: Option<Segment>,
+    /// Whether the vein closed fully in the named segment (so in any segment).
     pub vein_closed: bool,
 }
 
 impl CompressionMonitor {
-    /// A new reference frame: its vein area is 100 %.
-    pub fn anchor(&mut self, vein_area: u64) {
-        self.reference_area = (vein_area > 0).then_some(vein_area);
+    /// A new reference frame starts a segment: its vein area is 100 %.
+    pub fn anchor(&mut self, frame: u64, vein_area: u64) {
+        if self.segments.len() == MAX_SEGMENTS {
+            self.segments.pop_front();
+            self.dropped += 1;
+        }
+        self.segments.push_back(Segment {
+            reference_frame: frame,
+            frames: 0,
+            reference_vein_area: (vein_area > 0).then_some(vein_area),
+            min_ratio: None,
+        });
     }
 
-    /// The ratio for a frame, `None` without a vein in the reference.
+    /// The ratio of a frame against its segment's reference, `None` without a vein there (or
+    /// before any reference).
     pub fn update(&mut self, frame: u64, vein_area: u64) -> Option<f64> {
-        let ratio = vein_area as f64 / self.reference_area? as f64;
-        if self.min_ratio.is_none_or(|(m, _)| ratio < m) {
-            self.min_ratio = Some((ratio, frame));
+        let segment = self.segments.back_mut()?;
+        segment.frames += 1;
+        let ratio = vein_area as f64 / segment.reference_vein_area? as f64;
+        if segment.min_ratio.is_none_or(|(m, _)| ratio < m) {
+            segment.min_ratio = Some((ratio, frame));
+        }
+        let smallest = |s: &Segment| s.min_ratio.map_or(f64::INFINITY, |(m, _)| m);
+        if self.most_compressed.is_none_or(|m| {
+            m.reference_frame == segment.reference_frame || smallest(segment) < smallest(&m)
+        }) {
+            self.most_compressed = Some(*segment);
         }
         Some(ratio)
     }
 
     pub fn summary(&self, closure_threshold: f64) -> CompressionSummary {
+        let named = self.most_compressed.or(self.segments.back().copied());
         CompressionSummary {
-            reference_vein_area: self.reference_area,
-            min_ratio: self.min_ratio,
-            vein_closed: self.min_ratio.is_some_and(|(r, _)| r <= closure_threshold),
+            segments: self.segments.iter().copied().collect(),
+            segments_dropped: self.dropped,
+            named,
+            vein_closed: named.is_some_and(|s| s.vein_closed(closure_threshold)),
         }
     }
 }
@@ -196,13 +246,84 @@ mod tests {
     fn compression_ratio_and_summary() {
         let mut c = CompressionMonitor::default();
         assert_eq!(c.update(0, 10), None);
-        c.anchor(200);
-        assert_eq!(c.update(1, 100), Some(0.5));
-        assert_eq!(c.update(2, 10), Some(0.05));
-        assert_eq!(c.update(3, 150), Some(0.75));
+        c.anchor(1, 200);
+        assert_eq!(c.update(1, 200), Some(1.0));
+        assert_eq!(c.update(2, 100), Some(0.5));
+        assert_eq!(c.update(3, 10), Some(0.05));
+        assert_eq!(c.update(4, 150), Some(0.75));
         let s = c.summary(0.1);
-        assert_eq!(s.min_ratio, Some((0.05, 2)));
+        assert_eq!(s.segments.len(), 1);
+        let named = s.named.unwrap();
+        assert_eq!((named.reference_frame, named.frames), (1, 4));
+        assert_eq!(named.reference_vein_area, Some(200));
+        assert_eq!(named.min_ratio, Some((0.05, 3)));
         assert!(s.vein_closed);
         assert!(!c.summary(0.01).vein_closed);
+    }
+
+    #[test]
+    fn each_segment_measures_against_its_own_reference() {
+        let mut c = CompressionMonitor::default();
+        c.anchor(0, 200);
+        c.update(0, 200);
+        assert_eq!(c.update(1, 40), Some(0.2));
+        // Re-anchored on the compressed vein: 40 px is the new 100 %.
+        c.anchor(2, 40);
+        assert_eq!(c.update(2, 40), Some(1.0));
+        assert_eq!(c.update(3, 30), Some(0.75));
+        let s = c.summary(0.1);
+        let [first, second] = s.segments[..] else {
+            panic!("two segments: {:?}", s.segments)
+        };
+        assert_eq!(
+            (
+                first.reference_frame,
+                first.frames,
+                first.reference_vein_area,
+                first.min_ratio
+            ),
+            (0, 2, Some(200), Some((0.2, 1)))
+        );
+        assert_eq!(
+            (
+                second.reference_frame,
+                second.frames,
+                second.reference_vein_area,
+                second.min_ratio
+            ),
+            (2, 2, Some(40), Some((0.75, 3)))
+        );
+        // The top level names the most compressed segment, with its own reference area.
+        assert_eq!(s.named, Some(first));
+        assert!(!s.vein_closed);
+        assert!(c.summary(0.2).vein_closed);
+    }
+
+    #[test]
+    fn a_segment_without_a_vein_has_no_ratio_and_the_last_one_is_named() {
+        let mut c = CompressionMonitor::default();
+        c.anchor(0, 0);
+        assert_eq!(c.update(0, 0), None);
+        assert_eq!(c.update(1, 5), None);
+        let s = c.summary(0.1);
+        assert_eq!(s.named.unwrap().frames, 2);
+        assert_eq!(s.named.unwrap().min_ratio, None);
+        assert!(!s.vein_closed);
+    }
+
+    #[test]
+    fn old_segments_are_counted_not_kept_and_the_most_compressed_stays_named() {
+        let mut c = CompressionMonitor::default();
+        c.anchor(0, 100);
+        c.update(0, 5);
+        for frame in 1..=MAX_SEGMENTS as u64 + 9 {
+            c.anchor(frame, 100);
+            c.update(frame, 90);
+        }
+        let s = c.summary(0.1);
+        assert_eq!(s.segments.len(), MAX_SEGMENTS);
+        assert_eq!(s.segments_dropped, 10);
+        assert_eq!(s.named.unwrap().reference_frame, 0);
+        assert!(s.vein_closed);
     }
 }

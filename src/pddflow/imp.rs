@@ -2,9 +2,11 @@
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
 use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
-use crate::engine::{model::ModelFiles, runtime, Engine, EngineConfig, Features, ProviderRequest};
+use crate::engine::model::{ModelError, ModelFiles};
+use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
 use crate::flow::confidence::{frame_confidence, LossMonitor};
 use crate::flow::draw::{self, LegendLine};
+use crate::flow::mask_file::{self, ColorMap};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
 use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
@@ -58,6 +60,7 @@ struct Settings {
     device_id: i32,
     threads: u32,
     reference_mask: String,
+    mask_colors: String,
     overlay: bool,
     overlay_style: OverlayStyle,
     overlay_alpha: f64,
@@ -77,6 +80,7 @@ impl Default for Settings {
             device_id: 0,
             threads: 1,
             reference_mask: String::new(),
+            mask_colors: String::new(),
             overlay: false,
             overlay_style: OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND,
             overlay_alpha: 0.35,
@@ -92,7 +96,12 @@ struct State {
     engine: Engine,
     tracker: Tracker<Features>,
     input: ModelInput,
+    /// Names by class id: the model's, extended with `class-N` for ids that masks bring.
     class_names: Vec<String>,
+    /// How many of `class_names` the model names.
+    model_class_count: usize,
+    /// The last warning about a reference mask's class ids, not repeated for every anchor.
+    last_mask_warning: Option<String>,
     video: Option<(gst_video::VideoInfo, PixelFormat)>,
     /// Mask to anchor the next frame with (from the `reference-mask` file, or carried over a
     /// caps change).
@@ -159,6 +168,60 @@ impl PddFlow {
             }
         }
     }
+
+    /// Reads the `reference-mask` file: an error when it cannot be read, decoded, or names no
+    /// class of the model; a warning for a binary mask and for ids the model does not name.
+    fn load_reference_mask(
+        &self,
+        path: &str,
+        colors: &ColorMap,
+        class_names: &[String],
+    ) -> Result<LabelMap, gst::ErrorMessage> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("cannot read reference-mask {path}: {e}")
+            )
+        })?;
+        let mask = mask_file::decode(&bytes, colors).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::Read, ("reference-mask {path}: {e}"))
+        })?;
+        let what = format!("reference-mask {path}: {} mask", mask.encoding);
+        let unnamed = mask_file::unnamed_ids(&mask.labels, class_names, &what)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Read, ("{e}")))?;
+        if mask.binary {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Read,
+                ("{what} is binary (0 and its maximum): its foreground is read as class 1 (vein)"),
+                ["Save the mask with class ids (0 background, 1 vein, 2 artery) for another class."]
+            );
+        }
+        if !unnamed.is_empty() {
+            let text = mask_file::unnamed_ids_warning(&what, &unnamed, class_names);
+            gst::element_imp_warning!(self, gst::ResourceError::Read, ("{text}"));
+        }
+        Ok(mask.labels)
+    }
+
+    /// Warns about class ids of an upstream mask that the model does not name, once per
+    /// distinct warning (a segmenter may attach a mask every few frames).
+    fn check_upstream_class_ids(&self, state: &mut State, mask: &LabelMap) {
+        let names = &state.class_names[..state.model_class_count];
+        let what = "the reference mask attached upstream";
+        let warning = match mask_file::unnamed_ids(mask, names, what) {
+            Ok(ids) if ids.is_empty() => None,
+            Ok(ids) => Some(mask_file::unnamed_ids_warning(what, &ids, names)),
+            Err(e) => Some(e),
+        };
+        if let Some(text) = warning
+            .as_ref()
+            .filter(|&w| Some(w) != state.last_mask_warning.as_ref())
+        {
+            gst::element_imp_warning!(self, gst::StreamError::Format, ("{text}"));
+        }
+        state.last_mask_warning = warning;
+    }
 }
 
 impl ObjectImpl for PddFlow {
@@ -182,7 +245,8 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecBoolean::builder("strict-provider")
                     .nick("Strict provider")
-                    .blurb("Fail to start instead of falling back to CPU when CUDA cannot be used")
+                    .blurb("With execution-provider=cuda: fail to start instead of falling back to CPU \
+                            when CUDA cannot be used (no effect with cpu or auto)")
                     .default_value(false)
                     .mutable_ready()
                     .build(),
@@ -209,7 +273,16 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecString::builder("reference-mask")
                     .nick("Reference mask")
-                    .blurb("PNG label map (0 background, 1 vein, 2 artery) of the first frame, at frame size")
+                    .blurb("PNG label map of the first frame, at frame size: grey class ids (0 background, \
+                            1 vein, 2 artery; 8 or 16 bits), a palette (index = id), colours (see mask-colors) \
+                            or a binary 0/255 mask (255 = vein)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("mask-colors")
+                    .nick("Mask colours")
+                    .blurb("Colour -> class id for RGB reference masks, added to the defaults (black 0, \
+                            blue #0000ff and the overlay's #2878ff 1, red #ff0000 and #ff3232 2), \
+                            e.g. \"#00ff00=1,#ffff00=2\"")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("overlay")
@@ -316,6 +389,12 @@ impl ObjectImpl for PddFlow {
                     .expect("type checked")
                     .unwrap_or_default()
             }
+            "mask-colors" => {
+                settings.mask_colors = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .unwrap_or_default()
+            }
             "overlay" => settings.overlay = value.get().expect("type checked"),
             "overlay-alpha" => settings.overlay_alpha = value.get().expect("type checked"),
             "overlay-style" => settings.overlay_style = value.get().expect("type checked"),
@@ -339,6 +418,7 @@ impl ObjectImpl for PddFlow {
             "device-id" => settings.device_id.to_value(),
             "threads" => settings.threads.to_value(),
             "reference-mask" => settings.reference_mask.to_value(),
+            "mask-colors" => settings.mask_colors.to_value(),
             "overlay" => settings.overlay.to_value(),
             "overlay-alpha" => settings.overlay_alpha.to_value(),
             "overlay-style" => settings.overlay_style.to_value(),
@@ -427,7 +507,12 @@ impl BaseTransformImpl for PddFlow {
         } else {
             ModelFiles::from_dir(&PathBuf::from(&settings.model_location))
         }
-        .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{e}"]))?;
+        .map_err(|e| match e {
+            ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
+            ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+        })?;
+        let colors = ColorMap::with_entries(&settings.mask_colors)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         let config = EngineConfig {
             provider: match settings.provider {
                 ExecutionProvider::Cpu => ProviderRequest::Cpu,
@@ -455,22 +540,13 @@ impl BaseTransformImpl for PddFlow {
                 gst::info!(CAT, imp = self, "{reason}");
             }
         }
+        let spec = engine.spec().clone();
+        let class_names = spec.class_names();
         let pending_mask = if settings.reference_mask.is_empty() {
             None
         } else {
-            Some(
-                LabelMap::load_png(&PathBuf::from(&settings.reference_mask)).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenRead,
-                        [
-                            "cannot read reference-mask {}: {e}",
-                            settings.reference_mask
-                        ]
-                    )
-                })?,
-            )
+            Some(self.load_reference_mask(&settings.reference_mask, &colors, &class_names)?)
         };
-        let spec = engine.spec().clone();
         gst::info!(
             CAT,
             imp = self,
@@ -485,7 +561,9 @@ impl BaseTransformImpl for PddFlow {
         *self.state.lock().unwrap() = Some(State {
             tracker: Tracker::new(Self::mode_of(settings.mode)),
             input: ModelInput::new(spec.input_width, spec.input_height),
-            class_names: spec.class_names(),
+            model_class_count: class_names.len(),
+            class_names,
+            last_mask_warning: None,
             engine,
             video: None,
             pending_mask,
@@ -609,6 +687,7 @@ impl BaseTransformImpl for PddFlow {
         let image = state.input.prepare(&luma, width, height);
 
         let anchor = if let Some(mask) = self.upstream_mask(buffer, width, height) {
+            self.check_upstream_class_ids(state, &mask);
             Anchor::Mask(mask)
         } else if let Some(mask) = state.pending_mask.take() {
             match check_size(&mask, width, height) {
@@ -650,12 +729,14 @@ impl BaseTransformImpl for PddFlow {
             step.frame == step.reference_frame,
         );
         let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
-        if step.labels.is_some() && areas.len() < state.class_names.len() {
+        if step.labels.is_some() {
+            // Every id in the metadata has a name: unnamed ones become class-N.
+            mask_file::extend_class_names(&mut state.class_names, areas.len());
             areas.resize(state.class_names.len(), 0);
         }
         let vein_area = areas.get(regions::VEIN as usize).copied().unwrap_or(0);
         if step.frame == step.reference_frame {
-            state.compression.anchor(vein_area);
+            state.compression.anchor(step.frame, vein_area);
         }
         let ratio = state.compression.update(step.frame, vein_area);
         let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
@@ -710,7 +791,7 @@ impl BaseTransformImpl for PddFlow {
                 .class_names
                 .get(vessel.label as usize)
                 .cloned()
-                .unwrap_or_else(|| format!("class-{}", vessel.label));
+                .unwrap_or_else(|| mask_file::unnamed_class_name(vessel.label as usize));
             let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
             let mut param = gst::Structure::builder("pddflow/vessel")
                 .field("id", vessel.id)
@@ -884,7 +965,8 @@ impl PddFlow {
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    /// The `pddflow-summary` element message posted at EOS.
+    /// The `pddflow-summary` element message posted at EOS: one `segment` per reference frame,
+    /// and at the top level the segment with the smallest vein ratio (else the last one).
     fn post_summary(&self) {
         let threshold = self.settings.lock().unwrap().closure_threshold;
         let Some((frames, summary)) = self
@@ -896,17 +978,33 @@ impl PddFlow {
         else {
             return;
         };
+        let segment_fields = |s: &mut gst::StructureRef, segment: &regions::Segment| {
+            s.set("reference-frame", segment.reference_frame);
+            if let Some(area) = segment.reference_vein_area {
+                s.set("reference-vein-area", area);
+            }
+            if let Some((ratio, frame)) = segment.min_ratio {
+                s.set("min-vein-compression-ratio", ratio);
+                s.set("min-ratio-frame", frame);
+            }
+        };
+        let segments = summary.segments.iter().map(|segment| {
+            let mut s = gst::Structure::builder("segment")
+                .field("frames", segment.frames)
+                .field("vein-closed", segment.vein_closed(threshold))
+                .build();
+            segment_fields(&mut s, segment);
+            s
+        });
         let mut s = gst::Structure::builder("pddflow-summary")
             .field("frames", frames)
             .field("vein-closed", summary.vein_closed)
             .field("closure-threshold", threshold)
+            .field("segments", gst::Array::new(segments))
+            .field("segments-dropped", summary.segments_dropped)
             .build();
-        if let Some(area) = summary.reference_vein_area {
-            s.set("reference-vein-area", area);
-        }
-        if let Some((ratio, frame)) = summary.min_ratio {
-            s.set("min-vein-compression-ratio", ratio);
-            s.set("min-ratio-frame", frame);
+        if let Some(named) = &summary.named {
+            segment_fields(&mut s, named);
         }
         let _ = self
             .obj()

@@ -63,7 +63,10 @@ pub enum ExecutionProvider {
         nick = "cuda"
     )]
     Cuda = 1,
-    #[enum_value(name = "Auto: CUDA when available, else CPU", nick = "auto")]
+    #[enum_value(
+        name = "Auto: CUDA when available, else CPU (strict-provider has no effect)",
+        nick = "auto"
+    )]
     Auto = 2,
 }
 
