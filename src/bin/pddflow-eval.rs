@@ -6,7 +6,7 @@
 //! as % of the reference area; the Markdown tables show these columns only for classes that close.
 //!
 //! ```text
-//! pddflow-eval --dataset DIR --predictions OUT [--mode keyframe|chain] [--model DIR]
+//! pddflow-eval --dataset DIR --predictions OUT [--mode keyframe|chain|hybrid] [--model DIR]
 //!              [--execution-provider cpu|cuda|auto] [--reference first|random --seed N]
 //!              [--report STEM] [--name METHOD]
 //! pddflow-eval --dataset DIR --score-predictions PRED --name METHOD [--report STEM]
@@ -29,6 +29,7 @@ use std::process::ExitCode;
 enum Mode {
     Keyframe,
     Chain,
+    Hybrid,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -133,6 +134,7 @@ fn run(args: Args) -> Result<(), String> {
     let mode = match args.mode {
         Mode::Keyframe => "keyframe",
         Mode::Chain => "chain",
+        Mode::Hybrid => "hybrid",
     };
     let (report, default_stem) = if let Some(pred) = &args.score_predictions {
         let name = match &args.name {

@@ -6,7 +6,7 @@
 //! reference so that the reference mask is resampled once rather than blurred frame by frame.
 
 use super::{
-    confidence::{vessel_confidence, warped_correlation, window_around},
+    confidence::{vessel_confidence, warped_correlation, window_around, Window},
     instances::{clean_propagated, Instances},
     warp::{warp_labels_with, UniformTiles},
     FlowField, LabelMap,
@@ -20,7 +20,16 @@ pub enum Mode {
     Keyframe,
     /// Frame to frame, composing the steps back to the reference.
     Chain,
+    /// Chain mode whose composed flow is checked against a direct registration to the cached
+    /// reference every [`HYBRID_CHECK_INTERVAL`] frames and replaced by it when the reference
+    /// image warped with it matches the current frame at least as well around the vessels:
+    /// chain's small steps between checks, no drift accumulated across them.
+    Hybrid,
 }
+
+/// Frames between two direct registrations in [`Mode::Hybrid`]: one extra flow-head run per
+/// this many frames.
+pub const HYBRID_CHECK_INTERVAL: u64 = 8;
 
 /// Computes features of one model-sized image and flow between two feature sets.
 pub trait FlowBackend {
@@ -65,6 +74,9 @@ struct Reference<F> {
     features: F,
     /// The model-sized image, for the tracking confidence.
     image: Vec<f32>,
+    /// Where to compare warped images in hybrid mode: around the reference's vessels on the
+    /// model grid (the whole grid without a mask).
+    check_window: Window,
     /// The mask and its uniform tiles, which every warp of this reference reuses.
     mask: Option<(Propagated, UniformTiles)>,
     frame: u64,
@@ -197,9 +209,16 @@ impl<F: Clone> Tracker<F> {
                 .as_ref()
                 .map(|(_, classes)| vec![1.0; classes.len()])
                 .unwrap_or_default();
+            let check_window = labels
+                .as_ref()
+                .and_then(|l| {
+                    vessels_box(l).map(|b| window_around(b, (l.width, l.height), (mw, mh)))
+                })
+                .unwrap_or((0, 0, mw.saturating_sub(1), mh.saturating_sub(1)));
             self.reference = Some(Reference {
                 features,
                 image: image.to_vec(),
+                check_window,
                 mask: mask.map(|m| {
                     let tiles = UniformTiles::new(m.map());
                     (m, tiles)
@@ -219,13 +238,31 @@ impl<F: Clone> Tracker<F> {
         }
         let reference = self.reference.as_ref().expect("reference set above");
         let flow = match (self.mode, self.previous.take()) {
-            (Mode::Chain, Some((previous, previous_to_reference))) => backend
-                .flow(&previous, &features)?
-                .compose(&previous_to_reference),
+            (Mode::Chain | Mode::Hybrid, Some((previous, previous_to_reference))) => {
+                let chained = backend
+                    .flow(&previous, &features)?
+                    .compose(&previous_to_reference);
+                if self.mode == Mode::Hybrid
+                    && (frame - reference.frame).is_multiple_of(HYBRID_CHECK_INTERVAL)
+                {
+                    let direct = backend.flow(&reference.features, &features)?;
+                    let score = |f: &FlowField| {
+                        warped_correlation(&reference.image, image, f, reference.check_window)
+                            .unwrap_or(f32::MIN)
+                    };
+                    if score(&direct) >= score(&chained) {
+                        direct
+                    } else {
+                        chained
+                    }
+                } else {
+                    chained
+                }
+            }
             // Keyframe mode, or chain mode after a discontinuity.
             _ => backend.flow(&reference.features, &features)?,
         };
-        if self.mode == Mode::Chain {
+        if self.mode != Mode::Keyframe {
             self.previous = Some((features, flow.clone()));
         }
         let mut confidence = Vec::new();
@@ -267,6 +304,23 @@ impl<F: Clone> Tracker<F> {
             confidence,
         })
     }
+}
+
+/// The bounding box (x, y, width, height) of a label map's non-zero pixels.
+fn vessels_box(labels: &LabelMap) -> Option<(u32, u32, u32, u32)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for (i, _) in labels.data.iter().enumerate().filter(|(_, &l)| l != 0) {
+        let (x, y) = (i % labels.width, i / labels.width);
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    (x0 != usize::MAX).then(|| {
+        (
+            x0 as u32,
+            y0 as u32,
+            (x1 - x0 + 1) as u32,
+            (y1 - y0 + 1) as u32,
+        )
+    })
 }
 
 /// Pixel count of each instance id `1..=count` of an instance map.
@@ -347,6 +401,33 @@ mod tests {
         assert!((steps[3].flow.dx[0] + 3.0).abs() < 1e-6);
         let l = steps[3].labels.as_ref().unwrap();
         assert_eq!(l.data[8 * 16 + 10], 1);
+    }
+
+    #[test]
+    fn hybrid_checks_the_chain_against_the_reference_every_interval() {
+        let n = HYBRID_CHECK_INTERVAL as u32 * 2 + 1;
+        let (b, steps) = run(Mode::Hybrid, n);
+        let direct: Vec<_> = b
+            .flow_pairs
+            .iter()
+            .filter(|p| p.0 == 0 && p.1 > 1)
+            .collect();
+        let interval = HYBRID_CHECK_INTERVAL as u32;
+        assert_eq!(direct, vec![&(0, interval), &(0, 2 * interval)]);
+        assert_eq!(
+            b.flow_pairs.len() as u32,
+            n - 1 + 2,
+            "one extra flow per interval"
+        );
+        // The images carry no texture, so the direct flow wins the tie and replaces the chain:
+        // the constant shift is -1 whatever the frame, not the composed -interval.
+        let at_check = &steps[interval as usize].flow;
+        assert!((at_check.dx[0] + 1.0).abs() < 1e-6, "{}", at_check.dx[0]);
+        let after = &steps[interval as usize + 1].flow;
+        assert!(
+            (after.dx[0] + 2.0).abs() < 1e-6,
+            "the chain goes on from the direct flow"
+        );
     }
 
     #[test]

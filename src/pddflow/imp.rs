@@ -130,6 +130,7 @@ impl PddFlow {
         match mode {
             Mode::Keyframe => tracker::Mode::Keyframe,
             Mode::Chain => tracker::Mode::Chain,
+            Mode::Hybrid => tracker::Mode::Hybrid,
         }
     }
 
@@ -235,7 +236,8 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("mode", Mode::Keyframe)
                     .nick("Mode")
-                    .blurb("keyframe: every frame against the cached reference; chain: frame to frame")
+                    .blurb("keyframe: every frame against the cached reference; chain: frame to frame; \
+                            hybrid: chain, re-based on the reference every 8 frames when that matches better")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
@@ -754,6 +756,7 @@ impl BaseTransformImpl for PddFlow {
             mode: match mode {
                 Mode::Keyframe => "keyframe".into(),
                 Mode::Chain => "chain".into(),
+                Mode::Hybrid => "hybrid".into(),
             },
             execution_provider: state.engine.provider().name().into(),
             vein_compression_ratio: ratio,

@@ -48,6 +48,11 @@ pub enum Mode {
         nick = "chain"
     )]
     Chain = 1,
+    #[enum_value(
+        name = "Hybrid: chain, re-based on a direct registration to the reference every 8 frames when that matches better",
+        nick = "hybrid"
+    )]
+    Hybrid = 2,
 }
 
 /// Execution provider request (`execution-provider` property).
