@@ -12,6 +12,8 @@
 #   CAROTID         real recordings (default: ../shared/data/carotid; skipped when missing)
 #   PHANTOM_ARGS    pddflow-phantom arguments of the test set (default below; seed 1000 is kept
 #                   out of training)
+#   LONG_CLIP_ARGS  pddflow-phantom arguments of the long clips for drift (default: 2 sequences of
+#                   600 frames, seed 7001; "" leaves them out)
 #   MODEL           model directory for the accuracy runs (default: the built-in model)
 #   LABELS_ONLY     the labels-only student (trained without KD) for the ablation rows
 #                   (default: models/labels-only; "" leaves the rows out)
@@ -41,6 +43,7 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 CAROTID="${CAROTID:-../shared/data/carotid}"
 PHANTOM_ARGS="${PHANTOM_ARGS:---sequences 4 --frames 40 --size 256x256 --seed 1000}"
+LONG_CLIP_ARGS="${LONG_CLIP_ARGS---sequences 2 --frames 600 --size 256x256 --seed 7001}"
 EP="${EP:-cpu}"
 LONG_FRAMES="${LONG_FRAMES:-600}"
 LONG_SIZE="${LONG_SIZE:-320x240}"
@@ -84,17 +87,23 @@ echo "== phantom test set: pddflow-phantom $PHANTOM_ARGS" >&2
 # shellcheck disable=SC2086
 "$BIN/pddflow-phantom" --out "$WORK/phantom-test" $PHANTOM_ARGS --quiet >&2
 DATASETS+=("phantom=$WORK/phantom-test")
+if [[ -n "$LONG_CLIP_ARGS" ]]; then
+  echo "== long phantom clips (drift): pddflow-phantom $LONG_CLIP_ARGS" >&2
+  # shellcheck disable=SC2086
+  "$BIN/pddflow-phantom" --out "$WORK/phantom-long" $LONG_CLIP_ARGS --quiet >&2
+  DATASETS+=("phantom-long=$WORK/phantom-long")
+fi
 
 ACCURACY=""
 for entry in "${DATASETS[@]}"; do
   name="${entry%%=*}"
   dir="${entry#*=}"
-  for mode in keyframe chain; do
+  for mode in keyframe chain hybrid; do
     echo "== $name: pddflow $mode" >&2
     "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/pddflow_$mode" \
       --mode "$mode" "${MODEL_ARGS[@]}" --execution-provider "$EP" --threads "$THREADS" \
       --report "$WORK/reports/$name-pddflow_$mode" --quiet > /dev/null
-    if [[ -n "$LABELS_ONLY" ]]; then
+    if [[ -n "$LABELS_ONLY" && "$mode" != hybrid ]]; then
       echo "== $name: pddflow $mode, labels-only student ($LABELS_ONLY)" >&2
       "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/labels_only_$mode" \
         --mode "$mode" --model "$LABELS_ONLY" --name "pddflow $mode, labels only (no KD)" \
@@ -114,7 +123,8 @@ for entry in "${DATASETS[@]}"; do
     "$BIN/pddflow-eval" --dataset "$dir" --score-predictions "$WORK/pred/$name/$m" --name "$label" \
       --report "$WORK/reports/$name-$m" --quiet > /dev/null
   done
-  reports=("$WORK/reports/$name-pddflow_keyframe.json" "$WORK/reports/$name-pddflow_chain.json")
+  reports=("$WORK/reports/$name-pddflow_keyframe.json" "$WORK/reports/$name-pddflow_chain.json"
+           "$WORK/reports/$name-pddflow_hybrid.json")
   if [[ -n "$LABELS_ONLY" ]]; then
     reports+=("$WORK/reports/$name-labels_only_keyframe.json" "$WORK/reports/$name-labels_only_chain.json")
   fi
