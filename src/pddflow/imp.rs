@@ -9,6 +9,7 @@ use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
 use crate::flow::{warp::check_size, LabelMap};
 use crate::meta::{self, FlowResult};
+use crate::sync::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -262,10 +263,10 @@ impl ObjectImpl for PddFlow {
             vec![glib::subclass::Signal::builder("reanchor")
                 .action()
                 .class_handler(|args| {
-                    let element = args[0]
-                        .get::<super::PddFlow>()
-                        .expect("signal arg is the element");
-                    element.imp().request_reanchor();
+                    if let Some(element) = args.first().and_then(|v| v.get::<super::PddFlow>().ok())
+                    {
+                        element.imp().request_reanchor();
+                    }
                     None
                 })
                 .build()]
@@ -274,7 +275,7 @@ impl ObjectImpl for PddFlow {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
+        let mut settings = lock(&self.settings);
         match pspec.name() {
             "model-location" => {
                 settings.model_location = value
@@ -284,7 +285,7 @@ impl ObjectImpl for PddFlow {
             }
             "mode" => {
                 settings.mode = value.get().expect("type checked");
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.set_mode(Self::mode_of(settings.mode));
                 }
             }
@@ -309,7 +310,7 @@ impl ObjectImpl for PddFlow {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock().unwrap();
+        let settings = lock(&self.settings);
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
             "mode" => settings.mode.to_value(),
@@ -325,7 +326,7 @@ impl ObjectImpl for PddFlow {
             "message-interval" => settings.message_interval.to_value(),
             "closure-threshold" => settings.closure_threshold.to_value(),
             "active-provider" => {
-                let state = self.state.lock().unwrap();
+                let state = lock(&self.state);
                 state
                     .as_ref()
                     .map(|s| s.engine.provider().name())
@@ -333,7 +334,7 @@ impl ObjectImpl for PddFlow {
                     .to_value()
             }
             "stats" => {
-                let state = self.state.lock().unwrap();
+                let state = lock(&self.state);
                 let (frames, features, flows) = state
                     .as_ref()
                     .map(|s| (s.frames, s.engine.feature_runs, s.engine.flow_runs))
@@ -399,7 +400,7 @@ impl BaseTransformImpl for PddFlow {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let model = if settings.model_location.is_empty() {
             ModelFiles::embedded()
         } else {
@@ -460,7 +461,7 @@ impl BaseTransformImpl for PddFlow {
             model.origin,
             engine.provider().name()
         );
-        *self.state.lock().unwrap() = Some(State {
+        *lock(&self.state) = Some(State {
             tracker: Tracker::new(Self::mode_of(settings.mode)),
             input: ModelInput::new(spec.input_width, spec.input_height),
             class_names: spec.class_names(),
@@ -476,7 +477,7 @@ impl BaseTransformImpl for PddFlow {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap() = None;
+        *lock(&self.state) = None;
         Ok(())
     }
 
@@ -485,7 +486,7 @@ impl BaseTransformImpl for PddFlow {
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             return Err(gst::loggable_error!(CAT, "caps set before start"));
         };
@@ -522,7 +523,7 @@ impl BaseTransformImpl for PddFlow {
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::FlushStop(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.discontinuity();
                 }
             }
@@ -543,9 +544,9 @@ impl BaseTransformImpl for PddFlow {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let mode = settings.mode;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
             return Err(gst::FlowError::Error);
@@ -573,14 +574,16 @@ impl BaseTransformImpl for PddFlow {
                     gst::FlowError::Error
                 },
             )?;
-            let planes: Vec<(&[u8], usize)> = (0..frame.n_planes())
+            // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
+            let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
                 .map(|p| {
                     (
                         frame.plane_data(p).unwrap_or(&[]),
-                        info.stride()[p as usize] as usize,
+                        frame.plane_stride()[p as usize] as isize,
                     )
                 })
                 .collect();
+            let planes = self.checked_planes(format, width, height, planes)?;
             pixels::extract_luma(format, width, height, &planes)
         };
         let image = state.input.prepare(&luma, width, height);
@@ -714,14 +717,21 @@ impl PddFlow {
                 );
                 gst::FlowError::Error
             })?;
-        let strides: Vec<usize> = info.stride().iter().map(|&s| s as usize).collect();
+        // Strides of this buffer (its GstVideoMeta when it has one), not the caps' defaults.
+        let strides: Vec<isize> = frame.plane_stride().iter().map(|&s| s as isize).collect();
         let n = frame.n_planes() as usize;
-        let mut planes: Vec<(&mut [u8], usize)> = frame
+        let planes: Vec<(&mut [u8], isize)> = frame
             .planes_data_mut()
             .into_iter()
             .take(n)
             .zip(strides)
             .collect();
+        let mut planes = self.checked_planes(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            planes,
+        )?;
         let mut canvas = Canvas::new(
             format,
             info.width() as usize,
@@ -779,6 +789,34 @@ impl PddFlow {
         Ok(())
     }
 
+    /// `(data, stride)` per plane once checked to hold the whole frame; an element error for a
+    /// layout that cannot be read (negative strides, planes too short).
+    fn checked_planes<D: AsRef<[u8]>>(
+        &self,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        planes: Vec<(D, isize)>,
+    ) -> Result<Vec<(D, usize)>, gst::FlowError> {
+        let layout: Vec<(usize, isize)> = planes
+            .iter()
+            .map(|(data, stride)| (data.as_ref().len(), *stride))
+            .collect();
+        if let Err(e) = format.check_layout(width, height, &layout) {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("Cannot read this buffer's layout: {e}"),
+                ["Put videoconvert before pddflow to get a frame in the default layout."]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        Ok(planes
+            .into_iter()
+            .map(|(data, stride)| (data, stride as usize))
+            .collect())
+    }
+
     /// A `pddflow-compression` element message with this frame's areas and vein ratio.
     fn post_readout(&self, result: &FlowResult, pts: Option<gst::ClockTime>) {
         let area = |label: usize| result.areas.get(label).copied().unwrap_or(0);
@@ -805,11 +843,8 @@ impl PddFlow {
 
     /// The `pddflow-summary` element message posted at EOS.
     fn post_summary(&self) {
-        let threshold = self.settings.lock().unwrap().closure_threshold;
-        let Some((frames, summary)) = self
-            .state
-            .lock()
-            .unwrap()
+        let threshold = lock(&self.settings).closure_threshold;
+        let Some((frames, summary)) = lock(&self.state)
             .as_ref()
             .map(|s| (s.frames, s.compression.summary(threshold)))
         else {
