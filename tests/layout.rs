@@ -210,19 +210,26 @@ fn a_layout_that_does_not_hold_the_frame_is_an_error_not_a_crash() {
 
 #[test]
 fn the_allocation_query_passes_downstream_video_meta_support_upstream() {
-    let (element, _bus) = element(&[]);
-    let mut h = harness(&element);
-    h.add_propose_allocation_meta(gst_video::VideoMeta::meta_api(), None);
-    let caps = gray_caps(64, 48);
-    h.set_src_caps(caps.clone());
-    let mut query = gst::query::Allocation::new(Some(&caps), true);
-    assert!(element.static_pad("sink").unwrap().query(&mut query));
-    assert!(
-        query
-            .find_allocation_meta::<gst_video::VideoMeta>()
-            .is_some(),
-        "upstream is told that video meta is understood: {query:?}"
-    );
+    // In place, pddflow hands its input on: upstream may pad frames exactly when downstream
+    // can read padded frames too.
+    for downstream_reads_video_meta in [true, false] {
+        let (element, _bus) = element(&[]);
+        let mut h = harness(&element);
+        if downstream_reads_video_meta {
+            h.add_propose_allocation_meta(gst_video::VideoMeta::meta_api(), None);
+        }
+        let caps = gray_caps(64, 48);
+        h.set_src_caps(caps.clone());
+        let mut query = gst::query::Allocation::new(Some(&caps), true);
+        assert!(element.static_pad("sink").unwrap().query(&mut query));
+        assert_eq!(
+            query
+                .find_allocation_meta::<gst_video::VideoMeta>()
+                .is_some(),
+            downstream_reads_video_meta,
+            "{query:?}"
+        );
+    }
 }
 
 /// A moving bright square on a gradient, in the default layout.
