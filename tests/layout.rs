@@ -185,27 +185,36 @@ fn a_layout_that_does_not_hold_the_frame_is_an_error_not_a_crash() {
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 64, 48)
         .build()
         .unwrap();
-    let (element, bus) = element(&[]);
-    let mut h = harness(&element);
-    h.set_src_caps(info.to_caps().unwrap());
-    // Rows of 100 bytes cannot hold 64 RGB pixels.
-    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; 100 * 48]);
-    gst_video::VideoMeta::add_full(
-        buffer.get_mut().unwrap(),
-        gst_video::VideoFrameFlags::empty(),
-        info.format(),
-        64,
-        48,
-        &[0],
-        &[100],
-    )
-    .unwrap();
-    assert!(h.push(buffer).is_err());
-    let errors = messages(&bus, gst::MessageType::Error);
-    assert!(
-        errors.iter().any(|e| e.contains("stride 100")),
-        "{errors:?}"
-    );
+    // (buffer size, plane offset, stride, what the error names)
+    let cases = [
+        // Rows of 100 bytes cannot hold 64 RGB pixels.
+        (100 * 48, 0, 100, "stride 100"),
+        // Good rows, but the plane runs past the buffer's end.
+        (192 * 10, 0, 192, "a 64x48 Rgb frame needs 9216"),
+        (192 * 48, 500, 192, "a 64x48 Rgb frame needs 9216"),
+    ];
+    for (size, offset, stride, expected) in cases {
+        let (element, bus) = element(&[]);
+        let mut h = harness(&element);
+        h.set_src_caps(info.to_caps().unwrap());
+        let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; size]);
+        gst_video::VideoMeta::add_full(
+            buffer.get_mut().unwrap(),
+            gst_video::VideoFrameFlags::empty(),
+            info.format(),
+            64,
+            48,
+            &[offset],
+            &[stride],
+        )
+        .unwrap();
+        assert!(h.push(buffer).is_err());
+        let errors = messages(&bus, gst::MessageType::Error);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected}: {errors:?}"
+        );
+    }
 }
 
 #[test]

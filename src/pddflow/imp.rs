@@ -556,6 +556,16 @@ impl BaseTransformImpl for PddFlow {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width() as usize, info.height() as usize);
+        // Mapping trusts a video meta's offsets and strides: check they stay inside the buffer.
+        if let Some(meta) = buffer.meta::<gst_video::VideoMeta>() {
+            let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
+                .map(|p| {
+                    let available = buffer.size().saturating_sub(meta.offset()[p]);
+                    (available, meta.stride()[p] as isize)
+                })
+                .collect();
+            self.check_layout(format, width, height, &layout)?;
+        }
 
         let luma = {
             let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
@@ -802,19 +812,30 @@ impl PddFlow {
             .iter()
             .map(|(data, stride)| (data.as_ref().len(), *stride))
             .collect();
-        if let Err(e) = format.check_layout(width, height, &layout) {
+        self.check_layout(format, width, height, &layout)?;
+        Ok(planes
+            .into_iter()
+            .map(|(data, stride)| (data, stride as usize))
+            .collect())
+    }
+
+    /// [`PixelFormat::check_layout`], an element error when the frame does not fit.
+    fn check_layout(
+        &self,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        layout: &[(usize, isize)],
+    ) -> Result<(), gst::FlowError> {
+        format.check_layout(width, height, layout).map_err(|e| {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
                 ("Cannot read this buffer's layout: {e}"),
                 ["Put videoconvert before pddflow to get a frame in the default layout."]
             );
-            return Err(gst::FlowError::Error);
-        }
-        Ok(planes
-            .into_iter()
-            .map(|(data, stride)| (data, stride as usize))
-            .collect())
+            gst::FlowError::Error
+        })
     }
 
     /// A `pddflow-compression` element message with this frame's areas and vein ratio.
