@@ -781,7 +781,8 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
         &format!(
             "{} pipelines `usphantomsrc ! capsfilter ! pddflow ! fakesink` in one process ({}), \
              {} frames in all at {}; every {} frames each pipeline is disturbed in turn: {}. \
-             RSS of the process sampled every ~{} frames; the first 20% are a warm-up. \
+             RSS of the process sampled every ~{} frames while the pipelines run (the first 20% \
+             are a warm-up), and once they are closed. \
              Alone: `pddflow-bench --skip model,e2e,long,opencv --soak-frames {}`.",
             config.pipelines,
             model.map_or("built-in model".into(), |m| m.display().to_string()),
@@ -807,6 +808,7 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
             "RSS at end MB",
             "slope kB/1000 frames",
             "flat (< 4 MB growth)",
+            "RSS after closing MB",
         ],
         &[vec![
             report.frames.to_string(),
@@ -824,6 +826,7 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
                 .as_ref()
                 .map_or("–", |t| if t.flat { "yes" } else { "NO" })
                 .to_string(),
+            mb(report.rss_closed_kb),
         ]],
     );
     out.line(

@@ -40,8 +40,10 @@ pub struct Report {
     pub disturbances: [u64; DISTURBANCES.len()],
     /// RSS before the pipelines were built, kB.
     pub rss_before_kb: u64,
-    /// (frames in all, RSS kB) sampled while running.
+    /// (frames in all, RSS kB) sampled while the pipelines run.
     pub rss: Vec<(u64, u64)>,
+    /// RSS once every pipeline is back in NULL and gone, kB.
+    pub rss_closed_kb: u64,
 }
 
 impl Report {
@@ -246,10 +248,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
             .collect();
         (outcomes, rss)
     });
-    let (outcomes, mut rss) = outcomes;
-    if let Some((kb, _)) = rss_kb() {
-        rss.push((total.load(Ordering::Relaxed), kb));
-    }
+    let (outcomes, rss) = outcomes;
     let mut report = Report {
         frames: total.load(Ordering::Relaxed),
         seconds: start.elapsed().as_secs_f64(),
@@ -258,6 +257,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
         disturbances: [0; DISTURBANCES.len()],
         rss_before_kb,
         rss,
+        rss_closed_kb: rss_kb().map_or(0, |(rss, _)| rss),
     };
     for outcome in outcomes {
         match outcome {
