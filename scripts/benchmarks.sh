@@ -25,6 +25,8 @@
 #                   model's export_overrides, e.g. {"lk_iters": 2})
 #   LONG_FRAMES     frames of the RSS run (default 600; the 100,000-frame check: LONG_FRAMES=100000)
 #   LONG_SIZE       frame size of the RSS run (default 320x240)
+#   SOAK_FRAMES     frames in all of the soak: 8 pipelines in one process with re-anchors, size
+#                   changes, flushing seeks and property changes (default 100000; 0 skips it)
 #   THREADS         ONNX Runtime threads of the accuracy runs (default 1)
 #   WORK            scratch directory (default: target/benchmarks)
 #   OUT             the Markdown written (default: BENCHMARKS.md)
@@ -34,7 +36,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 # the command line that reproduces this run, with the settings given in the environment
 RUN_AS=""
-for v in MODEL LABELS_ONLY BENCH_CHECKPOINT BENCH_CONFIG BENCH_MODELS EP LONG_FRAMES LONG_SIZE THREADS PHANTOM_ARGS CAROTID; do
+for v in MODEL LABELS_ONLY BENCH_CHECKPOINT BENCH_CONFIG BENCH_MODELS EP LONG_FRAMES LONG_SIZE SOAK_FRAMES THREADS PHANTOM_ARGS CAROTID; do
   if [[ -n "${!v+x}" ]]; then RUN_AS+="$v='${!v}' "; fi
 done
 RUN_AS+="scripts/benchmarks.sh"
@@ -47,6 +49,7 @@ LONG_CLIP_ARGS="${LONG_CLIP_ARGS---sequences 2 --frames 600 --size 256x256 --see
 EP="${EP:-cpu}"
 LONG_FRAMES="${LONG_FRAMES:-600}"
 LONG_SIZE="${LONG_SIZE:-320x240}"
+SOAK_FRAMES="${SOAK_FRAMES:-100000}"
 THREADS="${THREADS:-1}"
 WORK="${WORK:-target/benchmarks}"
 OUT="${OUT:-BENCHMARKS.md}"
@@ -184,7 +187,7 @@ if [[ -n "${BENCH_MODELS:-}" ]]; then
 fi
 echo "== pddflow-bench" >&2
 "$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" --long-size "$LONG_SIZE" \
-  --python "$PYTHON" --markdown "$WORK/bench.md" >&2
+  --soak-frames "$SOAK_FRAMES" --python "$PYTHON" --markdown "$WORK/bench.md" >&2
 
 END=$(date +%s)
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -224,7 +227,7 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "$PYTHON scripts/baselines.py run --dataset DATA --out $WORK/pred/NAME --references $WORK/pred/NAME/pddflow_keyframe/manifest.json"
   echo "pddflow-eval --dataset DATA --score-predictions $WORK/pred/NAME/METHOD --report $WORK/reports/NAME-METHOD"
   echo "pddflow-eval --compare $WORK/reports/NAME-*.json"
-  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --long-size $LONG_SIZE --python $PYTHON"
+  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --long-size $LONG_SIZE --soak-frames $SOAK_FRAMES --python $PYTHON"
   echo '```'
   echo
   echo "## Accuracy (paper protocol: first frame's mask propagated, every later annotated frame scored)"

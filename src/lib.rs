@@ -12,6 +12,7 @@ pub mod meta;
 pub mod pddflow;
 pub mod pddflowmask;
 pub mod phantom;
+mod sync;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

@@ -42,8 +42,17 @@ pub fn register() {
     }
 }
 
+static CAT: once_cell::sync::Lazy<gst::DebugCategory> = once_cell::sync::Lazy::new(|| {
+    gst::DebugCategory::new(
+        "pddflow-meta",
+        gst::DebugColorFlags::empty(),
+        Some("pddflow buffer metadata"),
+    )
+});
+
 /// Copies a meta to a transformed buffer; for a scale (`videoscale`, `videoconvert`) also
-/// rescales what depends on the frame size.
+/// rescales what depends on the frame size. Declines (returns FALSE, with a log line) a meta it
+/// cannot transform: a malformed label map, or one whose size is not the input frame's.
 unsafe extern "C" fn transform(
     dest: *mut gst::ffi::GstBuffer,
     meta: *mut gst::ffi::GstCustomMeta,
@@ -52,42 +61,115 @@ unsafe extern "C" fn transform(
     data: glib::ffi::gpointer,
     _user_data: glib::ffi::gpointer,
 ) -> glib::ffi::gboolean {
+    // A panic must not unwind into GStreamer's C code: that aborts the whole process.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as `transform_meta` requires, from GStreamer's GstMetaTransformFunction.
+        unsafe { transform_meta(dest, meta, kind, data) }
+    }));
+    match outcome {
+        Ok(Ok(())) => glib::ffi::GTRUE,
+        Ok(Err(reason)) => {
+            gst::warning!(CAT, "not transforming the meta: {reason}");
+            glib::ffi::GFALSE
+        }
+        Err(_) => {
+            gst::error!(CAT, "panic while transforming a meta; it is dropped");
+            glib::ffi::GFALSE
+        }
+    }
+}
+
+/// The body of [`transform`].
+///
+/// # Safety
+/// `meta` is a valid custom meta, `dest` a writable buffer and, for the video scale transform,
+/// `data` a `GstVideoMetaTransform`, as GStreamer passes them.
+unsafe fn transform_meta(
+    dest: *mut gst::ffi::GstBuffer,
+    meta: *mut gst::ffi::GstCustomMeta,
+    kind: glib::ffi::GQuark,
+    data: glib::ffi::gpointer,
+) -> Result<(), String> {
     use glib::translate::{FromGlib, IntoGlib};
-    // SAFETY: GStreamer passes a valid custom meta, a writable destination buffer and, for the
-    // video scale transform, a GstVideoMetaTransform.
+    // SAFETY: see the function's contract.
     unsafe {
         let structure =
             gst::StructureRef::from_glib_borrow(gst::ffi::gst_custom_meta_get_structure(meta));
         let mut fields = structure.to_owned();
         let kind = glib::Quark::from_glib(kind);
         if kind == glib::Quark::from_static_str(glib::gstr!("gst-copy")) {
-            // Plain copy.
+            // Plain copy: nothing is interpreted; whoever reads the meta checks it.
         } else if kind.into_glib() == gst_video::ffi::gst_video_meta_transform_scale_get_quark() {
+            if data.is_null() {
+                return Err("scale transform without its sizes".into());
+            }
             let t = &*(data as *const gst_video::ffi::GstVideoMetaTransform);
+            if t.in_info.is_null() || t.out_info.is_null() {
+                return Err("scale transform without its sizes".into());
+            }
             let size = |info: *const gst_video::ffi::GstVideoInfo| {
-                ((*info).width as usize, (*info).height as usize)
+                (
+                    (*info).width.max(0) as usize,
+                    (*info).height.max(0) as usize,
+                )
             };
-            rescale_fields(&mut fields, size(t.in_info), size(t.out_info));
+            rescale_fields(&mut fields, size(t.in_info), size(t.out_info))
+                .map_err(|e| format!("{}: {e}", fields.name()))?;
         } else {
-            return glib::ffi::GFALSE;
+            return Err(format!(
+                "{}: unknown transform {}",
+                fields.name(),
+                kind.as_str()
+            ));
         }
         let buffer = gst::BufferRef::from_mut_ptr(dest);
-        let Ok(mut copy) = gst::meta::CustomMeta::add(buffer, fields.name().as_str()) else {
-            return glib::ffi::GFALSE;
-        };
+        let mut copy = gst::meta::CustomMeta::add(buffer, fields.name().as_str())
+            .map_err(|e| format!("cannot add {}: {e}", fields.name()))?;
         let out = copy.mut_structure();
         for (name, value) in fields.iter() {
             out.set_value(name, value.clone());
         }
-        glib::ffi::GTRUE
+        Ok(())
     }
 }
 
 /// Rescales the label map (nearest neighbour), its areas and the flow scale from a frame of
-/// `from` size to one of `to` size. The flow itself stays at model resolution.
-fn rescale_fields(s: &mut gst::Structure, from: (usize, usize), to: (usize, usize)) {
-    if from == to || from.0 == 0 || from.1 == 0 {
-        return;
+/// `from` size to one of `to` size. The flow itself stays at model resolution. A label map that
+/// is malformed or not of the `from` size is an error: it was not meant for this frame.
+fn rescale_fields(
+    s: &mut gst::Structure,
+    from: (usize, usize),
+    to: (usize, usize),
+) -> Result<(), String> {
+    if from.0 == 0 || from.1 == 0 || to.0 == 0 || to.1 == 0 {
+        return Err(format!(
+            "cannot scale from {}x{} to {}x{}",
+            from.0, from.1, to.0, to.1
+        ));
+    }
+    let (w_key, h_key) = if s.name() == REFERENCE_MASK_META_NAME {
+        ("width", "height")
+    } else {
+        ("labels-width", "labels-height")
+    };
+    // A reference mask is nothing but its labels; a result may carry none yet.
+    let labels = if s.name() == REFERENCE_MASK_META_NAME || s.has_field("labels") {
+        let w = u32_field(s, w_key)?;
+        let h = u32_field(s, h_key)?;
+        let labels = LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec())
+            .map_err(|e| e.to_string())?;
+        if (w, h) != from {
+            return Err(format!(
+                "label map is {w}x{h}, the frame it came with is {}x{}",
+                from.0, from.1
+            ));
+        }
+        Some(labels)
+    } else {
+        None
+    };
+    if from == to {
+        return Ok(());
     }
     let (fx, fy) = (to.0 as f64 / from.0 as f64, to.1 as f64 / from.1 as f64);
     for (field, factor) in [("flow-scale-x", fx), ("flow-scale-y", fy)] {
@@ -95,16 +177,6 @@ fn rescale_fields(s: &mut gst::Structure, from: (usize, usize), to: (usize, usiz
             s.set(field, v * factor);
         }
     }
-    let (w_key, h_key) = if s.has_field("labels-width") {
-        ("labels-width", "labels-height")
-    } else {
-        ("width", "height")
-    };
-    let labels = (|| {
-        let w = u32_field(s, w_key).ok()?;
-        let h = u32_field(s, h_key).ok()?;
-        LabelMap::from_vec(w, h, bytes_field(s, "labels").ok()?.to_vec()).ok()
-    })();
     if let Some(labels) = labels {
         let scaled = labels.resize_nearest(to.0, to.1);
         if let Ok(old) = s.get::<gst::Array>("areas") {
@@ -116,6 +188,7 @@ fn rescale_fields(s: &mut gst::Structure, from: (usize, usize), to: (usize, usiz
         s.set(h_key, to.1 as u32);
         s.set("labels", glib::Bytes::from_owned(scaled.data));
     }
+    Ok(())
 }
 
 fn bytes_field<'a>(s: &'a gst::StructureRef, name: &str) -> Result<&'a [u8], String> {
@@ -146,12 +219,13 @@ pub fn attach_reference_mask(
 /// The reference mask carried by `buffer`, if any. `Some(Err)` for a malformed meta.
 pub fn reference_mask(buffer: &gst::BufferRef) -> Option<Result<LabelMap, String>> {
     let meta = gst::meta::CustomMeta::from_buffer(buffer, REFERENCE_MASK_META_NAME).ok()?;
-    let s = meta.structure();
-    Some((|| {
-        let w = u32_field(s, "width")?;
-        let h = u32_field(s, "height")?;
-        LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())
-    })())
+    Some(reference_mask_fields(meta.structure()))
+}
+
+fn reference_mask_fields(s: &gst::StructureRef) -> Result<LabelMap, String> {
+    let w = u32_field(s, "width")?;
+    let h = u32_field(s, "height")?;
+    LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())
 }
 
 /// One frame's result as `pddflow` attaches it.
@@ -393,6 +467,56 @@ mod tests {
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();
         assert_eq!(FlowResult::from_buffer(&buffer).unwrap().unwrap(), result);
+    }
+
+    fn mask_fields(width: u32, height: u32, labels: Vec<u8>) -> gst::Structure {
+        gst::Structure::builder(REFERENCE_MASK_META_NAME)
+            .field("width", width)
+            .field("height", height)
+            .field("labels", glib::Bytes::from_owned(labels))
+            .build()
+    }
+
+    #[test]
+    fn rescaling_a_malformed_or_foreign_mask_is_an_error_not_a_panic() {
+        gst::init().unwrap();
+        let cases = [
+            ("zero width", mask_fields(0, 48, vec![])),
+            ("zero height", mask_fields(64, 0, vec![])),
+            ("short labels", mask_fields(64, 48, vec![1; 100])),
+            ("long labels", mask_fields(64, 48, vec![1; 64 * 48 + 1])),
+            ("other size", mask_fields(32, 24, vec![1; 32 * 24])),
+            (
+                "labels of the wrong type",
+                gst::Structure::builder(REFERENCE_MASK_META_NAME)
+                    .field("width", 64u32)
+                    .field("height", 48u32)
+                    .field("labels", "not bytes")
+                    .build(),
+            ),
+            (
+                "no labels",
+                gst::Structure::builder(REFERENCE_MASK_META_NAME)
+                    .field("width", 64u32)
+                    .field("height", 48u32)
+                    .build(),
+            ),
+        ];
+        for (what, fields) in cases {
+            let mut s = fields.clone();
+            assert!(
+                rescale_fields(&mut s, (64, 48), (128, 96)).is_err(),
+                "{what}"
+            );
+            assert_eq!(s, fields, "{what}: left as it was");
+        }
+        let mut s = mask_fields(64, 48, vec![1; 64 * 48]);
+        assert!(rescale_fields(&mut s, (0, 48), (128, 96)).is_err());
+        rescale_fields(&mut s, (64, 48), (128, 96)).unwrap();
+        assert_eq!(
+            reference_mask_fields(&s).unwrap(),
+            LabelMap::from_vec(128, 96, vec![1; 128 * 96]).unwrap()
+        );
     }
 
     #[test]

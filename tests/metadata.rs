@@ -23,20 +23,8 @@ fn run_pipeline(
          ! pddflow model-location={} {props} {middle} ! appsink name=sink sync=false",
         test_model("shift")
     );
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, src, sink) = app_pipeline(&desc);
+    let sink = sink.unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let info = gst_video::VideoInfo::from_caps(&gray_caps(width, height)).unwrap();
     for i in 0..frames {

@@ -1,5 +1,6 @@
 //! The scripts in pipelines/ and the examples, run as a user would (against the debug build).
 
+use gst::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -26,10 +27,49 @@ fn run(program: &str, args: &[&str]) -> Output {
     out
 }
 
-fn is_mp4(path: &Path) -> bool {
-    std::fs::read(path)
-        .map(|b| b.len() > 1000 && &b[4..8] == b"ftyp")
-        .unwrap_or(false)
+/// Decodes the H.264 MP4 at `path`: (frames, width, height).
+fn decode_mp4(path: &Path) -> (usize, i32, i32) {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! avdec_h264 ! appsink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut frames = 0;
+    let mut size = (0, 0);
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        let caps = sample.caps().expect("decoded frames have caps");
+        let s = caps.structure(0).unwrap();
+        size = (
+            s.get::<i32>("width").unwrap(),
+            s.get::<i32>("height").unwrap(),
+        );
+        frames += 1;
+    }
+    let eos = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .map(|m| m.type_());
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(
+        eos,
+        Some(gst::MessageType::Eos),
+        "{} decodes to the end",
+        path.display()
+    );
+    (frames, size.0, size.1)
 }
 
 #[test]
@@ -83,19 +123,43 @@ fn phantom_to_mp4_and_file_to_annotated_mp4() {
         "pipelines/phantom-to-mp4.sh",
         &[exam.to_str().unwrap(), "30", "320x240"],
     );
-    assert!(is_mp4(&exam));
+    assert_eq!(
+        decode_mp4(&exam),
+        (30, 320, 240),
+        "the exam: frames, width, height"
+    );
     let annotated = dir.path().join("annotated.mp4");
     run(
         "pipelines/file-to-annotated-mp4.sh",
         &[exam.to_str().unwrap(), annotated.to_str().unwrap()],
     );
-    assert!(is_mp4(&annotated));
+    assert_eq!(
+        decode_mp4(&annotated),
+        (30, 320, 240),
+        "the annotated exam: every frame, at the input's size"
+    );
 }
 
 #[test]
 fn rtp_live_view_on_loopback() {
-    let out = run("pipelines/rtp-live-view.sh", &["--check", "5017"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("received"));
+    // A port free right now, not a fixed one that another run may hold.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    let out = run("pipelines/rtp-live-view.sh", &["--check", &port]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // "rtp loopback: received N of M frames"
+    let counts: Vec<usize> = stdout
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [received, sent] = counts[..] else {
+        panic!("no frame counts in {stdout:?}");
+    };
+    assert_eq!(sent, 60, "{stdout}");
+    assert!(received >= sent * 9 / 10, "{stdout}");
 }
 
 #[test]

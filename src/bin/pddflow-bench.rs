@@ -8,8 +8,13 @@
 //!    overhead of the GStreamer path over model-only (cached) latency.
 //! 3. Memory: peak RSS (VmHWM) and the RSS trend over a long run (`--long-frames`).
 //! 4. OpenCV DIS and Farneback at the same sizes (scripts/baselines.py time), same run.
+//! 5. Soak (`--soak-frames`): several pipelines in one process disturbed while they run
+//!    (re-anchors, size changes, flushing seeks, property changes): errors and RSS.
 //!
 //! Plain tables on stdout; `--markdown FILE` writes the same as a Markdown fragment.
+
+#[path = "pddflow-bench/soak.rs"]
+mod soak;
 
 use clap::Parser;
 use gst::prelude::*;
@@ -72,6 +77,21 @@ struct Args {
     /// Frame size of the long run.
     #[arg(long, default_value = "320x240")]
     long_size: String,
+    /// Frames in all of the soak (0 skips it). The check: --soak-frames 100000.
+    #[arg(long, default_value_t = 0)]
+    soak_frames: u64,
+    /// Pipelines running at once in the soak.
+    #[arg(long, default_value_t = 8)]
+    soak_pipelines: usize,
+    /// Frame sizes the soak's pipelines switch between.
+    #[arg(long, value_delimiter = ',', default_value = "96x64,160x120")]
+    soak_sizes: Vec<String>,
+    /// Frames between two disturbances of a soak pipeline.
+    #[arg(long, default_value_t = 100)]
+    soak_every: u64,
+    /// Model of the soak (default: that of the end-to-end runs).
+    #[arg(long)]
+    soak_model: Option<PathBuf>,
     /// Python with opencv-python-headless for the OpenCV table ("" skips it).
     #[arg(long, default_value = "python3")]
     python: String,
@@ -84,7 +104,7 @@ struct Args {
     /// Write the tables as Markdown here.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Skip sections: model, e2e, long, opencv.
+    /// Skip sections: model, e2e, long, opencv (the soak runs only with --soak-frames).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -622,6 +642,12 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    // 5. Soak (reported here, before OpenCV, with the other long runs).
+    let mut soak_errors = 0;
+    if args.soak_frames > 0 {
+        soak_errors = soak_section(&args, &mut out)?;
+    }
+
     // 4. OpenCV.
     if !skip("opencv") && !args.python.is_empty() {
         let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
@@ -716,7 +742,102 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    if soak_errors > 0 {
+        return Err(format!("the soak saw {soak_errors} errors (listed above)"));
+    }
     Ok(())
+}
+
+/// Runs the soak and reports it; returns the number of errors it saw.
+fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
+    let sizes = args
+        .soak_sizes
+        .iter()
+        .map(|s| parse_size(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let model = args.soak_model.as_ref().or(args.e2e_model.as_ref());
+    let config = soak::Config {
+        pipelines: args.soak_pipelines,
+        frames: args.soak_frames,
+        sizes: sizes.clone(),
+        every: args.soak_every.max(1),
+        pddflow_properties: format!(
+            "threads={} execution-provider={}{}",
+            args.e2e_threads.first().copied().unwrap_or(1),
+            args.execution_provider,
+            model
+                .map(|m| format!(" model-location=\"{}\"", m.display()))
+                .unwrap_or_default()
+        ),
+    };
+    let sizes: Vec<String> = sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect();
+    eprintln!(
+        "soak: {} pipelines, {} frames in all...",
+        config.pipelines, config.frames
+    );
+    let report = soak::run(&config)?;
+    out.section(
+        "Soak",
+        &format!(
+            "{} pipelines `usphantomsrc ! capsfilter ! pddflow ! fakesink` in one process ({}), \
+             {} frames in all at {}; every {} frames each pipeline is disturbed in turn: {}. \
+             RSS of the process sampled every ~{} frames while the pipelines run (the first 20% \
+             are a warm-up), and once they are closed. \
+             Alone: `pddflow-bench --skip model,e2e,long,opencv --soak-frames {}`.",
+            config.pipelines,
+            model.map_or("built-in model".into(), |m| m.display().to_string()),
+            report.frames,
+            sizes.join(" and "),
+            config.every,
+            report.disturbance_summary(),
+            (config.frames / 200).max(1),
+            config.frames
+        ),
+    );
+    let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
+    let trend = gstpddflow::eval::bench::rss_trend(&report.rss, 0.2, 4096);
+    out.table(
+        &[
+            "frames",
+            "seconds",
+            "fps (all)",
+            "errors",
+            "warnings",
+            "RSS at start MB",
+            "RSS after warm-up MB",
+            "RSS at end MB",
+            "slope kB/1000 frames",
+            "flat (< 4 MB growth)",
+            "RSS after closing MB",
+        ],
+        &[vec![
+            report.frames.to_string(),
+            format!("{:.1}", report.seconds),
+            format!("{:.1}", report.frames as f64 / report.seconds.max(1e-9)),
+            report.errors.len().to_string(),
+            report.warnings.to_string(),
+            mb(report.rss_before_kb),
+            trend.as_ref().map_or("–".into(), |t| mb(t.start_kb)),
+            trend.as_ref().map_or("–".into(), |t| mb(t.end_kb)),
+            trend
+                .as_ref()
+                .map_or("–".into(), |t| format!("{:.1}", t.slope_kb_per_1000)),
+            trend
+                .as_ref()
+                .map_or("–", |t| if t.flat { "yes" } else { "NO" })
+                .to_string(),
+            mb(report.rss_closed_kb),
+        ]],
+    );
+    out.line(
+        "Warnings are expected: each size change re-anchors with a warning. Errors must be 0. \
+         The pipelines reach their share of frames at different times and close one by one, so \
+         the last samples (and the slope) include that wind-down.",
+    );
+    for e in &report.errors {
+        eprintln!("soak error: {e}");
+    }
+    Ok(report.errors.len())
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {

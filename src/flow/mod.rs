@@ -113,9 +113,13 @@ impl LabelMap {
         Ok(())
     }
 
-    /// Nearest-neighbour resize (labels must not be interpolated).
+    /// Nearest-neighbour resize (labels must not be interpolated). A map with no pixels, or with
+    /// fewer bytes than its size says (the fields are public), resizes to all background.
     pub fn resize_nearest(&self, width: usize, height: usize) -> Self {
         let mut out = Self::new(width, height);
+        if self.width == 0 || self.height == 0 || self.data.len() < self.width * self.height {
+            return out;
+        }
         for y in 0..height {
             let sy = ((y as f64 + 0.5) * self.height as f64 / height as f64) as usize;
             let sy = sy.min(self.height - 1);
@@ -221,5 +225,26 @@ impl FlowField {
             .map(|(a, b)| ((a * a + b * b) as f64).sqrt())
             .sum();
         (s / self.dx.len() as f64) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_nearest_of_degenerate_maps_is_background_not_a_panic() {
+        let target = LabelMap::new(8, 6);
+        for (w, h, len) in [(0, 4, 0), (4, 0, 0), (0, 0, 0), (4, 3, 5), (4, 3, 0)] {
+            let map = LabelMap {
+                width: w,
+                height: h,
+                data: vec![1; len],
+            };
+            assert_eq!(map.resize_nearest(8, 6), target, "{w}x{h} with {len} bytes");
+        }
+        let map = LabelMap::from_vec(2, 1, vec![1, 2]).unwrap();
+        assert_eq!(map.resize_nearest(0, 5), LabelMap::new(0, 5));
+        assert_eq!(map.resize_nearest(4, 1).data, vec![1, 1, 2, 2]);
     }
 }

@@ -29,6 +29,68 @@ impl PixelFormat {
             _ => None,
         }
     }
+
+    /// Number of planes of a frame in this format.
+    pub fn n_planes(self) -> usize {
+        match self {
+            Self::I420 => 3,
+            Self::Nv12 => 2,
+            _ => 1,
+        }
+    }
+
+    /// Bytes that one row of `plane` needs at `width` pixels (the smallest valid stride) and the
+    /// number of rows of that plane at `height`.
+    pub fn plane_size(self, plane: usize, width: usize, height: usize) -> (usize, usize) {
+        let (half_w, half_h) = (width.div_ceil(2), height.div_ceil(2));
+        match (self, plane) {
+            (Self::Gray8 | Self::I420 | Self::Nv12, 0) => (width, height),
+            (Self::I420, _) => (half_w, half_h),
+            (Self::Nv12, _) => (2 * half_w, half_h),
+            (Self::Gray16Le, _) => (2 * width, height),
+            (Self::Rgb | Self::Bgr, _) => (3 * width, height),
+            _ => (4 * width, height),
+        }
+    }
+
+    /// Checks that `planes` (`(bytes available, stride)` per plane, as a mapped frame lays them
+    /// out) hold a `width` x `height` frame, so that reading or drawing cannot go out of bounds.
+    pub fn check_layout(
+        self,
+        width: usize,
+        height: usize,
+        planes: &[(usize, isize)],
+    ) -> Result<(), String> {
+        if planes.len() < self.n_planes() {
+            return Err(format!(
+                "{:?} needs {} planes, the buffer maps {}",
+                self,
+                self.n_planes(),
+                planes.len()
+            ));
+        }
+        for (plane, &(len, stride)) in planes.iter().take(self.n_planes()).enumerate() {
+            let (row, rows) = self.plane_size(plane, width, height);
+            if stride <= 0 {
+                return Err(format!(
+                    "plane {plane} has stride {stride}: negative (bottom-up) and zero strides are not supported"
+                ));
+            }
+            let stride = stride as usize;
+            if stride < row {
+                return Err(format!(
+                    "plane {plane} has stride {stride}, less than the {row} bytes of a {width}-pixel row"
+                ));
+            }
+            let needed = stride * rows.saturating_sub(1) + row;
+            if len < needed {
+                return Err(format!(
+                    "plane {plane} maps {len} bytes, a {width}x{height} {self:?} frame needs {needed}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// RGB colour of a label id for overlays: vein blue, artery red, others from a fixed palette.
@@ -241,6 +303,35 @@ mod tests {
             extract_luma(PixelFormat::I420, 3, 2, &[(&y_plane, 4)]),
             vec![1, 2, 3, 4, 5, 6]
         );
+    }
+
+    #[test]
+    fn layouts_that_do_not_hold_the_frame_are_refused() {
+        use PixelFormat::*;
+        // 5x3 I420: Y rows of 5 bytes, chroma 3x2.
+        assert!(I420
+            .check_layout(5, 3, &[(8 * 2 + 5, 8), (3 * 2, 3), (4 + 3, 4)])
+            .is_ok());
+        assert!(
+            I420.check_layout(5, 3, &[(21, 8), (6, 3)]).is_err(),
+            "a plane missing"
+        );
+        assert!(
+            I420.check_layout(5, 3, &[(21, 4), (6, 3), (7, 4)]).is_err(),
+            "stride < row"
+        );
+        assert!(
+            I420.check_layout(5, 3, &[(20, 8), (6, 3), (7, 4)]).is_err(),
+            "plane short"
+        );
+        assert!(
+            Nv12.check_layout(5, 3, &[(15, 5), (11, 5)]).is_err(),
+            "interleaved chroma 6 bytes"
+        );
+        assert!(Nv12.check_layout(5, 3, &[(15, 5), (12, 6)]).is_ok());
+        assert!(Rgb.check_layout(2, 1, &[(6, -6)]).is_err(), "bottom-up");
+        assert!(Gray16Le.check_layout(2, 2, &[(4 + 4, 4)]).is_ok());
+        assert!(Bgrx.check_layout(2, 2, &[(8 + 7, 8)]).is_err());
     }
 
     #[test]

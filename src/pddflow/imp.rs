@@ -12,6 +12,7 @@ use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
 use crate::flow::{warp::check_size, LabelMap};
 use crate::meta::{self, FlowResult};
+use crate::sync::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -355,10 +356,10 @@ impl ObjectImpl for PddFlow {
             vec![glib::subclass::Signal::builder("reanchor")
                 .action()
                 .class_handler(|args| {
-                    let element = args[0]
-                        .get::<super::PddFlow>()
-                        .expect("signal arg is the element");
-                    element.imp().request_reanchor();
+                    if let Some(element) = args.first().and_then(|v| v.get::<super::PddFlow>().ok())
+                    {
+                        element.imp().request_reanchor();
+                    }
                     None
                 })
                 .build()]
@@ -367,7 +368,7 @@ impl ObjectImpl for PddFlow {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
+        let mut settings = lock(&self.settings);
         match pspec.name() {
             "model-location" => {
                 settings.model_location = value
@@ -377,7 +378,7 @@ impl ObjectImpl for PddFlow {
             }
             "mode" => {
                 settings.mode = value.get().expect("type checked");
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.set_mode(Self::mode_of(settings.mode));
                 }
             }
@@ -411,7 +412,7 @@ impl ObjectImpl for PddFlow {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock().unwrap();
+        let settings = lock(&self.settings);
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
             "mode" => settings.mode.to_value(),
@@ -429,7 +430,7 @@ impl ObjectImpl for PddFlow {
             "closure-threshold" => settings.closure_threshold.to_value(),
             "tracking-threshold" => settings.tracking_threshold.to_value(),
             "active-provider" => {
-                let state = self.state.lock().unwrap();
+                let state = lock(&self.state);
                 state
                     .as_ref()
                     .map(|s| s.engine.provider().name())
@@ -437,7 +438,7 @@ impl ObjectImpl for PddFlow {
                     .to_value()
             }
             "stats" => {
-                let state = self.state.lock().unwrap();
+                let state = lock(&self.state);
                 let (frames, features, flows) = state
                     .as_ref()
                     .map(|s| (s.frames, s.engine.feature_runs, s.engine.flow_runs))
@@ -503,7 +504,7 @@ impl BaseTransformImpl for PddFlow {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let model = if settings.model_location.is_empty() {
             ModelFiles::embedded()
         } else {
@@ -560,7 +561,7 @@ impl BaseTransformImpl for PddFlow {
             model.origin,
             engine.provider().name()
         );
-        *self.state.lock().unwrap() = Some(State {
+        *lock(&self.state) = Some(State {
             tracker: Tracker::new(Self::mode_of(settings.mode)),
             input: ModelInput::new(spec.input_width, spec.input_height),
             model_class_count: class_names.len(),
@@ -579,7 +580,7 @@ impl BaseTransformImpl for PddFlow {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap() = None;
+        *lock(&self.state) = None;
         Ok(())
     }
 
@@ -588,7 +589,7 @@ impl BaseTransformImpl for PddFlow {
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             return Err(gst::loggable_error!(CAT, "caps set before start"));
         };
@@ -625,7 +626,7 @@ impl BaseTransformImpl for PddFlow {
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::FlushStop(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.discontinuity();
                 }
             }
@@ -646,9 +647,9 @@ impl BaseTransformImpl for PddFlow {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let mode = settings.mode;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
             return Err(gst::FlowError::Error);
@@ -658,6 +659,16 @@ impl BaseTransformImpl for PddFlow {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width() as usize, info.height() as usize);
+        // Mapping trusts a video meta's offsets and strides: check they stay inside the buffer.
+        if let Some(meta) = buffer.meta::<gst_video::VideoMeta>() {
+            let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
+                .map(|p| {
+                    let available = buffer.size().saturating_sub(meta.offset()[p]);
+                    (available, meta.stride()[p] as isize)
+                })
+                .collect();
+            self.check_layout(format, width, height, &layout)?;
+        }
 
         let luma = {
             let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
@@ -676,14 +687,16 @@ impl BaseTransformImpl for PddFlow {
                     gst::FlowError::Error
                 },
             )?;
-            let planes: Vec<(&[u8], usize)> = (0..frame.n_planes())
+            // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
+            let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
                 .map(|p| {
                     (
                         frame.plane_data(p).unwrap_or(&[]),
-                        info.stride()[p as usize] as usize,
+                        frame.plane_stride()[p as usize] as isize,
                     )
                 })
                 .collect();
+            let planes = self.checked_planes(format, width, height, planes)?;
             pixels::extract_luma(format, width, height, &planes)
         };
         let image = state.input.prepare(&luma, width, height);
@@ -849,14 +862,21 @@ impl PddFlow {
                 );
                 gst::FlowError::Error
             })?;
-        let strides: Vec<usize> = info.stride().iter().map(|&s| s as usize).collect();
+        // Strides of this buffer (its GstVideoMeta when it has one), not the caps' defaults.
+        let strides: Vec<isize> = frame.plane_stride().iter().map(|&s| s as isize).collect();
         let n = frame.n_planes() as usize;
-        let mut planes: Vec<(&mut [u8], usize)> = frame
+        let planes: Vec<(&mut [u8], isize)> = frame
             .planes_data_mut()
             .into_iter()
             .take(n)
             .zip(strides)
             .collect();
+        let mut planes = self.checked_planes(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            planes,
+        )?;
         let mut canvas = Canvas::new(
             format,
             info.width() as usize,
@@ -912,6 +932,45 @@ impl PddFlow {
             draw::draw_legend(&mut canvas, &lines);
         }
         Ok(())
+    }
+
+    /// `(data, stride)` per plane once checked to hold the whole frame; an element error for a
+    /// layout that cannot be read (negative strides, planes too short).
+    fn checked_planes<D: AsRef<[u8]>>(
+        &self,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        planes: Vec<(D, isize)>,
+    ) -> Result<Vec<(D, usize)>, gst::FlowError> {
+        let layout: Vec<(usize, isize)> = planes
+            .iter()
+            .map(|(data, stride)| (data.as_ref().len(), *stride))
+            .collect();
+        self.check_layout(format, width, height, &layout)?;
+        Ok(planes
+            .into_iter()
+            .map(|(data, stride)| (data, stride as usize))
+            .collect())
+    }
+
+    /// [`PixelFormat::check_layout`], an element error when the frame does not fit.
+    fn check_layout(
+        &self,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        layout: &[(usize, isize)],
+    ) -> Result<(), gst::FlowError> {
+        format.check_layout(width, height, layout).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("Cannot read this buffer's layout: {e}"),
+                ["Put videoconvert before pddflow to get a frame in the default layout."]
+            );
+            gst::FlowError::Error
+        })
     }
 
     /// A `pddflow-compression` element message with this frame's areas and vein ratio.
@@ -971,11 +1030,8 @@ impl PddFlow {
     /// The `pddflow-summary` element message posted at EOS: one `segment` per reference frame,
     /// and at the top level the segment with the smallest vein ratio (else the last one).
     fn post_summary(&self) {
-        let threshold = self.settings.lock().unwrap().closure_threshold;
-        let Some((frames, summary)) = self
-            .state
-            .lock()
-            .unwrap()
+        let threshold = lock(&self.settings).closure_threshold;
+        let Some((frames, summary)) = lock(&self.state)
             .as_ref()
             .map(|s| (s.frames, s.compression.summary(threshold)))
         else {

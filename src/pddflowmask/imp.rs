@@ -1,10 +1,13 @@
 //! GObject glue of `pddflowmask`.
 
+use crate::flow::pixels::PixelFormat;
 use crate::meta::RESULT_META_NAME;
+use crate::sync::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use gst_video::VideoFormat;
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,14 +61,14 @@ impl ObjectImpl for PddFlowMask {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         match pspec.name() {
-            "scale" => *self.scale.lock().unwrap() = value.get().expect("type checked"),
+            "scale" => *lock(&self.scale) = value.get().expect("type checked"),
             other => unimplemented!("property {other}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "scale" => self.scale.lock().unwrap().to_value(),
+            "scale" => lock(&self.scale).to_value(),
             other => unimplemented!("property {other}"),
         }
     }
@@ -149,7 +152,7 @@ impl BaseTransformImpl for PddFlowMask {
     fn set_caps(&self, _incaps: &gst::Caps, outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(outcaps)
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {outcaps}"))?;
-        *self.out_info.lock().unwrap() = Some(info);
+        *lock(&self.out_info) = Some(info);
         Ok(())
     }
 
@@ -168,12 +171,11 @@ impl BaseTransformImpl for PddFlowMask {
         inbuf: &gst::Buffer,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(info) = self.out_info.lock().unwrap().clone() else {
+        let Some(info) = lock(&self.out_info).clone() else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let scale = *self.scale.lock().unwrap() as u16;
+        let scale = *lock(&self.scale) as u16;
         let (w, h) = (info.width() as usize, info.height() as usize);
-        let stride = info.stride()[0] as usize;
         let labels = gst::meta::CustomMeta::from_buffer(inbuf, RESULT_META_NAME)
             .ok()
             .and_then(|m| {
@@ -191,9 +193,30 @@ impl BaseTransformImpl for PddFlowMask {
                 ["Put pddflowmask after pddflow and give pddflow a reference mask."]
             );
         }
-        let mut map = outbuf.map_writable().map_err(|_| gst::FlowError::Error)?;
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot map the output frame writable")
+                );
+                gst::FlowError::Error
+            })?;
+        // The output buffer's own stride (its GstVideoMeta when downstream's pool adds one).
+        let stride = frame.plane_stride()[0];
+        let data = frame.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
+        let layout = PixelFormat::Gray8.check_layout(w, h, &[(data.len(), stride as isize)]);
+        if let Err(e) = layout {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("Cannot write the output buffer's layout: {e}")
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let stride = stride as usize;
         for y in 0..h {
-            let row = &mut map[y * stride..y * stride + w];
+            let row = &mut data[y * stride..y * stride + w];
             match &labels {
                 Some(l) => {
                     for (d, &v) in row.iter_mut().zip(&l[y * w..(y + 1) * w]) {

@@ -774,11 +774,12 @@ mod tests {
         for seed in 0..10 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let anatomy = Anatomy::generate(&params, margins(), &mut rng);
-            let veins = anatomy
-                .vessels
-                .iter()
-                .filter(|v| v.kind == VesselKind::Vein);
-            assert!(veins.count() >= 1, "seed {seed}");
+            let count = |kind| anatomy.vessels.iter().filter(|v| v.kind == kind).count();
+            assert_eq!(
+                (count(VesselKind::Vein), count(VesselKind::Artery)),
+                (2, 2),
+                "seed {seed}: veins and arteries"
+            );
             for (i, v) in anatomy.vessels.iter().enumerate() {
                 assert!(v.cy + v.b < anatomy.deep_boundary);
                 assert_eq!(anatomy.label_at(v.cx, v.cy), v.label());

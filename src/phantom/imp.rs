@@ -1,7 +1,7 @@
 //! GObject glue of `usphantomsrc`: properties, caps, timestamps. The frames come from
 //! [`super::Phantom`].
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -14,6 +14,7 @@ use once_cell::sync::Lazy;
 
 use super::params::{ranges, PhantomParams, Scene};
 use super::simulator::{FrameTruth, Phantom, Workspace};
+use crate::sync::lock;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -52,13 +53,6 @@ struct State {
 pub struct UsPhantomSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the streaming thread down with it.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[glib::object_subclass]

@@ -86,3 +86,21 @@ pub fn stat(element: &gst::Element, field: &str) -> u64 {
         .get::<u64>(field)
         .unwrap()
 }
+
+/// `desc` parsed into a pipeline, with its `appsrc` named `src` and its `appsink` named `sink`
+/// when it has one.
+pub fn app_pipeline(desc: &str) -> (gst::Pipeline, gst_app::AppSrc, Option<gst_app::AppSink>) {
+    init();
+    let pipeline = gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("{desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .expect("an appsrc named src");
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok());
+    (pipeline, src, sink)
+}
