@@ -317,14 +317,12 @@ fn area_ratio_cell(r: Option<AreaRatio>) -> String {
 }
 
 fn extra_regions_cell(e: Option<ExtraRegions>) -> String {
-    e.map_or("–".into(), |e| {
-        format!(
-            "{:.2} (max {}, {:.0} % of frames)",
-            e.mean,
-            e.max,
-            100.0 * e.share
-        )
-    })
+    e.map_or("–".into(), |e| extra_cell(e.mean, e.max, e.share))
+}
+
+/// Extra regions: mean per frame (max, share of frames with any).
+fn extra_cell(mean: f64, max: usize, share: f64) -> String {
+    format!("{mean:.2} (max {max}, {:.0} % of frames)", 100.0 * share)
 }
 
 /// The over-sequences cells of the propagation tables (after the first column).
@@ -347,14 +345,10 @@ fn propagation_stats_cells(r: &Report, names: &[(Option<u8>, String)]) -> Vec<St
                 )
             }));
         }
-        row.push(c.and_then(|c| c.extra_regions).map_or("–".into(), |e| {
-            format!(
-                "{:.2} (max {}, {:.0} % of frames)",
-                e.mean,
-                e.max,
-                100.0 * e.share
-            )
-        }));
+        row.push(
+            c.and_then(|c| c.extra_regions)
+                .map_or("–".into(), |e| extra_cell(e.mean, e.max, e.share)),
+        );
     }
     row.push(r.confidence_dice.map_or("–".into(), |c| {
         format!(
