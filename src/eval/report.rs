@@ -778,4 +778,73 @@ mod tests {
         assert!(!comparison_markdown(std::slice::from_ref(&old)).contains("closed"));
         assert!(!comparison_markdown(&[old]).contains("area ratio"));
     }
+
+    #[test]
+    fn propagation_table_shows_windows_ratios_regions_and_confidence() {
+        use crate::eval::score::{DiceWindows, RankCorrelation, Window};
+        let mut r = closing_report("closing");
+        let window = |from, to, dice| Window {
+            from,
+            to,
+            frames: to - from + 1,
+            dice,
+        };
+        r.sequences[0].classes.last_mut().unwrap().windows = Some(DiceWindows {
+            first: window(1, 100, 0.9),
+            last: window(151, 250, 0.8),
+            drift: -0.1,
+        });
+        r.sequences[0].confidence_dice = Some(RankCorrelation {
+            frames: 6,
+            rho: 0.5,
+        });
+        r.confidence_dice = Some(ConfidenceStats {
+            pooled: RankCorrelation {
+                frames: 8,
+                rho: 0.25,
+            },
+            per_sequence: Stat::of(&[0.5]),
+        });
+        let md = r.to_markdown();
+        assert!(
+            md.contains(
+                "| Sequence | Dice first % | Dice last % | drift | vein area ratio | \
+                 vein extra regions | artery area ratio | artery extra regions | \
+                 overall extra regions | conf–Dice ρ |"
+            ),
+            "{md}"
+        );
+        // "shut": vein predicted/true 100/100 and 20/4 (median 3, max 5), one region each.
+        let none = "0.00 (max 0, 0 % of frames)";
+        assert!(
+            md.contains(&format!(
+                "| shut | 90.0 (1–100) | 80.0 (151–250) | -10.0 | 3.00 (max 5.00) | {none} | \
+                 1.00 (max 1.00) | {none} | {none} | 0.50 (6 frames) |"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "| open | – | – | – | 1.00 (max 1.00) | {none} | 1.00 (max 1.00) | {none} | \
+                 {none} | – |"
+            )),
+            "{md}"
+        );
+        // Over sequences: the mean of the medians (3 and 1), the largest frame.
+        assert!(
+            md.contains(
+                "| **over sequences** | – | – | – | 2.00 (max 5.00, 0 of 2 seq. shrinking) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0.25 pooled (8 frames); 0.50 ± 0.00 over 1 seq. |"),
+            "{md}"
+        );
+        let cmp = comparison_markdown(&[r]);
+        assert!(
+            cmp.contains("| closing | data | – | – | – | 2.00 (max 5.00, 0 of 2 seq. shrinking) |"),
+            "{cmp}"
+        );
+    }
 }
