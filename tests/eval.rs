@@ -218,7 +218,16 @@ fn known_shift_gives_the_known_hd() {
     ]);
     assert!(ok, "{stderr}");
     let r2 = load(&stem2);
-    assert_eq!(r2.sequences, r.sequences);
+    // ... but for the element's tracking confidence, which files do not carry.
+    let mut without_confidence = r.sequences.clone();
+    for s in &mut without_confidence {
+        s.confidence_dice = None;
+        s.frames
+            .iter_mut()
+            .for_each(|f| f.tracking_confidence = None);
+    }
+    assert!(r.sequences[0].frames[0].tracking_confidence.is_some());
+    assert_eq!(r2.sequences, without_confidence);
     assert_eq!(r2.method, "pddflow keyframe", "method from the manifest");
     // And a comparison table has a row per report.
     let (ok, table, stderr) = eval(&[
@@ -232,8 +241,8 @@ fn known_shift_gives_the_known_hd() {
             .lines()
             .filter(|l| l.starts_with("| pddflow keyframe"))
             .count(),
-        2,
-        "{table}"
+        4,
+        "a row per report in each of the two tables: {table}"
     );
 }
 
@@ -419,4 +428,106 @@ fn score_predictions_size_mismatch_names_each_file_in_its_role() {
         prediction.display()
     );
     assert!(stderr.contains(&expected), "{expected:?} not in: {stderr}");
+}
+
+#[test]
+fn reports_dice_windows_area_ratios_extra_regions_and_confidence() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    // The reference: vein, artery and a second, small vein. Zero flow keeps all three in every
+    // prediction. Frames 1-4 are annotated as the reference; in frames 5 and 6 the vein is half
+    // as wide and the small vein gone: predicted area about twice the truth's, one extra vein
+    // region, and Dice falls over the last window.
+    let with_blob = |mut m: LabelMap| {
+        for y in 70..76 {
+            m.data[y * W + 60..y * W + 66].fill(1);
+        }
+        m
+    };
+    let m = with_blob(reference_mask());
+    let mut narrow = reference_mask();
+    for y in 30..50 {
+        narrow.data[y * W + 32..y * W + 44].fill(0);
+    }
+    let masks: Vec<(usize, LabelMap)> = (0..7)
+        .map(|i| (i, if i < 5 { m.clone() } else { narrow.clone() }))
+        .collect();
+    sequence(&data, "s", 7, &masks);
+    let out = t.path().join("out");
+    let (ok, stdout, stderr) = eval(&[
+        "--dataset",
+        data.to_str().unwrap(),
+        "--predictions",
+        out.to_str().unwrap(),
+        "--model",
+        &model("identity_pool"),
+    ]);
+    assert!(ok, "{stderr}");
+    let r = load(&out.join("report"));
+    let s = &r.sequences[0];
+    assert_eq!(s.frames.len(), 6);
+    assert!(s.frames.iter().all(|f| f.tracking_confidence.is_some()));
+    let (vein, overall) = (&s.classes[0], s.classes.last().unwrap());
+    // Six scored frames: windows of two, positions 1-2 and 5-6.
+    let w = overall.windows.unwrap();
+    assert_eq!(
+        (w.first.from, w.first.to, w.last.from, w.last.to),
+        (1, 2, 5, 6)
+    );
+    assert_eq!(w.first.dice, 1.0);
+    assert!(w.drift < -0.05, "{w:?}");
+    let ratio = vein.area_ratio.unwrap();
+    assert_eq!(
+        (ratio.frames, ratio.median, ratio.shrinking),
+        (6, 1.0, false)
+    );
+    assert!(ratio.max > 2.0, "{ratio:?}");
+    let extra = vein.extra_regions.unwrap();
+    assert_eq!((extra.frames, extra.max), (6, 1));
+    assert!((extra.share - 1.0 / 3.0).abs() < 1e-12, "{extra:?}");
+    if let Some(c) = s.confidence_dice {
+        assert_eq!(c.frames, 6);
+        assert_eq!(r.confidence_dice.unwrap().pooled, c);
+    }
+    let summary = r.summary.last().unwrap();
+    assert_eq!(summary.windows.unwrap().drift.mean, w.drift);
+    for needle in [
+        "Dice first %",
+        "vein area ratio",
+        "vein extra regions",
+        "conf–Dice ρ",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+    // The same masks scored from files: the figures without confidences.
+    let (ok, _, stderr) = eval(&[
+        "--dataset",
+        data.to_str().unwrap(),
+        "--score-predictions",
+        out.to_str().unwrap(),
+        "--name",
+        "files",
+        "--report",
+        t.path().join("files").to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let f = load(&t.path().join("files"));
+    assert!(f.sequences[0]
+        .frames
+        .iter()
+        .all(|f| f.tracking_confidence.is_none()));
+    assert_eq!(f.confidence_dice, None);
+    assert_eq!(f.sequences[0].classes[0].area_ratio, Some(ratio));
+    assert_eq!(f.sequences[0].classes.last().unwrap().windows, Some(w));
+    let (ok, table, stderr) = eval(&[
+        "--compare",
+        out.join("report.json").to_str().unwrap(),
+        t.path().join("files.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        table.contains("| Method | Dataset | Dice first % |"),
+        "{table}"
+    );
+    assert!(table.contains("| files |"), "{table}");
 }

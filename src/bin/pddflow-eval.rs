@@ -4,6 +4,10 @@
 //! Dice over the *open* frames and, over the *closed* ones (true area below 10 % of the
 //! reference mask's: a vein pressed shut, whose truth is a sliver), the predicted and true areas
 //! as % of the reference area; the Markdown tables show these columns only for classes that close.
+//! A second table shows the overall Dice over the first and last 100 scored frames (thirds of
+//! shorter sequences) and their drift, per class the median and max of predicted/true area and
+//! the extra 4-connected regions per frame, and the Spearman correlation of the element's
+//! `tracking-confidence` with each frame's Dice (element runs only).
 //!
 //! ```text
 //! pddflow-eval --dataset DIR --predictions OUT [--mode keyframe|chain|hybrid] [--model DIR]

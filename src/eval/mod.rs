@@ -4,7 +4,9 @@
 //! * [`dataset`]: reading and validating datasets (`DATASET/<sequence>/{frames,masks}/NNNNNN.png`,
 //!   optional `meta.json`), choosing the reference frame.
 //! * [`score`]: per-frame scores (Dice, HD95, HD in pixels and millimetres) and their aggregation
-//!   per sequence and over sequences (mean ± standard deviation, the paper's Table 1 shape).
+//!   per sequence and over sequences (mean ± standard deviation, the paper's Table 1 shape), and
+//!   how propagation holds: Dice per time window, predicted/true area, extra regions per frame,
+//!   and the rank correlation of the element's tracking confidence with Dice.
 //! * [`report`]: the report as JSON and Markdown, and the merge of several reports into one table.
 //! * [`plot`]: Dice over time per sequence as a PNG.
 //! * [`run`]: the thin GStreamer glue, `appsrc ! pddflow ! appsink`, that produces predictions.
@@ -219,7 +221,7 @@ pub fn evaluate_element(
         std::fs::create_dir_all(&masks_dir).map_err(|e| EvalError::write(&masks_dir, e))?;
         let mut frames = Vec::new();
         let mut size = None;
-        let info = run::run_sequence(sequence, reference, config, |index, frame, labels| {
+        let info = run::run_sequence(sequence, reference, config, |index, frame, labels, conf| {
             tick(&sequence.name);
             if index > reference {
                 let path = masks_dir.join(&frame.file);
@@ -231,7 +233,10 @@ pub fn evaluate_element(
                 score_if_annotated(sequence, reference, index, frame, &labels, "its frame")?
             {
                 size = Some((labels.width, labels.height));
-                frames.push(score);
+                frames.push(FrameScore {
+                    tracking_confidence: conf,
+                    ..score
+                });
             }
             Ok(())
         })?;

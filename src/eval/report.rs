@@ -7,9 +7,17 @@
 //! frames) and "closed area %" (predicted area over the closed frames in % of the reference
 //! area, the truth's and the number of closed frames in brackets). Without closed frames the
 //! tables are as before.
+//!
+//! A second table, per sequence and over sequences (and one per method in the comparison), shows
+//! how propagation holds over time and space: overall Dice over the first and the last scored
+//! frames and their difference (drift), per class the predicted/true area ratio (median, max,
+//! shrinking) and the extra regions per frame, and the Spearman correlation of the element's
+//! tracking confidence with the frame's Dice. Reports without these figures show no such table.
 
 use super::score::{
-    summarise_dataset, ClassStats, ClassSummary, ClosedStats, SequenceScores, Stat, CLOSED_FRACTION,
+    summarise_confidence, summarise_dataset, AreaRatio, ClassStats, ClassSummary, ClosedStats,
+    ConfidenceStats, ExtraRegions, SequenceScores, Stat, Window, CLOSED_FRACTION,
+    MIN_CORRELATION_FRAMES, WINDOW_FRAMES,
 };
 use super::EvalError;
 use serde::{Deserialize, Serialize};
@@ -55,6 +63,9 @@ pub struct Report {
     pub sequences: Vec<SequenceScores>,
     /// Per class in label order and "overall" last: mean ± std over sequences.
     pub summary: Vec<ClassStats>,
+    /// Confidence–Dice rank correlation over the dataset (`None` without confidences).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confidence_dice: Option<ConfidenceStats>,
 }
 
 impl Report {
@@ -76,6 +87,7 @@ impl Report {
             execution_provider: None,
             timing: None,
             summary: summarise_dataset(&sequences),
+            confidence_dice: summarise_confidence(&sequences),
             sequences,
         }
     }
@@ -195,8 +207,161 @@ impl Report {
             }
         }
         table_row(&mut md, &row);
+        md.push_str(&self.propagation_markdown());
         md
     }
+
+    /// Whether any sequence has the propagation figures (reports from before them have none).
+    fn has_propagation(&self) -> bool {
+        self.confidence_dice.is_some()
+            || self
+                .summary
+                .iter()
+                .any(|c| c.windows.is_some() || c.area_ratio.is_some() || c.extra_regions.is_some())
+    }
+
+    /// The second table: Dice windows, area ratios, extra regions and the confidence–Dice rank
+    /// correlation per sequence and over sequences; empty for reports without them.
+    fn propagation_markdown(&self) -> String {
+        if !self.has_propagation() {
+            return String::new();
+        }
+        let names = class_names(&self.summary);
+        let mut md = format!("\n{}\n\n", propagation_note());
+        table_header(&mut md, &propagation_header("Sequence", &names));
+        for s in &self.sequences {
+            let overall = s.classes.iter().find(|c| c.label.is_none());
+            let w = overall.and_then(|c| c.windows);
+            let mut row = vec![
+                s.name.clone(),
+                window_cell(w.map(|w| w.first)),
+                window_cell(w.map(|w| w.last)),
+                w.map_or("–".into(), |w| format!("{:+.1}", 100.0 * w.drift)),
+            ];
+            for (label, _) in &names {
+                let c = s.classes.iter().find(|c| c.label == *label);
+                if label.is_some() {
+                    row.push(area_ratio_cell(c.and_then(|c| c.area_ratio)));
+                }
+                row.push(extra_regions_cell(c.and_then(|c| c.extra_regions)));
+            }
+            row.push(s.confidence_dice.map_or("–".into(), |r| {
+                format!("{:.2} ({})", r.rho, frames_word(r.frames))
+            }));
+            table_row(&mut md, &row);
+        }
+        let mut row = vec!["**over sequences**".to_string()];
+        row.extend(propagation_stats_cells(self, &names));
+        table_row(&mut md, &row);
+        md
+    }
+}
+
+/// The classes with a column in the propagation tables: (label, name), "overall" only when it
+/// sums several classes.
+fn class_names(summary: &[ClassStats]) -> Vec<(Option<u8>, String)> {
+    shown_classes(summary)
+        .into_iter()
+        .map(|c| (c.label, c.name))
+        .collect()
+}
+
+fn propagation_note() -> String {
+    format!(
+        "Over time and space: overall Dice in % over the first and the last {WINDOW_FRAMES} \
+         scored frames (a third of them each below {} frames; positions from the reference in \
+         brackets) and their difference (\"drift\", points); \"area ratio\" the median of the \
+         predicted over the true area per frame (frames whose truth has the class), its max \
+         in brackets, \"shrinking\" when the median is below 1; \"extra regions\" the mean per \
+         frame of the predicted 4-connected regions beyond the truth's, its max and the share \
+         of frames with any; \"conf–Dice ρ\" the Spearman rank correlation of the element's \
+         tracking confidence with the frame's overall Dice (over sequences: all frames pooled, \
+         then the mean ± std of the sequences with at least {MIN_CORRELATION_FRAMES} frames).",
+        2 * WINDOW_FRAMES
+    )
+}
+
+fn propagation_header(first: &str, names: &[(Option<u8>, String)]) -> Vec<String> {
+    let mut header = vec![
+        first.to_string(),
+        "Dice first %".to_string(),
+        "Dice last %".to_string(),
+        "drift".to_string(),
+    ];
+    // "overall" gets no area ratio column: its pooled ratio hides the classes'.
+    for (label, n) in names {
+        if label.is_some() {
+            header.push(format!("{n} area ratio"));
+        }
+        header.push(format!("{n} extra regions"));
+    }
+    header.push("conf–Dice ρ".to_string());
+    header
+}
+
+fn window_cell(w: Option<Window>) -> String {
+    w.map_or("–".into(), |w| {
+        format!("{:.1} ({}–{})", 100.0 * w.dice, w.from, w.to)
+    })
+}
+
+fn area_ratio_cell(r: Option<AreaRatio>) -> String {
+    r.map_or("–".into(), |r| {
+        format!(
+            "{:.2} (max {:.2}){}",
+            r.median,
+            r.max,
+            if r.shrinking { ", shrinking" } else { "" }
+        )
+    })
+}
+
+fn extra_regions_cell(e: Option<ExtraRegions>) -> String {
+    e.map_or("–".into(), |e| extra_cell(e.mean, e.max, e.share))
+}
+
+/// Extra regions: mean per frame (max, share of frames with any).
+fn extra_cell(mean: f64, max: usize, share: f64) -> String {
+    format!("{mean:.2} (max {max}, {:.0} % of frames)", 100.0 * share)
+}
+
+/// The over-sequences cells of the propagation tables (after the first column).
+fn propagation_stats_cells(r: &Report, names: &[(Option<u8>, String)]) -> Vec<String> {
+    let class = |label: Option<u8>| r.summary.iter().find(|c| c.label == label);
+    let w = class(None).and_then(|c| c.windows);
+    let mut row = vec![
+        pct(w.map(|w| w.first)),
+        pct(w.map(|w| w.last)),
+        pct(w.map(|w| w.drift)),
+    ];
+    for (label, _) in names {
+        let c = class(*label);
+        // "overall" shows its extra regions only: its pooled area ratio hides the classes'.
+        if label.is_some() {
+            row.push(c.and_then(|c| c.area_ratio).map_or("–".into(), |a| {
+                format!(
+                    "{:.2} (max {:.2}, {} of {} seq. shrinking)",
+                    a.median, a.max, a.shrinking, a.sequences
+                )
+            }));
+        }
+        row.push(
+            c.and_then(|c| c.extra_regions)
+                .map_or("–".into(), |e| extra_cell(e.mean, e.max, e.share)),
+        );
+    }
+    row.push(r.confidence_dice.map_or("–".into(), |c| {
+        format!(
+            "{:.2} pooled ({}){}",
+            c.pooled.rho,
+            frames_word(c.pooled.frames),
+            c.per_sequence.map_or(String::new(), |s| format!(
+                "; {:.2} ± {:.2} over {} seq.",
+                s.mean, s.std, s.n
+            ))
+        )
+    }));
+    row
 }
 
 /// The sentence that explains the open-Dice and closed-area columns.
@@ -345,6 +510,26 @@ pub fn comparison_markdown(reports: &[Report]) -> String {
     }
     if closing.contains(&true) {
         let _ = writeln!(md, "\n{}", closed_columns_note());
+    }
+    md.push_str(&propagation_comparison(reports, &names));
+    md
+}
+
+/// The comparison's second table: the propagation figures over sequences, a row per report that
+/// has them; empty when none has.
+fn propagation_comparison(reports: &[Report], names: &[(Option<u8>, String)]) -> String {
+    let with: Vec<&Report> = reports.iter().filter(|r| r.has_propagation()).collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut md = format!("\n{}\n\n", propagation_note());
+    let mut header = propagation_header("Method", names);
+    header.insert(1, "Dataset".into());
+    table_header(&mut md, &header);
+    for r in with {
+        let mut row = vec![r.method.clone(), r.dataset.clone()];
+        row.extend(propagation_stats_cells(r, names));
+        table_row(&mut md, &row);
     }
     md
 }
@@ -555,6 +740,13 @@ mod tests {
                         "reference_area",
                         "dice_open",
                         "closed",
+                        "truth_regions",
+                        "predicted_regions",
+                        "tracking_confidence",
+                        "windows",
+                        "area_ratio",
+                        "extra_regions",
+                        "confidence_dice",
                     ] {
                         m.remove(key);
                     }
@@ -578,8 +770,81 @@ mod tests {
             (None, &None)
         );
         assert_eq!(old.summary[0].dice, r.summary[0].dice);
+        assert_eq!(old.sequences[0].classes[0].area_ratio, None);
+        assert_eq!(old.summary[0].windows, None);
         // Old reports show the old tables.
         assert!(!old.to_markdown().contains("open Dice"));
-        assert!(!comparison_markdown(&[old]).contains("closed"));
+        assert!(!old.to_markdown().contains("Dice first %"));
+        assert!(!comparison_markdown(std::slice::from_ref(&old)).contains("closed"));
+        assert!(!comparison_markdown(&[old]).contains("area ratio"));
+    }
+
+    #[test]
+    fn propagation_table_shows_windows_ratios_regions_and_confidence() {
+        use crate::eval::score::{DiceWindows, RankCorrelation, Window};
+        let mut r = closing_report("closing");
+        let window = |from, to, dice| Window {
+            from,
+            to,
+            frames: to - from + 1,
+            dice,
+        };
+        r.sequences[0].classes.last_mut().unwrap().windows = Some(DiceWindows {
+            first: window(1, 100, 0.9),
+            last: window(151, 250, 0.8),
+            drift: -0.1,
+        });
+        r.sequences[0].confidence_dice = Some(RankCorrelation {
+            frames: 6,
+            rho: 0.5,
+        });
+        r.confidence_dice = Some(ConfidenceStats {
+            pooled: RankCorrelation {
+                frames: 8,
+                rho: 0.25,
+            },
+            per_sequence: Stat::of(&[0.5]),
+        });
+        let md = r.to_markdown();
+        assert!(
+            md.contains(
+                "| Sequence | Dice first % | Dice last % | drift | vein area ratio | \
+                 vein extra regions | artery area ratio | artery extra regions | \
+                 overall extra regions | conf–Dice ρ |"
+            ),
+            "{md}"
+        );
+        // "shut": vein predicted/true 100/100 and 20/4 (median 3, max 5), one region each.
+        let none = "0.00 (max 0, 0 % of frames)";
+        assert!(
+            md.contains(&format!(
+                "| shut | 90.0 (1–100) | 80.0 (151–250) | -10.0 | 3.00 (max 5.00) | {none} | \
+                 1.00 (max 1.00) | {none} | {none} | 0.50 (6 frames) |"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "| open | – | – | – | 1.00 (max 1.00) | {none} | 1.00 (max 1.00) | {none} | \
+                 {none} | – |"
+            )),
+            "{md}"
+        );
+        // Over sequences: the mean of the medians (3 and 1), the largest frame.
+        assert!(
+            md.contains(
+                "| **over sequences** | – | – | – | 2.00 (max 5.00, 0 of 2 seq. shrinking) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0.25 pooled (8 frames); 0.50 ± 0.00 over 1 seq. |"),
+            "{md}"
+        );
+        let cmp = comparison_markdown(&[r]);
+        assert!(
+            cmp.contains("| closing | data | – | – | – | 2.00 (max 5.00, 0 of 2 seq. shrinking) |"),
+            "{cmp}"
+        );
     }
 }

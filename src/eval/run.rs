@@ -61,12 +61,13 @@ fn pipeline_error(bus: &gst::Bus, context: &str) -> EvalError {
 }
 
 /// Runs `sequence` from frame `reference` on through the element. `on_frame(index, frame,
-/// labels)` receives every frame's propagated mask, the reference's included.
+/// labels, tracking_confidence)` receives every frame's propagated mask, the reference's
+/// included, and the element's `tracking-confidence` when it reported one.
 pub fn run_sequence(
     sequence: &Sequence,
     reference: usize,
     config: &ElementConfig,
-    mut on_frame: impl FnMut(usize, &Frame, LabelMap) -> Result<(), EvalError>,
+    mut on_frame: impl FnMut(usize, &Frame, LabelMap, Option<f64>) -> Result<(), EvalError>,
 ) -> Result<RunInfo, EvalError> {
     init()?;
     let first = &sequence.frames[reference];
@@ -189,7 +190,7 @@ pub fn run_sequence(
                 ))
             })?;
             provider = result.execution_provider;
-            on_frame(index, frame, labels)?;
+            on_frame(index, frame, labels, result.tracking_confidence)?;
         }
         let seconds = start.elapsed().as_secs_f64();
         let _ = src.end_of_stream();

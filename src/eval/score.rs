@@ -18,6 +18,20 @@
 //! fractions of the reference area. Over sequences: the open-frame Dice as mean ± std over the
 //! sequences that have open frames; the closed frames counted, and their areas averaged over the
 //! sequences that have any (the mean of the per-sequence means). "overall" has neither.
+//!
+//! How propagation holds (issue: smearing, islands, drift, confidence): per class and "overall",
+//! the mean Dice over the first and the last scored frames ([`window_length`]: 100 each from
+//! 200 frames on, else a third each) and their difference, the *drift*; the median and max of
+//! predicted over true area over the frames whose truth has the class ("overall": all classes'
+//! pixels together; frames without true area are skipped), *shrinking* when the median is below
+//! 1; and the *extra regions*, per frame the 4-connected regions of the predicted class beyond
+//! the truth's (floored at 0; "overall" sums the classes): mean, max and the share of frames
+//! with any. Per sequence and pooled over the dataset, the Spearman rank correlation (average
+//! ranks for ties) between the element's per-frame tracking confidence and the frame's overall
+//! Dice, and over sequences the mean of the per-sequence values of sequences with at least
+//! [`MIN_CORRELATION_FRAMES`] frames. Over sequences: windows as mean ± std, area ratio as the
+//! mean of the medians and the largest ratio, extra regions as the mean of the means, the
+//! largest count and the share of all frames.
 
 use crate::flow::metrics::{score_class, ClassScore};
 use crate::flow::LabelMap;
@@ -67,6 +81,26 @@ pub struct ClassFrame {
     /// Pixels of the class in the prediction (0 in reports written before areas were recorded).
     #[serde(default)]
     pub predicted_area: usize,
+    /// 4-connected regions of the class in the truth (`None` in reports written before regions
+    /// were counted).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub truth_regions: Option<usize>,
+    /// 4-connected regions of the class in the prediction (`None` as for `truth_regions`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub predicted_regions: Option<usize>,
+}
+
+impl ClassFrame {
+    /// Predicted over true area; `None` when the truth lacks the class (or areas were not
+    /// recorded).
+    pub fn area_ratio(&self) -> Option<f64> {
+        (self.truth_area > 0).then(|| self.predicted_area as f64 / self.truth_area as f64)
+    }
+
+    /// Predicted regions beyond the truth's (0 when there are no more); `None` when not counted.
+    pub fn extra_regions(&self) -> Option<usize> {
+        Some(self.predicted_regions?.saturating_sub(self.truth_regions?))
+    }
 }
 
 /// All scored classes of one annotated frame.
@@ -77,12 +111,21 @@ pub struct FrameScore {
     /// Position in the sequence counted from the reference (the reference is 0).
     pub position: usize,
     pub classes: Vec<ClassFrame>,
+    /// The element's `tracking-confidence` for this frame (`None` for predictions scored from
+    /// files, and when the element reported none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tracking_confidence: Option<f64>,
 }
 
 impl FrameScore {
     /// Mean Dice over the classes scored in this frame (`None` if none was).
     pub fn overall_dice(&self) -> Option<f64> {
         mean(self.classes.iter().map(|c| c.dice))
+    }
+
+    /// Extra regions summed over the scored classes (`None` when any class lacks its counts).
+    pub fn extra_regions(&self) -> Option<usize> {
+        self.classes.iter().map(ClassFrame::extra_regions).sum()
     }
 }
 
@@ -99,6 +142,13 @@ pub fn score_frame(
     labels: &[u8],
     spacing_mm: Option<(f64, f64)>,
 ) -> FrameScore {
+    let (truth_regions, predicted_regions) = (
+        crate::flow::regions::find_regions(truth, None, 0),
+        crate::flow::regions::find_regions(prediction, None, 0),
+    );
+    let regions = |all: &[crate::flow::regions::Region], label: u8| {
+        Some(all.iter().filter(|r| r.label == label).count())
+    };
     let classes = labels
         .iter()
         .filter_map(|&label| {
@@ -122,6 +172,8 @@ pub fn score_frame(
                 hd_mm,
                 truth_area: s.truth_area,
                 predicted_area: s.predicted_area,
+                truth_regions: regions(&truth_regions, label),
+                predicted_regions: regions(&predicted_regions, label),
             })
         })
         .collect();
@@ -129,6 +181,7 @@ pub fn score_frame(
         frame: frame.to_string(),
         position,
         classes,
+        tracking_confidence: None,
     }
 }
 
@@ -230,6 +283,188 @@ impl Stat {
     }
 }
 
+/// Scored frames per Dice window once a sequence has at least twice as many (see
+/// [`window_length`]).
+pub const WINDOW_FRAMES: usize = 100;
+
+/// Frames per Dice window for `n` scored frames: [`WINDOW_FRAMES`] from `2 × WINDOW_FRAMES`
+/// frames on, else a third of them (rounded down, so the windows never overlap); 0 below 3.
+pub fn window_length(n: usize) -> usize {
+    if n >= 2 * WINDOW_FRAMES {
+        WINDOW_FRAMES
+    } else {
+        n / 3
+    }
+}
+
+/// Mean Dice over a run of consecutive scored frames.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Position (from the reference) of its first frame.
+    pub from: usize,
+    /// Position of its last frame.
+    pub to: usize,
+    pub frames: usize,
+    pub dice: f64,
+}
+
+/// Dice over the first and the last window of a sequence's scored frames.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiceWindows {
+    pub first: Window,
+    pub last: Window,
+    /// `last.dice − first.dice`: negative when the masks drift off over the sequence.
+    pub drift: f64,
+}
+
+fn window(points: &[(usize, f64)]) -> Option<Window> {
+    Some(Window {
+        from: points.first()?.0,
+        to: points.last()?.0,
+        frames: points.len(),
+        dice: mean(points.iter().map(|p| p.1))?,
+    })
+}
+
+/// The Dice windows of `(position, Dice)` points ([`window_length`] frames each, by position);
+/// `None` with fewer than 3 points.
+pub fn dice_windows(points: &[(usize, f64)]) -> Option<DiceWindows> {
+    let mut points = points.to_vec();
+    points.sort_by_key(|p| p.0);
+    let k = window_length(points.len());
+    if k == 0 {
+        return None;
+    }
+    let first = window(&points[..k])?;
+    let last = window(&points[points.len() - k..])?;
+    Some(DiceWindows {
+        first,
+        last,
+        drift: last.dice - first.dice,
+    })
+}
+
+/// Median of the values (mean of the two middle ones for an even count); `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Predicted over true area of a class over the frames whose truth has it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AreaRatio {
+    pub frames: usize,
+    pub median: f64,
+    pub max: f64,
+    /// The median is below 1: the prediction shrinks rather than smears.
+    pub shrinking: bool,
+}
+
+impl AreaRatio {
+    /// Over the finite ratios; `None` when there are none.
+    pub fn of(ratios: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let r: Vec<f64> = ratios.into_iter().filter(|v| v.is_finite()).collect();
+        let median = median(&r)?;
+        Some(Self {
+            frames: r.len(),
+            median,
+            max: r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            shrinking: median < 1.0,
+        })
+    }
+}
+
+/// Predicted regions beyond the truth's per frame (see [`ClassFrame::extra_regions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtraRegions {
+    pub frames: usize,
+    pub mean: f64,
+    pub max: usize,
+    /// Share of the frames with at least one extra region (0–1).
+    pub share: f64,
+}
+
+impl ExtraRegions {
+    /// Over per-frame extra region counts; `None` when there are none.
+    pub fn of(extras: &[usize]) -> Option<Self> {
+        let n = extras.len();
+        Some(Self {
+            frames: n,
+            mean: mean(extras.iter().map(|&e| e as f64))?,
+            max: extras.iter().copied().max()?,
+            share: extras.iter().filter(|&&e| e > 0).count() as f64 / n as f64,
+        })
+    }
+}
+
+/// Ranks from 1, ties given the mean of the ranks they span.
+pub fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        // Ranks start + 1 ..= end share their mean.
+        let rank = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Pearson correlation; `None` with fewer than 2 pairs or a constant side.
+fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let (mx, my) = (mean(x.iter().copied())?, mean(y.iter().copied())?);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    (x.len() >= 2 && sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// A Spearman rank correlation and the number of pairs it is over.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankCorrelation {
+    pub frames: usize,
+    pub rho: f64,
+}
+
+/// Spearman's rank correlation of the finite pairs (Pearson on average ranks, so ties count
+/// right); `None` with fewer than 2 pairs or when one side is constant.
+pub fn spearman(pairs: &[(f64, f64)]) -> Option<RankCorrelation> {
+    let (x, y): (Vec<f64>, Vec<f64>) = pairs
+        .iter()
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .copied()
+        .unzip();
+    Some(RankCorrelation {
+        frames: x.len(),
+        rho: pearson(&average_ranks(&x), &average_ranks(&y))?,
+    })
+}
+
+/// (tracking confidence, overall Dice) of the frames that have both.
+fn confidence_dice_pairs(frames: &[FrameScore]) -> Vec<(f64, f64)> {
+    frames
+        .iter()
+        .filter_map(|f| Some((f.tracking_confidence?, f.overall_dice()?)))
+        .collect()
+}
+
 /// One class (or "overall") over the frames of one sequence: means over frames.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassSummary {
@@ -258,6 +493,16 @@ pub struct ClassSummary {
     /// The closed frames; `None` when there were none, and for "overall".
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub closed: Option<ClosedFrames>,
+    /// Dice over the first and last scored frames (`None` below 3 frames and in older reports).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub windows: Option<DiceWindows>,
+    /// Predicted over true area over the frames whose truth has the class ("overall": all
+    /// classes' pixels together); `None` without such frames and in older reports.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub area_ratio: Option<AreaRatio>,
+    /// Extra regions per frame ("overall": summed over the classes); `None` in older reports.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub extra_regions: Option<ExtraRegions>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -300,6 +545,17 @@ pub struct SequenceScores {
     pub frames: Vec<FrameScore>,
     /// Per class in label order, then "overall" last (absent when no frame was scored).
     pub classes: Vec<ClassSummary>,
+    /// Spearman correlation of the frames' tracking confidence with their overall Dice (`None`
+    /// without confidences, e.g. for predictions scored from files).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confidence_dice: Option<RankCorrelation>,
+}
+
+/// One frame's part in a class summary.
+struct Cell {
+    position: usize,
+    score: ClassFrame,
+    extra_regions: Option<usize>,
 }
 
 /// Summarises a sequence's frames. `reference_areas` are the pixels per label of the reference
@@ -319,73 +575,77 @@ pub fn summarise_sequence(
         .collect();
     labels.sort_unstable();
     labels.dedup();
-    let summarise = |label: Option<u8>, name: String, cells: Vec<ClassFrame>| ClassSummary {
+    let summarise = |label: Option<u8>, name: String, cells: Vec<Cell>| ClassSummary {
         label,
         name,
         frames: cells.len(),
-        missed: cells.iter().filter(|c| c.hd.is_none()).count(),
-        dice: mean(cells.iter().map(|c| c.dice)).unwrap_or(0.0),
-        hd95: mean(cells.iter().filter_map(|c| c.hd95)),
-        hd: mean(cells.iter().filter_map(|c| c.hd)),
-        hd95_mm: mean(cells.iter().filter_map(|c| c.hd95_mm)),
-        hd_mm: mean(cells.iter().filter_map(|c| c.hd_mm)),
+        missed: cells.iter().filter(|c| c.score.hd.is_none()).count(),
+        dice: mean(cells.iter().map(|c| c.score.dice)).unwrap_or(0.0),
+        hd95: mean(cells.iter().filter_map(|c| c.score.hd95)),
+        hd: mean(cells.iter().filter_map(|c| c.score.hd)),
+        hd95_mm: mean(cells.iter().filter_map(|c| c.score.hd95_mm)),
+        hd_mm: mean(cells.iter().filter_map(|c| c.score.hd_mm)),
         reference_area: 0,
         dice_open: None,
         closed: None,
+        windows: dice_windows(
+            &cells
+                .iter()
+                .map(|c| (c.position, c.score.dice))
+                .collect::<Vec<_>>(),
+        ),
+        area_ratio: AreaRatio::of(cells.iter().filter_map(|c| c.score.area_ratio())),
+        extra_regions: ExtraRegions::of(
+            &cells
+                .iter()
+                .filter_map(|c| c.extra_regions)
+                .collect::<Vec<_>>(),
+        ),
     };
     let mut classes: Vec<ClassSummary> = labels
         .iter()
         .map(|&l| {
-            let cells: Vec<ClassFrame> = frames
+            let cells: Vec<Cell> = frames
                 .iter()
-                .flat_map(|f| f.classes.iter().filter(|c| c.label == l).cloned())
+                .flat_map(|f| {
+                    f.classes.iter().filter(|c| c.label == l).map(|c| Cell {
+                        position: f.position,
+                        score: c.clone(),
+                        extra_regions: c.extra_regions(),
+                    })
+                })
                 .collect();
             let reference_area = reference_areas
                 .iter()
                 .find(|(label, _)| *label == l)
                 .map_or(0, |&(_, a)| a);
-            let (shut, open): (Vec<&ClassFrame>, Vec<&ClassFrame>) = cells
+            let (shut, open): (Vec<&Cell>, Vec<&Cell>) = cells
                 .iter()
-                .partition(|c| is_closed(c.truth_area, reference_area));
+                .partition(|c| is_closed(c.score.truth_area, reference_area));
             let fraction = |a: usize| a as f64 / reference_area as f64;
             let closed = (!shut.is_empty()).then(|| ClosedFrames {
                 frames: shut.len(),
-                predicted_area: mean(shut.iter().map(|c| fraction(c.predicted_area)))
+                predicted_area: mean(shut.iter().map(|c| fraction(c.score.predicted_area)))
                     .unwrap_or(0.0),
-                true_area: mean(shut.iter().map(|c| fraction(c.truth_area))).unwrap_or(0.0),
+                true_area: mean(shut.iter().map(|c| fraction(c.score.truth_area))).unwrap_or(0.0),
             });
             ClassSummary {
                 reference_area,
-                dice_open: mean(open.iter().map(|c| c.dice)),
+                dice_open: mean(open.iter().map(|c| c.score.dice)),
                 closed,
                 ..summarise(Some(l), names(l), cells)
             }
         })
         .collect();
     // Overall: per frame, the mean over its scored classes (distances over the finite ones; a
-    // frame counts as missed when any class was).
-    let overall: Vec<ClassFrame> = frames
+    // frame counts as missed when any class was), the areas and extra regions summed.
+    let overall: Vec<Cell> = frames
         .iter()
         .filter(|f| !f.classes.is_empty())
-        .map(|f| {
-            let any_missed = f.classes.iter().any(|c| c.hd.is_none());
-            let m = |get: &dyn Fn(&ClassFrame) -> Option<f64>| {
-                if any_missed {
-                    None
-                } else {
-                    mean(f.classes.iter().filter_map(get))
-                }
-            };
-            ClassFrame {
-                label: 0,
-                dice: f.overall_dice().unwrap_or(0.0),
-                hd95: m(&|c| c.hd95),
-                hd: m(&|c| c.hd),
-                hd95_mm: m(&|c| c.hd95_mm),
-                hd_mm: m(&|c| c.hd_mm),
-                truth_area: 0,
-                predicted_area: 0,
-            }
+        .map(|f| Cell {
+            position: f.position,
+            score: overall_cell(f),
+            extra_regions: f.extra_regions(),
         })
         .collect();
     if !overall.is_empty() {
@@ -395,8 +655,34 @@ pub fn summarise_sequence(
         name: name.to_string(),
         reference: reference.to_string(),
         spacing_mm,
+        confidence_dice: spearman(&confidence_dice_pairs(&frames)),
         frames,
         classes,
+    }
+}
+
+/// A frame's "overall" cell: Dice and distances averaged over its classes (distances `None` when
+/// any class was missed), areas summed.
+fn overall_cell(f: &FrameScore) -> ClassFrame {
+    let any_missed = f.classes.iter().any(|c| c.hd.is_none());
+    let m = |get: &dyn Fn(&ClassFrame) -> Option<f64>| {
+        if any_missed {
+            None
+        } else {
+            mean(f.classes.iter().filter_map(get))
+        }
+    };
+    ClassFrame {
+        label: 0,
+        dice: f.overall_dice().unwrap_or(0.0),
+        hd95: m(&|c| c.hd95),
+        hd: m(&|c| c.hd),
+        hd95_mm: m(&|c| c.hd95_mm),
+        hd_mm: m(&|c| c.hd_mm),
+        truth_area: f.classes.iter().map(|c| c.truth_area).sum(),
+        predicted_area: f.classes.iter().map(|c| c.predicted_area).sum(),
+        truth_regions: None,
+        predicted_regions: None,
     }
 }
 
@@ -422,6 +708,127 @@ pub struct ClassStats {
     /// The closed frames; `None` when no sequence had any, and for "overall".
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub closed: Option<ClosedStats>,
+    /// Dice windows over the sequences that have them; `None` when none has, and in older
+    /// reports.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub windows: Option<WindowStats>,
+    /// Area ratios over the sequences that have them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub area_ratio: Option<AreaRatioStats>,
+    /// Extra regions over the sequences that have them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub extra_regions: Option<ExtraRegionsStats>,
+}
+
+/// Dice windows over sequences: mean ± std of the per-sequence values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub first: Stat,
+    pub last: Stat,
+    pub drift: Stat,
+}
+
+impl WindowStats {
+    pub fn of(windows: &[DiceWindows]) -> Option<Self> {
+        let stat =
+            |get: fn(&DiceWindows) -> f64| Stat::of(&windows.iter().map(get).collect::<Vec<_>>());
+        Some(Self {
+            first: stat(|w| w.first.dice)?,
+            last: stat(|w| w.last.dice)?,
+            drift: stat(|w| w.drift)?,
+        })
+    }
+}
+
+/// Area ratios over sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AreaRatioStats {
+    pub sequences: usize,
+    /// Mean of the per-sequence medians.
+    pub median: f64,
+    /// The largest ratio of any frame.
+    pub max: f64,
+    /// Sequences whose median is below 1.
+    pub shrinking: usize,
+}
+
+impl AreaRatioStats {
+    pub fn of(ratios: &[AreaRatio]) -> Option<Self> {
+        Some(Self {
+            sequences: ratios.len(),
+            median: mean(ratios.iter().map(|r| r.median))?,
+            max: ratios
+                .iter()
+                .map(|r| r.max)
+                .fold(f64::NEG_INFINITY, f64::max),
+            shrinking: ratios.iter().filter(|r| r.shrinking).count(),
+        })
+    }
+}
+
+/// Extra regions over sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtraRegionsStats {
+    pub sequences: usize,
+    /// Frames counted, in all sequences.
+    pub frames: usize,
+    /// Mean of the per-sequence means.
+    pub mean: f64,
+    /// The most extra regions in any frame.
+    pub max: usize,
+    /// Share of all frames with an extra region (0–1).
+    pub share: f64,
+}
+
+impl ExtraRegionsStats {
+    pub fn of(extras: &[ExtraRegions]) -> Option<Self> {
+        let frames: usize = extras.iter().map(|e| e.frames).sum();
+        let with_extra: f64 = extras.iter().map(|e| e.share * e.frames as f64).sum();
+        Some(Self {
+            sequences: extras.len(),
+            frames,
+            mean: mean(extras.iter().map(|e| e.mean))?,
+            max: extras.iter().map(|e| e.max).max()?,
+            share: if frames > 0 {
+                with_extra / frames as f64
+            } else {
+                0.0
+            },
+        })
+    }
+}
+
+/// Sequences need this many frames with a confidence for their rank correlation to enter the
+/// mean over sequences.
+pub const MIN_CORRELATION_FRAMES: usize = 5;
+
+/// Confidence–Dice rank correlation over a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfidenceStats {
+    /// Over the frames of all sequences pooled.
+    pub pooled: RankCorrelation,
+    /// Mean ± std of the per-sequence values over the sequences with at least
+    /// [`MIN_CORRELATION_FRAMES`] frames (`None` when there is none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub per_sequence: Option<Stat>,
+}
+
+/// The dataset's confidence–Dice rank correlation; `None` without (varying) confidences.
+pub fn summarise_confidence(sequences: &[SequenceScores]) -> Option<ConfidenceStats> {
+    let pairs: Vec<(f64, f64)> = sequences
+        .iter()
+        .flat_map(|s| confidence_dice_pairs(&s.frames))
+        .collect();
+    let per_sequence: Vec<f64> = sequences
+        .iter()
+        .filter_map(|s| s.confidence_dice)
+        .filter(|c| c.frames >= MIN_CORRELATION_FRAMES)
+        .map(|c| c.rho)
+        .collect();
+    Some(ConfidenceStats {
+        pooled: spearman(&pairs)?,
+        per_sequence: Stat::of(&per_sequence),
+    })
 }
 
 /// Mean ± std over sequences, per class in label order, "overall" last.
@@ -465,6 +872,18 @@ pub fn summarise_dataset(sequences: &[SequenceScores]) -> Vec<ClassStats> {
                 hd_mm: stat(&|r| r.hd_mm),
                 dice_open: stat(&|r| r.dice_open),
                 closed,
+                windows: WindowStats::of(
+                    &rows.iter().filter_map(|r| r.windows).collect::<Vec<_>>(),
+                ),
+                area_ratio: AreaRatioStats::of(
+                    &rows.iter().filter_map(|r| r.area_ratio).collect::<Vec<_>>(),
+                ),
+                extra_regions: ExtraRegionsStats::of(
+                    &rows
+                        .iter()
+                        .filter_map(|r| r.extra_regions)
+                        .collect::<Vec<_>>(),
+                ),
             })
         })
         .collect()
@@ -704,5 +1123,206 @@ pub(crate) mod tests {
         let stats = summarise_dataset(&[seq(vec![vein_frame(1, &reference, &shifted)])]);
         assert_eq!(stats[0].closed, None);
         assert_eq!(stats[0].dice_open, Some(stats[0].dice));
+    }
+
+    #[test]
+    fn dice_windows_take_the_first_and_last_hundred_or_thirds() {
+        // 250 frames: Dice 1 over positions 1-100, 0.5 in between, 0.8 over 151-250; given out
+        // of order.
+        let mut points: Vec<(usize, f64)> = (1..=250)
+            .rev()
+            .map(|p| {
+                (
+                    p,
+                    if p <= 100 {
+                        1.0
+                    } else if p <= 150 {
+                        0.5
+                    } else {
+                        0.8
+                    },
+                )
+            })
+            .collect();
+        let w = dice_windows(&points).unwrap();
+        assert_eq!((w.first.from, w.first.to, w.first.frames), (1, 100, 100));
+        assert_eq!((w.last.from, w.last.to, w.last.frames), (151, 250, 100));
+        assert!((w.first.dice - 1.0).abs() < 1e-12 && (w.last.dice - 0.8).abs() < 1e-12);
+        assert!((w.drift + 0.2).abs() < 1e-12);
+        // 7 frames: thirds of 2 frames each.
+        points.truncate(0);
+        points.extend((1..=7).map(|p| (p * 2, p as f64 / 10.0)));
+        let w = dice_windows(&points).unwrap();
+        assert_eq!(
+            (w.first.from, w.first.to, w.last.from, w.last.to),
+            (2, 4, 12, 14)
+        );
+        assert!((w.first.dice - 0.15).abs() < 1e-12 && (w.last.dice - 0.65).abs() < 1e-12);
+        assert_eq!((window_length(199), window_length(200)), (66, 100));
+        assert_eq!(dice_windows(&points[..2]), None);
+        assert_eq!(dice_windows(&[]), None);
+    }
+
+    #[test]
+    fn area_ratio_median_max_and_shrinking() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 0.5]), Some(1.5));
+        let r = AreaRatio::of([2.0, 1.0, 4.0, 0.5, f64::INFINITY]).unwrap();
+        assert_eq!(
+            (r.frames, r.median, r.max, r.shrinking),
+            (4, 1.5, 4.0, false)
+        );
+        assert!(AreaRatio::of([0.5, 0.8, 1.2]).unwrap().shrinking);
+        assert_eq!(AreaRatio::of([]), None);
+        // Per sequence: frame 1 predicts twice the truth (10x10 against 10x5), frame 2 a class
+        // the truth lacks (skipped: no true area), frame 3 half of it.
+        let truth = rect(40, 30, 5, 5, 10, 10, 1);
+        let frames = vec![
+            vein_frame(1, &rect(40, 30, 5, 5, 10, 5, 1), &truth),
+            vein_frame(2, &LabelMap::new(40, 30), &truth),
+            vein_frame(3, &truth, &rect(40, 30, 5, 5, 10, 5, 1)),
+        ];
+        let s = summarise_sequence("s", "0", None, &[], frames, &names);
+        let vein = s.classes[0].area_ratio.unwrap();
+        assert_eq!((vein.frames, vein.median, vein.max), (2, 1.25, 2.0));
+        let stats = AreaRatioStats::of(&[vein, AreaRatio::of([0.5, 0.7, 0.9]).unwrap()]).unwrap();
+        assert_eq!((stats.sequences, stats.shrinking, stats.max), (2, 1, 2.0));
+        assert!((stats.median - (1.25 + 0.7) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn extra_regions_count_islands_beyond_the_truth() {
+        let truth = rect(40, 30, 5, 5, 10, 10, 1);
+        // The vessel and two islands (one touching it diagonally only: 4-connectivity).
+        let mut islands = truth.clone();
+        islands.data[20 * 40 + 30] = 1;
+        islands.data[15 * 40 + 15] = 1;
+        let f = vein_frame(1, &truth, &islands);
+        let c = &f.classes[0];
+        assert_eq!((c.truth_regions, c.predicted_regions), (Some(1), Some(3)));
+        assert_eq!(c.extra_regions(), Some(2));
+        // Fewer predicted regions than true ones count 0, not negative.
+        let mut two = truth.clone();
+        two.data[25 * 40 + 35] = 1;
+        assert_eq!(
+            vein_frame(2, &two, &truth).classes[0].extra_regions(),
+            Some(0)
+        );
+        let e = ExtraRegions::of(&[2, 0, 0, 1]).unwrap();
+        assert_eq!((e.frames, e.mean, e.max, e.share), (4, 0.75, 2, 0.5));
+        assert_eq!(ExtraRegions::of(&[]), None);
+        let frames = vec![
+            f,
+            vein_frame(2, &two, &truth),
+            vein_frame(3, &truth, &truth),
+        ];
+        let s = summarise_sequence("s", "0", None, &[], frames, &names);
+        let vein = s.classes[0].extra_regions.unwrap();
+        assert_eq!((vein.frames, vein.max), (3, 2));
+        assert!((vein.mean - 2.0 / 3.0).abs() < 1e-12 && (vein.share - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            s.classes[1].extra_regions,
+            Some(vein),
+            "overall sums one class"
+        );
+        let stats = ExtraRegionsStats::of(&[vein, e]).unwrap();
+        assert_eq!((stats.sequences, stats.frames, stats.max), (2, 7, 2));
+        assert!(
+            (stats.share - 3.0 / 7.0).abs() < 1e-12,
+            "pooled over frames"
+        );
+    }
+
+    #[test]
+    fn spearman_uses_average_ranks_for_ties() {
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 20.0, 30.0]),
+            vec![1.0, 2.5, 2.5, 4.0]
+        );
+        assert_eq!(average_ranks(&[5.0, 5.0, 5.0]), vec![2.0; 3]);
+        // Ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): Pearson 4.5 / sqrt(4.5 * 5); the
+        // tie-ignoring 1 - 6 sum d^2 / (n (n^2 - 1)) would give 0.95.
+        let r = spearman(&[(1.0, 1.0), (2.0, 2.0), (2.0, 3.0), (3.0, 4.0)]).unwrap();
+        assert_eq!(r.frames, 4);
+        assert!((r.rho - 4.5 / 22.5f64.sqrt()).abs() < 1e-12, "{}", r.rho);
+        // Monotonic, not linear: 1; reversed: -1.
+        let up: Vec<(f64, f64)> = (1..6).map(|i| (i as f64, (i as f64).exp())).collect();
+        assert!((spearman(&up).unwrap().rho - 1.0).abs() < 1e-12);
+        let down: Vec<(f64, f64)> = up.iter().map(|&(x, y)| (x, -y)).collect();
+        assert!((spearman(&down).unwrap().rho + 1.0).abs() < 1e-12);
+        // Constant side, too few pairs, non-finite values.
+        assert_eq!(spearman(&[(1.0, 1.0), (1.0, 2.0)]), None);
+        assert_eq!(spearman(&[(1.0, 1.0)]), None);
+        assert_eq!(spearman(&[]), None);
+        let r = spearman(&[(1.0, 1.0), (f64::NAN, 0.0), (2.0, 2.0)]).unwrap();
+        assert_eq!((r.frames, r.rho), (2, 1.0));
+    }
+
+    /// A sequence whose frame i has confidence `conf[i]` and vein Dice falling with i (a 10x10
+    /// truth against a prediction shifted by i rows).
+    fn confident_sequence(conf: &[f64]) -> SequenceScores {
+        let truth = rect(40, 30, 5, 5, 10, 10, 1);
+        let frames = conf
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| FrameScore {
+                tracking_confidence: Some(c),
+                ..vein_frame(i + 1, &truth, &rect(40, 30, 5, 5 + i, 10, 10, 1))
+            })
+            .collect();
+        summarise_sequence("s", "0", None, &[], frames, &names)
+    }
+
+    #[test]
+    fn confidence_dice_correlation_per_sequence_and_pooled() {
+        // Confidence falls with Dice in "a" (5 frames), rises against it in "b" (3 frames).
+        let a = confident_sequence(&[0.9, 0.8, 0.7, 0.6, 0.5]);
+        let b = confident_sequence(&[0.1, 0.2, 0.3]);
+        assert_eq!(
+            a.confidence_dice,
+            Some(RankCorrelation {
+                frames: 5,
+                rho: 1.0
+            })
+        );
+        assert_eq!(b.confidence_dice.unwrap().rho, -1.0);
+        let c = summarise_confidence(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(c.pooled.frames, 8);
+        let pairs: Vec<(f64, f64)> = [&a, &b]
+            .iter()
+            .flat_map(|s| confidence_dice_pairs(&s.frames))
+            .collect();
+        assert_eq!(c.pooled, spearman(&pairs).unwrap());
+        // Only "a" has 5 frames: the mean over sequences is its value alone.
+        let per = c.per_sequence.unwrap();
+        assert_eq!((per.n, per.mean), (1, 1.0));
+        // No confidences (predictions from files): nothing.
+        let truth = rect(40, 30, 5, 5, 10, 10, 1);
+        let plain = summarise_sequence(
+            "s",
+            "0",
+            None,
+            &[],
+            vec![vein_frame(1, &truth, &truth)],
+            &names,
+        );
+        assert_eq!(plain.confidence_dice, None);
+        assert_eq!(summarise_confidence(&[plain]), None);
+        assert_eq!(summarise_confidence(&[]), None);
+    }
+
+    #[test]
+    fn dataset_windows_are_mean_and_std_over_sequences() {
+        let a = confident_sequence(&[0.9, 0.8, 0.7]);
+        let b = confident_sequence(&[0.9, 0.9, 0.9, 0.9, 0.9, 0.9]);
+        let (wa, wb) = (a.classes[1].windows.unwrap(), b.classes[1].windows.unwrap());
+        assert_eq!((wa.first.frames, wb.first.frames), (1, 2));
+        let stats = summarise_dataset(&[a, b]);
+        let overall = stats.last().unwrap().windows.unwrap();
+        assert_eq!(overall.drift.n, 2);
+        assert!((overall.drift.mean - (wa.drift + wb.drift) / 2.0).abs() < 1e-12);
+        assert!((overall.first.mean - (wa.first.dice + wb.first.dice) / 2.0).abs() < 1e-12);
+        assert!(wa.drift < 0.0, "Dice falls over the sequence");
     }
 }
