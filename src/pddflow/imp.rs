@@ -24,8 +24,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-/// `tracking-threshold`'s default (see README: chosen on the dev recordings' confidence–Dice
-/// relation).
+/// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
+/// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
+/// hybrid 19.4 / 87.0 %, keyframe 15.0 / 72.9 %.
 const DEFAULT_TRACKING_THRESHOLD: f64 = 0.3;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
