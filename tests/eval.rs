@@ -74,6 +74,27 @@ fn write_frame(path: &Path, seed: u32) {
 }
 
 /// A sequence with `frames` frames and the given masks by frame index.
+/// `pddflow-eval` running the element on `data` with the test model `model_name`, writing to
+/// `out`, plus `extra` arguments.
+fn run_element(
+    data: &Path,
+    out: &Path,
+    model_name: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let model = model(model_name);
+    let mut args = vec![
+        "--dataset",
+        data.to_str().unwrap(),
+        "--predictions",
+        out.to_str().unwrap(),
+        "--model",
+        &model,
+    ];
+    args.extend_from_slice(extra);
+    eval(&args)
+}
+
 fn sequence(root: &Path, name: &str, frames: usize, masks: &[(usize, LabelMap)]) -> PathBuf {
     let dir = root.join(name);
     for i in 0..frames {
@@ -118,14 +139,7 @@ fn identical_masks_give_dice_one_and_hd_zero() {
     )
     .unwrap();
     let out = t.path().join("out");
-    let (ok, stdout, stderr) = eval(&[
-        "--dataset",
-        data.to_str().unwrap(),
-        "--predictions",
-        out.to_str().unwrap(),
-        "--model",
-        &model("identity_pool"),
-    ]);
+    let (ok, stdout, stderr) = run_element(&data, &out, "identity_pool", &[]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("| static | 2 |"), "{stdout}");
     for i in 1..4 {
@@ -174,16 +188,7 @@ fn known_shift_gives_the_known_hd() {
     .unwrap();
     let out = t.path().join("out");
     let stem = t.path().join("reports/shift");
-    let (ok, _, stderr) = eval(&[
-        "--dataset",
-        data.to_str().unwrap(),
-        "--predictions",
-        out.to_str().unwrap(),
-        "--model",
-        &model("shift"),
-        "--report",
-        stem.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = run_element(&data, &out, "shift", &["--report", stem.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     let r = load(&stem);
     let frames = &r.sequences[0].frames;
@@ -264,16 +269,7 @@ fn chain_mode_runs_and_composes() {
         ],
     );
     let out = t.path().join("out");
-    let (ok, _, stderr) = eval(&[
-        "--dataset",
-        data.to_str().unwrap(),
-        "--predictions",
-        out.to_str().unwrap(),
-        "--model",
-        &model("shift"),
-        "--mode",
-        "chain",
-    ]);
+    let (ok, _, stderr) = run_element(&data, &out, "shift", &["--mode", "chain"]);
     assert!(ok, "{stderr}");
     let r = load(&out.join("report"));
     assert_eq!(r.mode.as_deref(), Some("chain"));
@@ -285,14 +281,7 @@ fn chain_mode_runs_and_composes() {
 }
 
 fn expect_error(data: &Path, out: &Path, needles: &[&str]) {
-    let (ok, _, stderr) = eval(&[
-        "--dataset",
-        data.to_str().unwrap(),
-        "--predictions",
-        out.to_str().unwrap(),
-        "--model",
-        &model("identity_pool"),
-    ]);
+    let (ok, _, stderr) = run_element(data, out, "identity_pool", &[]);
     assert!(!ok, "should fail");
     for n in needles {
         assert!(stderr.contains(n), "{n:?} not in: {stderr}");
@@ -454,14 +443,7 @@ fn reports_dice_windows_area_ratios_extra_regions_and_confidence() {
         .collect();
     sequence(&data, "s", 7, &masks);
     let out = t.path().join("out");
-    let (ok, stdout, stderr) = eval(&[
-        "--dataset",
-        data.to_str().unwrap(),
-        "--predictions",
-        out.to_str().unwrap(),
-        "--model",
-        &model("identity_pool"),
-    ]);
+    let (ok, stdout, stderr) = run_element(&data, &out, "identity_pool", &[]);
     assert!(ok, "{stderr}");
     let r = load(&out.join("report"));
     let s = &r.sequences[0];
