@@ -11,6 +11,10 @@ Loss per pair (masks as one-hot label maps, warped bilinearly by the student's f
   soft   = MSE(warp(onehot(mask_ref), flow_s), warp(onehot(mask_ref), flow_t))    x kd_weight (0.5)
   flow   = mean |flow_s - flow_gt| (L1, pixels)                                   x flow_weight (option)
   smooth = mean squared gradient of the low-resolution flow                        x smooth_weight (option)
+  photo  = Charbonnier distance between the locally normalised, slightly blurred
+           current frame and the reference warped by flow_s, where p + flow_s(p) lies
+           inside the frame (self-supervised: every pixel of real frames, not only
+           the masked vessel, constrains the flow)                              x photo_weight (option)
 --no-kd trains the labels-only student (soft term off).
 
 Examples:
@@ -69,6 +73,10 @@ def parse():
     ap.add_argument("--hard-weight", type=float, default=1.0)
     ap.add_argument("--flow-weight", type=float, default=0.0, help="GT-flow L1 supervision where .flo exist")
     ap.add_argument("--smooth-weight", type=float, default=0.0)
+    ap.add_argument("--photo-weight", type=float, default=0.0,
+                    help="self-supervised photometric loss on every pair (real frames included)")
+    ap.add_argument("--photo-blur", type=float, default=1.0,
+                    help="photometric loss: Gaussian sigma (px) applied before comparing, against speckle noise")
     ap.add_argument("--aug", type=float, default=0.0, help="ultrasound augmentation strength (0 = off)")
     ap.add_argument("--budget", type=float, default=0, help="wall-clock seconds for all stages (0 = epochs only)")
     ap.add_argument("--budget-split", default="", help="fractions of the budget per stage, e.g. 0.4,0.6")
@@ -128,6 +136,39 @@ def batch_tensors(samples, size, dev):
     return [t.to(dev, non_blocking=True) for t in (ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t)]
 
 
+def gaussian_blur(x, sigma):
+    if sigma <= 0:
+        return x
+    r = max(1, int(round(2.5 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+
+def local_normalise(x, window=9, eps=1e-3):
+    """Zero mean, unit contrast in a sliding window: the augmentations change gain and gamma per frame."""
+    pad = window // 2
+    mean = F.avg_pool2d(x, window, 1, pad, count_include_pad=False)
+    var = F.avg_pool2d((x - mean) ** 2, window, 1, pad, count_include_pad=False)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def photometric_loss(ref, cur, flow, sigma):
+    """Charbonnier distance of the current frame to the reference warped by the flow, per pair.
+    Pixels whose source p + flow(p) falls outside the reference carry no information and are skipped."""
+    _, _, H, W = cur.shape
+    warped = local_normalise(gaussian_blur(warp(ref, flow), sigma))
+    target = local_normalise(gaussian_blur(cur, sigma))
+    ys = torch.arange(H, dtype=flow.dtype, device=flow.device).view(1, H, 1)
+    xs = torch.arange(W, dtype=flow.dtype, device=flow.device).view(1, 1, W)
+    px, py = xs + flow[:, 0], ys + flow[:, 1]
+    inside = ((px >= 0) & (px <= W - 1) & (py >= 0) & (py <= H - 1)).float()[:, None]
+    dist = torch.sqrt((warped - target) ** 2 + 1e-6)
+    return (dist * inside).sum((1, 2, 3)) / inside.sum((1, 2, 3)).clamp(min=1.0)
+
+
 def losses(net, batch, a, n_cls=3):
     ref, cur, mref, mcur, has_ref, has_hard, gt, has_gt, tfl, has_t = batch
     flow = net(ref, cur)
@@ -158,6 +199,10 @@ def losses(net, batch, a, n_cls=3):
         l = ((lr[:, :, 1:] - lr[:, :, :-1]) ** 2).mean() + ((lr[:, :, :, 1:] - lr[:, :, :, :-1]) ** 2).mean()
         out["smooth"] = l.item()
         total = total + a.smooth_weight * l
+    if a.photo_weight > 0:
+        l = photometric_loss(ref, cur, flow, a.photo_blur).mean()
+        out["photo"] = l.item()
+        total = total + a.photo_weight * l
     out["total"] = total.item()
     return total, out
 
@@ -186,7 +231,7 @@ def training_record(a, state):
     return dict(recipe="pddflow KD (Nicke et al.)", stages=a.stages, data=a.data, finetune_data=a.finetune_data,
                 exclude=a.exclude, val_seqs=a.val_seqs, teacher=None if a.no_kd else a.teacher,
                 kd_weight=0.0 if a.no_kd else a.kd_weight, hard_weight=a.hard_weight, flow_weight=a.flow_weight,
-                smooth_weight=a.smooth_weight, aug=a.aug, distances=a.distances, task_step=a.task_step,
+                smooth_weight=a.smooth_weight, photo_weight=a.photo_weight, photo_blur=a.photo_blur, aug=a.aug, distances=a.distances, task_step=a.task_step,
                 fast_frac=a.fast_frac, fast_top=a.fast_top,
                 synth_prob=a.synth_prob, batch=a.batch, lrs=dict(synth=a.synth_lr, pretrain=a.pretrain_lr,
                                                                  finetune=a.finetune_lr),
