@@ -132,6 +132,11 @@ def make_method(spec):
         return lambda ref, cur: cv2.calcOpticalFlowFarneback(cur, ref, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     if spec.startswith("model:"):
         return ModelFlow(spec[6:])
+    if spec.startswith("teacher:"):
+        # any teacher of teacher.py (dis:fine, deepflow, tvl1, onnx:...), on [0,1] frames
+        from teacher import make_teacher
+        t = make_teacher(spec[len("teacher:"):])
+        return lambda ref, cur: t(ref.astype(np.float32) / 255.0, cur.astype(np.float32) / 255.0)
     raise ValueError(spec)
 
 

@@ -4,8 +4,13 @@ A teacher maps (reference, current) grey frames [H,W] f32 in [0,1] (model input 
 to the BACKWARD flow [H,W,2] (dx, dy) in pixels: p + flow(p) in the reference frame is
 where pixel p of the current frame was.
 
-Shipped teacher: OpenCV DIS (`dis:fast`, `dis:medium`, `dis:ultrafast`), called as
-DIS.calc(current, reference), which returns exactly that backward flow.
+Shipped teacher: OpenCV DIS (`dis:fast`, `dis:medium`, `dis:ultrafast`, and `dis:fine`: the
+medium preset down to the full-resolution scale with 10 variational refinement iterations),
+called as DIS.calc(current, reference), which returns exactly that backward flow.
+
+Slower classical candidates from opencv-contrib-python(-headless) (`cv2.optflow`, not in the
+pinned requirements: the contrib wheel replaces opencv-python-headless, so use a separate venv):
+`deepflow` (DeepFlow), `tvl1` (dual TV-L1), called the same way.
 
 Any ONNX flow model can be a teacher (`onnx:/path/model.onnx`), e.g. a PWC-Net or RAFT
 export. Expected ONNX interface:
@@ -40,13 +45,40 @@ class DISTeacher:
 
     def __init__(self, preset="fast"):
         self.preset = preset
-        self.dis = cv2.DISOpticalFlow_create(self.PRESETS[preset])
+        if preset == "fine":
+            # the medium preset, finished at full resolution with a longer variational refinement
+            self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            self.dis.setFinestScale(0)
+            self.dis.setVariationalRefinementIterations(10)
+        elif preset in self.PRESETS:
+            self.dis = cv2.DISOpticalFlow_create(self.PRESETS[preset])
+        else:
+            raise ValueError(f"unknown DIS preset {preset!r} (ultrafast | fast | medium | fine)")
         self.id = f"dis-{preset}"
 
     def __call__(self, ref, cur):
         r = np.clip(ref * 255 + 0.5, 0, 255).astype(np.uint8)
         c = np.clip(cur * 255 + 0.5, 0, 255).astype(np.uint8)
         return self.dis.calc(c, r, None)
+
+
+class ContribTeacher:
+    """DeepFlow or dual TV-L1 from opencv-contrib's cv2.optflow, on 8-bit frames."""
+
+    def __init__(self, name):
+        try:
+            import cv2.optflow as optflow
+        except (ImportError, AttributeError):
+            raise SystemExit(f"teacher {name!r} needs opencv-contrib-python-headless (cv2.optflow), "
+                             f"installed instead of opencv-python-headless, in a separate venv")
+        make = {"deepflow": optflow.createOptFlow_DeepFlow, "tvl1": optflow.createOptFlow_DualTVL1}
+        self.flow = make[name]()
+        self.id = name
+
+    def __call__(self, ref, cur):
+        r = np.clip(ref * 255 + 0.5, 0, 255).astype(np.uint8)
+        c = np.clip(cur * 255 + 0.5, 0, 255).astype(np.uint8)
+        return self.flow.calc(c, r, None)
 
 
 class OnnxTeacher:
@@ -96,7 +128,9 @@ def make_teacher(spec):
         return DISTeacher(spec.split(":", 1)[1])
     if spec.startswith("onnx:"):
         return OnnxTeacher(spec[5:])
-    raise ValueError(f"unknown teacher {spec!r} (dis:fast | dis:medium | onnx:/path.onnx)")
+    if spec in ("deepflow", "tvl1"):
+        return ContribTeacher(spec)
+    raise ValueError(f"unknown teacher {spec!r} (dis:fast | dis:medium | dis:fine | deepflow | tvl1 | onnx:/path.onnx)")
 
 
 class CachedTeacher:
