@@ -258,6 +258,9 @@ pub struct FlowResult {
     /// The lowest tracking confidence of the reference's vessels in this frame, a vessel that
     /// vanished counting 0 (see [`crate::flow::confidence`]); `None` without tracked vessels.
     pub tracking_confidence: Option<f64>,
+    /// The element skipped the flow of this late frame (QoS in a live pipeline): flow, labels
+    /// and vessels are the last computed frame's, carried forward.
+    pub skipped: bool,
 }
 
 impl FlowResult {
@@ -273,7 +276,8 @@ impl FlowResult {
     /// `vessels` (array of `vessel` structures: `id` (the vessel's instance id, stable from its
     /// reference frame on), `label`, `class`, `x`, `y`, `width`, `height`, `area`,
     /// `mean-motion-x`, `mean-motion-y`, and `confidence` (f64) for a tracked vessel);
-    /// `tracking-confidence` (f64) when the reference's vessels are tracked.
+    /// `tracking-confidence` (f64) when the reference's vessels are tracked; `skipped` (bool):
+    /// true when the flow of this late frame was skipped and the last result carried forward.
     pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
         let mut meta = gst::meta::CustomMeta::add(buffer, RESULT_META_NAME)?;
         let s = meta.mut_structure();
@@ -305,6 +309,7 @@ impl FlowResult {
         if let Some(ratio) = self.vein_compression_ratio {
             s.set("vein-compression-ratio", ratio);
         }
+        s.set("skipped", self.skipped);
         if let Some(c) = self.tracking_confidence {
             s.set("tracking-confidence", c);
         }
@@ -406,6 +411,8 @@ impl FlowResult {
             vein_compression_ratio: s.get::<f64>("vein-compression-ratio").ok(),
             pixel_spacing_mm: s.get::<f64>("pixel-spacing-mm").ok(),
             tracking_confidence: s.get::<f64>("tracking-confidence").ok(),
+            // Absent in metas of earlier versions: those never skipped.
+            skipped: s.get::<bool>("skipped").unwrap_or(false),
             vessels: array("vessels")?
                 .iter()
                 .map(|v| {
@@ -463,6 +470,7 @@ mod tests {
                 confidence: Some(0.75),
             }],
             tracking_confidence: Some(0.75),
+            skipped: true,
         };
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();

@@ -208,6 +208,7 @@ fn well_formed_result_with(fields: &[(&str, Field)]) -> gst::Buffer {
         pixel_spacing_mm: None,
         vessels: vec![],
         tracking_confidence: Some(0.5),
+        skipped: false,
     };
     let mut buffer = gst::Buffer::new();
     good.attach(buffer.get_mut().unwrap()).unwrap();

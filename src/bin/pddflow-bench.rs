@@ -10,9 +10,14 @@
 //! 4. OpenCV DIS and Farneback at the same sizes (scripts/baselines.py time), same run.
 //! 5. Soak (`--soak-frames`): several pipelines in one process disturbed while they run
 //!    (re-anchors, size changes, flushing seeks, property changes): errors and RSS.
+//! 6. Live (`--live-seconds`): a live source faster than the model into a synchronised sink,
+//!    with and without `skip-late`: per-frame time in pddflow and delay at the sink (p50, p99),
+//!    skipped frames, the latency pddflow reports.
 //!
 //! Plain tables on stdout; `--markdown FILE` writes the same as a Markdown fragment.
 
+#[path = "pddflow-bench/live.rs"]
+mod live;
 #[path = "pddflow-bench/soak.rs"]
 mod soak;
 
@@ -92,6 +97,18 @@ struct Args {
     /// Model of the soak (default: that of the end-to-end runs).
     #[arg(long)]
     soak_model: Option<PathBuf>,
+    /// Seconds of each live run (0 skips them); the issue's check: --live-seconds 60.
+    #[arg(long, default_value_t = 0.0)]
+    live_seconds: f64,
+    /// Frame size of the live runs.
+    #[arg(long, default_value = "1920x1080")]
+    live_size: String,
+    /// Frame rate of the live source.
+    #[arg(long, default_value_t = 60)]
+    live_fps: u32,
+    /// Raw format of the live frames.
+    #[arg(long, default_value = "RGBx")]
+    live_format: String,
     /// Python with opencv-python-headless for the OpenCV table ("" skips it).
     #[arg(long, default_value = "python3")]
     python: String,
@@ -648,6 +665,11 @@ fn run(args: Args) -> Result<(), String> {
         soak_errors = soak_section(&args, &mut out)?;
     }
 
+    // 6. Live runs (reported here, with the other long runs).
+    if args.live_seconds > 0.0 {
+        live_section(&args, &mut out)?;
+    }
+
     // 4. OpenCV.
     if !skip("opencv") && !args.python.is_empty() {
         let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
@@ -745,6 +767,80 @@ fn run(args: Args) -> Result<(), String> {
     if soak_errors > 0 {
         return Err(format!("the soak saw {soak_errors} errors (listed above)"));
     }
+    Ok(())
+}
+
+/// Runs the live source through pddflow with and without `skip-late` and reports both.
+fn live_section(args: &Args, out: &mut Out) -> Result<(), String> {
+    let size = parse_size(&args.live_size)?;
+    let threads = args.e2e_threads.first().copied().unwrap_or(1);
+    let model = args
+        .e2e_model
+        .as_ref()
+        .map(|m| format!(" model-location=\"{}\"", m.display()))
+        .unwrap_or_default();
+    out.section(
+        "Live source faster than the model",
+        &format!(
+            "`videotestsrc is-live=true ! {} {}x{} @ {} fps ! pddflow mode=chain overlay=true \
+             threads={threads} reference-mask=(vein + artery) ! fakesink sync=true qos=true`, {:.0} s \
+             each. \"in pddflow\": a frame's time from pddflow's sink pad to its src pad; \"delay at \
+             sink\": from its capture (running time) to its arrival at the sink, which grows \
+             without bound when frames queue up. Alone: `pddflow-bench --skip model,e2e,long,opencv \
+             --live-seconds {:.0}`.",
+            args.live_format, size.0, size.1, args.live_fps, args.live_seconds, args.live_seconds
+        ),
+    );
+    let ms = |ns: Option<u64>| ns.map_or("–".into(), |v| format!("{:.1}", v as f64 / 1e6));
+    let mut rows = vec![];
+    for skip_late in [true, false] {
+        let config = live::Config {
+            seconds: args.live_seconds,
+            size,
+            fps: args.live_fps,
+            format: args.live_format.clone(),
+            pddflow_properties: format!(
+                "mode=chain overlay=true threads={threads} execution-provider={} skip-late={skip_late}{model}",
+                args.execution_provider
+            ),
+        };
+        eprintln!(
+            "live run, skip-late={skip_late}: {:.0} s...",
+            args.live_seconds
+        );
+        let r = live::run(&config)?;
+        rows.push(vec![
+            format!("skip-late={skip_late}"),
+            format!("{:.1}", r.frames as f64 / r.seconds),
+            format!(
+                "{} ({:.0} %)",
+                r.skipped,
+                100.0 * r.skipped as f64 / r.frames.max(1) as f64
+            ),
+            format!(
+                "{} / {}",
+                ms(live::quantile(&r.processing_ns, 0.5)),
+                ms(live::quantile(&r.processing_ns, 0.99))
+            ),
+            format!(
+                "{} / {}",
+                ms(live::quantile(&r.delay_ns, 0.5)),
+                ms(live::quantile(&r.delay_ns, 0.99))
+            ),
+            ms(Some(r.reported_latency_ns)),
+        ]);
+    }
+    out.table(
+        &[
+            "setting",
+            "frames/s at sink",
+            "skipped",
+            "in pddflow p50 / p99 ms",
+            "delay at sink p50 / p99 ms",
+            "reported latency ms",
+        ],
+        &rows,
+    );
     Ok(())
 }
 

@@ -121,6 +121,8 @@ pub struct Tracker<F> {
     /// The last propagated instances, which a [`Anchor::Carry`] keeps.
     last_instances: Option<(LabelMap, Vec<u8>)>,
     next_frame: u64,
+    /// Hybrid mode: the frame of the last direct registration (or the reference's).
+    last_check: u64,
 }
 
 impl<F: Clone> Tracker<F> {
@@ -132,6 +134,7 @@ impl<F: Clone> Tracker<F> {
             last_labels: None,
             last_instances: None,
             next_frame: 0,
+            last_check: 0,
         }
     }
 
@@ -166,6 +169,15 @@ impl<F: Clone> Tracker<F> {
     /// A break in temporal continuity (flush, seek): chain mode restarts from the reference.
     pub fn discontinuity(&mut self) {
         self.previous = None;
+    }
+
+    /// Skips a frame (a late one in a live pipeline) and returns its index: later frames keep
+    /// their positions in the stream, and the next processed frame registers against the last
+    /// processed one (chain) or the reference, as if this one had not come.
+    pub fn skip(&mut self) -> u64 {
+        let frame = self.next_frame;
+        self.next_frame += 1;
+        frame
     }
 
     /// Processes one frame: `image` is the model-sized luma in [0, 1].
@@ -225,6 +237,7 @@ impl<F: Clone> Tracker<F> {
                 }),
                 frame,
             });
+            self.last_check = frame;
             self.last_labels = labels.clone();
             self.last_instances = instances.clone();
             return Ok(Step {
@@ -242,9 +255,10 @@ impl<F: Clone> Tracker<F> {
                 let chained = backend
                     .flow(&previous, &features)?
                     .compose(&previous_to_reference);
-                if self.mode == Mode::Hybrid
-                    && (frame - reference.frame).is_multiple_of(HYBRID_CHECK_INTERVAL)
-                {
+                // Counted from the last check, not as multiples of the interval: skipped
+                // frames must not postpone the check.
+                if self.mode == Mode::Hybrid && frame - self.last_check >= HYBRID_CHECK_INTERVAL {
+                    self.last_check = frame;
                     let direct = backend.flow(&reference.features, &features)?;
                     let score = |f: &FlowField| {
                         warped_correlation(&reference.image, image, f, reference.check_window)
@@ -428,6 +442,53 @@ mod tests {
             (after.dx[0] + 2.0).abs() < 1e-6,
             "the chain goes on from the direct flow"
         );
+    }
+
+    /// Like [`run`], skipping the frames in `skipped` (the element's late frames).
+    fn run_skipping(mode: Mode, frames: u32, skipped: &[u32]) -> (Counting, Vec<Step>) {
+        let mut backend = Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: -1.0,
+        };
+        let mut tracker = Tracker::new(mode);
+        let mut steps = vec![];
+        for i in 0..frames {
+            if skipped.contains(&i) {
+                assert_eq!(tracker.skip(), i as u64, "a skipped frame keeps its index");
+                continue;
+            }
+            let anchor = if i == 0 {
+                Anchor::Mask(LabelMap::new(16, 16))
+            } else {
+                Anchor::Keep
+            };
+            steps.push(tracker.process(&mut backend, &[i as f32], anchor).unwrap());
+        }
+        (backend, steps)
+    }
+
+    #[test]
+    fn skipped_frames_keep_indices_and_chain_from_the_last_processed_frame() {
+        let (b, steps) = run_skipping(Mode::Chain, 6, &[2, 3]);
+        assert_eq!(b.feature_runs, 4, "no work for a skipped frame");
+        assert_eq!(b.flow_pairs, vec![(0, 1), (1, 4), (4, 5)]);
+        let frames: Vec<u64> = steps.iter().map(|s| s.frame).collect();
+        assert_eq!(frames, vec![0, 1, 4, 5]);
+        // three registered steps of -1 each, composed
+        assert!((steps[3].flow.dx[0] + 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hybrid_checks_even_when_the_interval_frame_was_skipped() {
+        let interval = HYBRID_CHECK_INTERVAL as u32;
+        let (b, _) = run_skipping(Mode::Hybrid, interval + 3, &[interval]);
+        let direct: Vec<_> = b
+            .flow_pairs
+            .iter()
+            .filter(|p| p.0 == 0 && p.1 > 1)
+            .collect();
+        assert_eq!(direct, vec![&(0, interval + 1)]);
     }
 
     #[test]

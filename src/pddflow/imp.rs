@@ -1,6 +1,7 @@
 //! GObject glue of `pddflow`: properties, caps, events. The work is done by
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
+use super::live::{LatencyReport, ProcessingTimes, Qos};
 use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::model::{ModelError, ModelFiles};
 use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
@@ -23,6 +24,7 @@ use once_cell::sync::Lazy;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
 /// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
@@ -70,6 +72,7 @@ struct Settings {
     message_interval: u32,
     closure_threshold: f64,
     tracking_threshold: f64,
+    skip_late: bool,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             message_interval: 30,
             closure_threshold: 0.1,
             tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
+            skip_late: true,
         }
     }
 }
@@ -111,6 +115,20 @@ struct State {
     frames: u64,
     compression: CompressionMonitor,
     tracking: LossMonitor,
+    live: Live,
+}
+
+/// Timing and lateness in live pipelines.
+#[derive(Default)]
+struct Live {
+    /// Per-frame processing times of the frames with flow: the latency the element reports.
+    times: ProcessingTimes,
+    report: LatencyReport,
+    qos: Qos,
+    /// The last computed result (moved here after publishing, not copied), which a skipped
+    /// frame carries forward.
+    last_result: Option<FlowResult>,
+    skipped: u64,
 }
 
 #[derive(Default)]
@@ -342,9 +360,17 @@ impl ObjectImpl for PddFlow {
                     .default_value(0.35)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("skip-late")
+                    .nick("Skip late frames")
+                    .blurb("When downstream's QoS events say a frame is already late (a live source \
+                            outpacing the model), skip its flow and carry the last mask forward, \
+                            flagged skipped in the metadata; reference frames are never skipped")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, feature-runs, flow-runs, reference-frame (read-only)")
+                    .blurb("frames, feature-runs, flow-runs, skipped, latency (ns) (read-only)")
                     .read_only()
                     .build(),
             ]
@@ -408,6 +434,7 @@ impl ObjectImpl for PddFlow {
             "tracking-threshold" => {
                 settings.tracking_threshold = value.get().expect("type checked")
             }
+            "skip-late" => settings.skip_late = value.get().expect("type checked"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -430,6 +457,7 @@ impl ObjectImpl for PddFlow {
             "message-interval" => settings.message_interval.to_value(),
             "closure-threshold" => settings.closure_threshold.to_value(),
             "tracking-threshold" => settings.tracking_threshold.to_value(),
+            "skip-late" => settings.skip_late.to_value(),
             "active-provider" => {
                 let state = lock(&self.state);
                 state
@@ -440,14 +468,24 @@ impl ObjectImpl for PddFlow {
             }
             "stats" => {
                 let state = lock(&self.state);
-                let (frames, features, flows) = state
+                let (frames, features, flows, skipped, latency) = state
                     .as_ref()
-                    .map(|s| (s.frames, s.engine.feature_runs, s.engine.flow_runs))
+                    .map(|s| {
+                        (
+                            s.frames,
+                            s.engine.feature_runs,
+                            s.engine.flow_runs,
+                            s.live.skipped,
+                            s.live.times.latency().unwrap_or(0),
+                        )
+                    })
                     .unwrap_or_default();
                 gst::Structure::builder("pddflow-stats")
                     .field("frames", frames)
                     .field("feature-runs", features)
                     .field("flow-runs", flows)
+                    .field("skipped", skipped)
+                    .field("latency", latency)
                     .build()
                     .to_value()
             }
@@ -574,6 +612,7 @@ impl BaseTransformImpl for PddFlow {
             frames: 0,
             compression: CompressionMonitor::default(),
             tracking: LossMonitor::default(),
+            live: Live::default(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
         self.obj().notify("active-provider");
@@ -614,6 +653,7 @@ impl BaseTransformImpl for PddFlow {
                     )
                 );
                 state.tracker.reset();
+                state.live.last_result = None;
                 if carried.is_some() {
                     state.pending_mask = carried;
                 }
@@ -629,6 +669,12 @@ impl BaseTransformImpl for PddFlow {
             gst::EventView::FlushStop(_) => {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.discontinuity();
+                    state.live.qos.reset();
+                }
+            }
+            gst::EventView::Segment(_) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.live.qos.reset();
                 }
             }
             gst::EventView::CustomDownstream(_) | gst::EventView::CustomDownstreamOob(_)
@@ -644,10 +690,47 @@ impl BaseTransformImpl for PddFlow {
         self.parent_sink_event(event)
     }
 
+    fn src_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(qos) = event.view() {
+            let (_, _, jitter, timestamp) = qos.get();
+            if let (Some(timestamp), Some(state)) = (timestamp, lock(&self.state).as_mut()) {
+                state.live.qos.observe(timestamp.nseconds(), jitter);
+            }
+        }
+        self.parent_src_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let is_latency = matches!(query.view(), gst::QueryView::Latency(_));
+        if direction != gst::PadDirection::Src || !is_latency {
+            return BaseTransformImplExt::parent_query(self, direction, query);
+        }
+        if !BaseTransformImplExt::parent_query(self, direction, query) {
+            return false;
+        }
+        // Buffers leave this element one processing time after they came in.
+        let ours = lock(&self.state)
+            .as_mut()
+            .map(|state| {
+                let latency = state.live.times.latency();
+                state.live.report.answered(latency);
+                latency.unwrap_or(0)
+            })
+            .unwrap_or(0);
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let (live, min, max) = q.result();
+            let ours = gst::ClockTime::from_nseconds(ours);
+            q.set(live, min + ours, max.map(|max| max + ours));
+            gst::debug!(CAT, imp = self, "latency query: ours {ours}, live {live}");
+        }
+        true
+    }
+
     fn transform_ip(
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let started = Instant::now();
         let settings = lock(&self.settings).clone();
         let mode = settings.mode;
         let mut guard = lock(&self.state);
@@ -669,6 +752,18 @@ impl BaseTransformImpl for PddFlow {
                 })
                 .collect();
             self.check_layout(format, width, height, &layout)?;
+        }
+        let anchor = self.anchor(state, buffer, width, height);
+
+        if let Some(mut result) = self.late_frame(state, &settings, &anchor, buffer) {
+            result.frame = state.tracker.skip();
+            result.skipped = true;
+            state.frames += 1;
+            state.live.skipped += 1;
+            drop(guard);
+            gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
+            self.publish(buffer, &info, format, &settings, &result, &[], false)?;
+            return Ok(gst::FlowSuccess::Ok);
         }
 
         let luma = {
@@ -702,28 +797,6 @@ impl BaseTransformImpl for PddFlow {
         };
         let image = state.input.prepare(&luma, width, height);
 
-        let anchor = if let Some(mask) = self.upstream_mask(buffer, width, height) {
-            self.check_upstream_class_ids(state, &mask);
-            Anchor::Mask(mask)
-        } else if let Some(mask) = state.pending_mask.take() {
-            match check_size(&mask, width, height) {
-                Ok(()) => Anchor::Mask(mask),
-                Err(e) => {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Format,
-                        ("reference-mask ignored: {e}"),
-                        ["Give a label map with the frame's size; flow is still computed and attached."]
-                    );
-                    // Without a reference yet, Keep anchors this frame without labels.
-                    Anchor::Keep
-                }
-            }
-        } else if self.reanchor.swap(false, Ordering::SeqCst) {
-            Anchor::Carry
-        } else {
-            Anchor::Keep
-        };
         if state.tracker.mode() != Self::mode_of(mode) {
             state.tracker.set_mode(Self::mode_of(mode));
         }
@@ -756,6 +829,7 @@ impl BaseTransformImpl for PddFlow {
         }
         let ratio = state.compression.update(step.frame, vein_area);
         let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
+        let with_flow = step.frame != step.reference_frame;
         let mut result = FlowResult {
             frame: step.frame,
             reference_frame: step.reference_frame,
@@ -777,6 +851,7 @@ impl BaseTransformImpl for PddFlow {
             pixel_spacing_mm: spacing,
             vessels: Vec::new(),
             tracking_confidence: tracking_confidence.map(f64::from),
+            skipped: false,
         };
         // Regions are found outside the lock: a property read need not wait for them.
         drop(guard);
@@ -792,8 +867,136 @@ impl BaseTransformImpl for PddFlow {
             (None, Some(labels)) => regions::find_regions(labels, Some(&result.flow), 4),
             (None, None) => Vec::new(),
         };
+        self.publish(
+            buffer,
+            &info,
+            format,
+            &settings,
+            &result,
+            &confidence,
+            tracking_lost,
+        )?;
+        self.finish_frame(result, with_flow, &settings, started);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl PddFlow {
+    /// Why this frame would anchor, from its upstream mask meta, a pending `reference-mask` or a
+    /// re-anchor request.
+    fn anchor(
+        &self,
+        state: &mut State,
+        buffer: &gst::BufferRef,
+        width: usize,
+        height: usize,
+    ) -> Anchor {
+        if let Some(mask) = self.upstream_mask(buffer, width, height) {
+            self.check_upstream_class_ids(state, &mask);
+            Anchor::Mask(mask)
+        } else if let Some(mask) = state.pending_mask.take() {
+            match check_size(&mask, width, height) {
+                Ok(()) => Anchor::Mask(mask),
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("reference-mask ignored: {e}"),
+                        ["Give a label map with the frame's size; flow is still computed and attached."]
+                    );
+                    // Without a reference yet, Keep anchors this frame without labels.
+                    Anchor::Keep
+                }
+            }
+        } else if self.reanchor.swap(false, Ordering::SeqCst) {
+            Anchor::Carry
+        } else {
+            Anchor::Keep
+        }
+    }
+
+    /// The last result to carry forward when this frame is late by downstream's QoS reports and
+    /// may be skipped: never an anchoring frame, never before a first result.
+    fn late_frame(
+        &self,
+        state: &State,
+        settings: &Settings,
+        anchor: &Anchor,
+        buffer: &gst::BufferRef,
+    ) -> Option<FlowResult> {
+        if !settings.skip_late || !matches!(anchor, Anchor::Keep) {
+            return None;
+        }
+        let last = state.live.last_result.as_ref()?;
+        let segment = self.obj().segment();
+        let running_time = segment
+            .downcast_ref::<gst::ClockTime>()?
+            .to_running_time(buffer.pts()?)?;
+        state
+            .live
+            .qos
+            .is_late(running_time.nseconds())
+            .then(|| last.clone())
+    }
+
+    /// Keeps what a later late frame carries forward, records the processing time of a frame
+    /// with flow, and asks the pipeline to query the latency again when it moved.
+    fn finish_frame(
+        &self,
+        result: FlowResult,
+        with_flow: bool,
+        settings: &Settings,
+        started: Instant,
+    ) {
+        let latency_moved = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else {
+                return;
+            };
+            if settings.skip_late {
+                state.live.last_result = Some(result);
+            }
+            // The reference frame computes no flow (and carries the runtime's warm-up).
+            if !with_flow {
+                return;
+            }
+            let live = &mut state.live;
+            live.times
+                .record(started.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+            let estimate = live.times.latency();
+            let moved = live.report.needs_update(estimate);
+            if moved {
+                // Until the pipeline queries again, this is what it will be told.
+                live.report.answered(estimate);
+            }
+            moved
+        };
+        if latency_moved {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "processing latency changed: posting a latency message"
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    /// Draws the overlay when asked and attaches the result, its ROI metas and messages.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        buffer: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        result: &FlowResult,
+        confidence: &[f32],
+        tracking_lost: bool,
+    ) -> Result<(), gst::FlowError> {
         if settings.overlay {
-            self.draw(buffer, &info, format, &settings, &result)?;
+            self.draw(buffer, info, format, settings, result)?;
         }
         result.attach(buffer).map_err(|e| {
             gst::element_imp_error!(
@@ -803,6 +1006,7 @@ impl BaseTransformImpl for PddFlow {
             );
             gst::FlowError::Error
         })?;
+        let spacing = result.pixel_spacing_mm;
         for vessel in &result.vessels {
             let name = result
                 .class_names
@@ -830,21 +1034,19 @@ impl BaseTransformImpl for PddFlow {
                 .frame
                 .is_multiple_of(settings.message_interval as u64)
         {
-            self.post_readout(&result, buffer.pts());
+            self.post_readout(result, buffer.pts());
         }
         if tracking_lost {
             self.post_tracking_lost(
-                &result,
-                &confidence,
+                result,
+                confidence,
                 settings.tracking_threshold,
                 buffer.pts(),
             );
         }
-        Ok(gst::FlowSuccess::Ok)
+        Ok(())
     }
-}
 
-impl PddFlow {
     fn draw(
         &self,
         buffer: &mut gst::BufferRef,

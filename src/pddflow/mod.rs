@@ -7,6 +7,7 @@
 //! custom downstream event named [`REANCHOR_EVENT`].
 
 mod imp;
+pub mod live;
 
 use gst::glib;
 use gst::prelude::*;
