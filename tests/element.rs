@@ -522,3 +522,110 @@ fn accept_caps_refuses_what_the_element_cannot_take() {
         assert!(!accepts(refused), "{refused} must be refused");
     }
 }
+
+/// `multi_size` runs at 64x64 by default and has graphs at 32x32 and 48x48 whose flows differ:
+/// (-3, -2), (-1, -1) and (-2, -1) model pixels.
+#[test]
+fn working_size_selects_the_input_size_the_flow_runs_at() {
+    for (working_size, side, dx, dy) in [
+        (0u32, 64usize, -3.0f32, -2.0f32),
+        (64, 64, -3.0, -2.0),
+        (48, 48, -2.0, -1.0),
+        (32, 32, -1.0, -1.0),
+    ] {
+        let (element, bus) = element(&[
+            ("model-location", &test_model("multi_size")),
+            ("working-size", &working_size),
+        ]);
+        let mut h = harness(&element);
+        h.set_src_caps(gray_caps(96, 80));
+        let info = gst_video::VideoInfo::from_caps(&gray_caps(96, 80)).unwrap();
+        h.push_and_pull(frame_buffer(&info, 0)).unwrap();
+        let r = result(&h.push_and_pull(frame_buffer(&info, 1)).unwrap());
+        assert_eq!(
+            (r.flow.width, r.flow.height),
+            (side, side),
+            "{working_size}"
+        );
+        assert!((r.flow_scale.0 - 96.0 / side as f64).abs() < 1e-9);
+        let i = side * side / 2 + side / 2;
+        assert_eq!((r.flow.dx[i], r.flow.dy[i]), (dx, dy), "{working_size}");
+        assert_eq!(element.property::<u32>("working-size"), working_size);
+        assert!(messages(&bus, gst::MessageType::Error).is_empty());
+    }
+}
+
+#[test]
+fn a_working_size_the_model_does_not_take_is_an_error_naming_those_it_does() {
+    let e = start_error(&[
+        ("model-location", &test_model("multi_size")),
+        ("working-size", &40u32),
+    ]);
+    assert!(
+        e.contains("working-size 40") && e.contains("it takes 32, 48, 64 (default)"),
+        "{e}"
+    );
+    // A model.json without input_sizes takes its input_width x input_height only.
+    let e = start_error(&[
+        ("model-location", &test_model("shift")),
+        ("working-size", &32u32),
+    ]);
+    assert!(
+        e.contains("working-size 32") && e.contains("it takes 64 (default)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn working_size_changed_while_playing_reanchors_with_the_propagated_mask() {
+    let (element, bus) = element(&[("model-location", &test_model("multi_size"))]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let mut buffer = frame_buffer(&info, 0);
+    attach_reference_mask(buffer.get_mut().unwrap(), &square(64, 64, 20, 20, 16, 1)).unwrap();
+    h.push_and_pull(buffer).unwrap();
+    let moved = result(&h.push_and_pull(frame_buffer(&info, 1)).unwrap());
+    assert_eq!(moved.labels, Some(square(64, 64, 23, 22, 16, 1)));
+
+    element.set_property("working-size", 32u32);
+    let r = result(&h.push_and_pull(frame_buffer(&info, 2)).unwrap());
+    assert_eq!(r.reference_frame, 2, "a new size re-anchors on this frame");
+    assert_eq!((r.flow.width, r.flow.height), (32, 32));
+    assert_eq!(
+        r.labels, moved.labels,
+        "the propagated mask is carried over"
+    );
+    let r = result(&h.push_and_pull(frame_buffer(&info, 3)).unwrap());
+    assert_eq!(r.reference_frame, 2);
+    // (-1, -1) model pixels at 32x32 are (-2, -2) frame pixels.
+    assert_eq!(r.flow.dx[16 * 32 + 16], -1.0);
+    assert_eq!(r.labels, Some(square(64, 64, 25, 24, 16, 1)));
+    assert_eq!(
+        stat(&element, "feature-runs"),
+        4,
+        "one feature run per frame"
+    );
+
+    // The same size again (0 is the default, 64) changes nothing but the size.
+    element.set_property("working-size", 0u32);
+    assert_eq!(
+        result(&h.push_and_pull(frame_buffer(&info, 4)).unwrap()).reference_frame,
+        4
+    );
+    element.set_property("working-size", 64u32);
+    assert_eq!(
+        result(&h.push_and_pull(frame_buffer(&info, 5)).unwrap()).reference_frame,
+        4,
+        "working-size 64 is the default size: no re-anchor"
+    );
+    assert!(messages(&bus, gst::MessageType::Error).is_empty());
+
+    element.set_property("working-size", 40u32);
+    assert!(h.push(frame_buffer(&info, 6)).is_err());
+    let errors = messages(&bus, gst::MessageType::Error);
+    assert!(
+        errors.len() == 1 && errors[0].contains("it takes 32, 48, 64 (default)"),
+        "{errors:?}"
+    );
+}

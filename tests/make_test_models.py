@@ -14,6 +14,9 @@ Models:
                  and the flow output `out` (not `flow`).
   bad_shape      like shift, but the flow output is [1,3,64,64].
   corrupt        features.onnx and flow.onnx are 200 fixed garbage bytes; model.json valid.
+  multi_size     shift at three input sizes (model.json input_sizes): 64x64 (the default,
+                 features.onnx / flow.onnx), 32x32 (features-32x32.onnx, flow-32x32.onnx, flow
+                 dx = -1, dy = -1) and 48x48 (flow dx = -2, dy = -1), so a test sees which ran.
 
 The flow graphs consume both inputs (constant + 0 * ReduceMean(input)) so that ONNX
 Runtime keeps them as real inputs.
@@ -43,7 +46,7 @@ def _model(graph):
     return m
 
 
-def features_model(input_name="image"):
+def features_model(input_name="image", H=H, W=W):
     hs, ws = H // STRIDE, W // STRIDE
     x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 1, H, W])
     y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, C, hs, ws])
@@ -56,7 +59,7 @@ def features_model(input_name="image"):
     return _model(g)
 
 
-def flow_model(dx, dy, out_name="flow", out_channels=2):
+def flow_model(dx, dy, out_name="flow", out_channels=2, H=H, W=W):
     hs, ws = H // STRIDE, W // STRIDE
     r = helper.make_tensor_value_info("reference_features", TensorProto.FLOAT, [1, C, hs, ws])
     c = helper.make_tensor_value_info("current_features", TensorProto.FLOAT, [1, C, hs, ws])
@@ -101,10 +104,10 @@ def model_json(name, extra=None):
     return d
 
 
-def write(out_dir, name, feat, flow, meta):
+def write(out_dir, name, feat, flow, meta, more=()):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
-    for fn, m in (("features.onnx", feat), ("flow.onnx", flow)):
+    for fn, m in (("features.onnx", feat), ("flow.onnx", flow), *more):
         p = os.path.join(d, fn)
         if isinstance(m, bytes):
             with open(p, "wb") as f:
@@ -123,7 +126,7 @@ def garbage(n=200, seed=1234):
     return b"NOT-AN-ONNX-MODEL\x00\xff" + rng.randint(0, 256, n - 19, dtype=np.uint8).tobytes()
 
 
-def verify(d, expect_dx, expect_dy):
+def verify(d, expect_dx, expect_dy, H=H, W=W, suffix=""):
     try:
         import onnxruntime as ort
     except ImportError:
@@ -131,8 +134,8 @@ def verify(d, expect_dx, expect_dy):
         return
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    fs = ort.InferenceSession(os.path.join(d, "features.onnx"), so, providers=["CPUExecutionProvider"])
-    ws = ort.InferenceSession(os.path.join(d, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+    fs = ort.InferenceSession(os.path.join(d, f"features{suffix}.onnx"), so, providers=["CPUExecutionProvider"])
+    ws = ort.InferenceSession(os.path.join(d, f"flow{suffix}.onnx"), so, providers=["CPUExecutionProvider"])
     rng = np.random.RandomState(0)
     img = rng.rand(1, 1, H, W).astype(np.float32)
     (feat,) = fs.run(["features"], {"image": img})
@@ -162,6 +165,16 @@ def main():
     print("bad_shape ->", d)
     d = write(out_dir, "corrupt", garbage(seed=1), garbage(seed=2), model_json("corrupt"))
     print("corrupt ->", d)
+    extra = {32: (-1.0, -1.0), 48: (-2.0, -1.0)}
+    more = []
+    for n, (dx, dy) in extra.items():
+        more.append((f"features-{n}x{n}.onnx", features_model(H=n, W=n)))
+        more.append((f"flow-{n}x{n}.onnx", flow_model(dx, dy, H=n, W=n)))
+    d = write(out_dir, "multi_size", features_model(), flow_model(-3.0, -2.0),
+              model_json("multi_size", {"input_sizes": [[32, 32], [48, 48], [64, 64]]}), more)
+    print("multi_size ->", d); verify(d, -3.0, -2.0)
+    for n, (dx, dy) in extra.items():
+        verify(d, dx, dy, H=n, W=n, suffix=f"-{n}x{n}")
 
 
 if __name__ == "__main__":

@@ -314,7 +314,8 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-const SPEC_FIELDS: [&str; 7] = [
+const SPEC_FIELDS: [&str; 8] = [
+    "input_sizes",
     "name",
     "version",
     "input_width",
@@ -351,6 +352,11 @@ proptest! {
         if let Ok(spec) = parse_spec(value.to_string().as_bytes(), "x") {
             prop_assert!(spec.input_width > 0 && spec.input_height > 0 && spec.stride > 0);
             prop_assert!(spec.input_width % spec.stride == 0 && spec.input_height % spec.stride == 0);
+            prop_assert!(spec.input_sizes.contains(&spec.default_size()));
+            let stride = spec.stride;
+            let on_grid = |&(w, h): &(usize, usize)| w > 0 && h > 0 && w % stride == 0 && h % stride == 0;
+            prop_assert!(spec.input_sizes.iter().all(on_grid), "{:?}", spec.input_sizes);
+            prop_assert_eq!(spec.size_for(0), Ok(spec.default_size()));
             let names = spec.class_names();
             prop_assert!((3..=256).contains(&names.len()), "{} class names", names.len());
             prop_assert!(names.iter().all(|n| !n.is_empty()));

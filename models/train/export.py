@@ -17,9 +17,14 @@ that every op is one ONNX Runtime runs fast on CPU:
   * min-convolution, mean-field and soft-argmin are pooling ops, Softmax and a
     1x1 Conv (soft-argmin) on [1,G*G,h,w]; the flow is upsampled with Resize.
 
-Usage: python export.py CHECKPOINT OUT_DIR [--name NAME --version V]
+Several input sizes (the element's working-size): --sizes 128,192,256,320,384 writes the graphs of
+each other size as features-SxS.onnx / flow-SxS.onnx beside the default's and lists every size in
+model.json's input_sizes.
+
+Usage: python export.py CHECKPOINT OUT_DIR [--name NAME --version V] [--config JSON] [--sizes LIST]
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -423,13 +428,33 @@ def build_refine(net, N, I, flow_lr):
     return "fl4r"
 
 
-def model_json(net, name, version, training=None, scores=None):
+def at_size(net, size):
+    """The same network at another input size (no parameter depends on it: only the sampling
+    grids and resize scales written at export do)."""
+    other = copy.deepcopy(net)
+    other.cfg = {**net.cfg, "input_size": size}
+    return other
+
+
+def graph_files(size, default_size):
+    """The contract's file names of one input size: features.onnx / flow.onnx for the default
+    (input_width x input_height), features-WxH.onnx / flow-WxH.onnx for the others."""
+    if size == default_size:
+        return "features.onnx", "flow.onnx"
+    return f"features-{size}x{size}.onnx", f"flow-{size}x{size}.onnx"
+
+
+def model_json(net, name, version, training=None, scores=None, sizes=None):
     c = net.cfg
+    extra = {}
+    if sizes:
+        extra["input_sizes"] = [[s, s] for s in sizes]
     return {
         "name": name,
         "version": version,
         "input_width": c["input_size"],
         "input_height": c["input_size"],
+        **extra,
         "stride": c["stride"],
         "feature_channels": packed_channels(c),
         "displacement_grid": c["G"],
@@ -443,13 +468,27 @@ def model_json(net, name, version, training=None, scores=None):
     }
 
 
-def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, scores=None):
+def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, scores=None,
+           sizes=None):
+    """Writes the two graphs at the net's input size (the default) and, with `sizes` (input
+    sizes, square, the default among them or added), at each other size, plus model.json, which
+    then lists them all in input_sizes."""
     net = net.eval().cpu()
+    default = net.cfg["input_size"]
+    if sizes:
+        sizes = sorted(set(sizes) | {default})
+        stride = net.cfg["stride"]
+        bad = [s for s in sizes if s <= 0 or s % stride]
+        if bad:
+            raise ValueError(f"input sizes {bad} are not positive multiples of the stride {stride}")
     os.makedirs(out_dir, exist_ok=True)
-    onnx.save(build_features(net), os.path.join(out_dir, "features.onnx"))
-    onnx.save(build_flow(net), os.path.join(out_dir, "flow.onnx"))
+    for size in sizes or [default]:
+        sized = net if size == default else at_size(net, size)
+        feats, flow = graph_files(size, default)
+        onnx.save(build_features(sized), os.path.join(out_dir, feats))
+        onnx.save(build_flow(sized), os.path.join(out_dir, flow))
     with open(os.path.join(out_dir, "model.json"), "w") as f:
-        json.dump(model_json(net, name, version, training, scores), f, indent=2)
+        json.dump(model_json(net, name, version, training, scores, sizes), f, indent=2)
         f.write("\n")
 
 
@@ -470,6 +509,10 @@ def main():
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--scores", default=None, help="JSON file with measured scores to embed")
     ap.add_argument("--config", default="{}", help='JSON overrides of parameter-free settings, e.g. {"lk_iters": 2}')
+    ap.add_argument("--sizes", default="",
+                    help="more input sizes to export (square, comma separated, e.g. 128,192,256,320,384); "
+                         "the config's input_size is the default (features.onnx, flow.onnx), the others "
+                         "are features-SxS.onnx, flow-SxS.onnx, all listed in model.json's input_sizes")
     a = ap.parse_args()
     overrides = json.loads(a.config)
     net, ck = load_checkpoint(a.checkpoint, overrides)
@@ -477,8 +520,9 @@ def main():
     training = ck.get("training")
     if overrides:
         training = {**(training or {}), "export_overrides": overrides}
-    export(net, a.out_dir, a.name, a.version, training, scores)
-    print("exported to", a.out_dir)
+    sizes = [int(v) for v in a.sizes.split(",") if v.strip()]
+    export(net, a.out_dir, a.name, a.version, training, scores, sizes or None)
+    print("exported to", a.out_dir, f"at {sorted(set(sizes) | {net.cfg['input_size']})}" if sizes else "")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Checks features (abs error relative to the feature scale) and flow (max abs error <= 1e-3 px)
 against the PyTorch model evaluated in float64, on random images and on a shifted textured pair.
 Runs with pytest or as `python test_parity.py [MODEL_CHECKPOINT]` (default: a randomly
-initialised net with perturbed batch-norm statistics, plus every config variant listed below).
+initialised net with perturbed batch-norm statistics, plus every config variant listed below,
+and the default architecture at every working size in SIZES). A checkpoint is checked at every
+input size models/default/model.json lists (input_sizes), or at PDDFLOW_SIZES (e.g. 128,256).
 Under pytest the shipped model (models/default/pddnet.pt, or PDDFLOW_CHECKPOINT) is always
 checked; without torch the tests are skipped, with the reason shown (`pytest -rs`).
 """
@@ -26,7 +28,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pddnet import PDDNet  # noqa: E402
-from export import export, load_checkpoint  # noqa: E402
+from export import at_size, export, graph_files, load_checkpoint  # noqa: E402
 
 FLOW_TOL = 1e-3
 
@@ -63,19 +65,40 @@ def _images(n, size, seed=0):
     return out
 
 
-def check(net, tmp):
+def check(net, tmp, sizes=None):
     """Worst feature error (relative) and flow error (px) of the ONNX Runtime graphs against the
-    PyTorch model evaluated in float64, i.e. the exact function the export must reproduce. A
-    float32 reference would itself be off by up to ~1e-3 px on trained checkpoints (the learned
-    temperature amplifies rounding in the cost volume); the float32 PyTorch error is returned
-    too, for the record."""
+    PyTorch model evaluated in float64, i.e. the exact function the export must reproduce, over
+    the net's input size and every other size in `sizes` (exported as features-SxS.onnx /
+    flow-SxS.onnx, the element's working-size). A float32 reference would itself be off by up
+    to ~1e-3 px on trained checkpoints (the learned temperature amplifies rounding in the cost
+    volume); the float32 PyTorch error is returned too, for the record."""
+    export(net, tmp, sizes=sizes)
+    default = net.cfg["input_size"]
+    with open(os.path.join(tmp, "model.json")) as f:
+        listed = json.load(f).get("input_sizes") or [[default, default]]
+    all_sizes = sorted(set(sizes or []) | {default})
+    assert sorted(w for w, _ in listed) == all_sizes, (listed, all_sizes)
+    worst = (0.0, 0.0, 0.0)
+    for size in all_sizes:
+        feats, flow = graph_files(size, default)
+        r = check_graphs(net if size == default else at_size(net, size), size,
+                         os.path.join(tmp, feats), os.path.join(tmp, flow))
+        if len(all_sizes) > 1:
+            print(f"  {size}x{size}: features rel err {r[0]:.2e}, flow max abs err {r[1]:.2e} px "
+                  f"(PyTorch float32 {r[2]:.2e})")
+        worst = tuple(max(a, b) for a, b in zip(worst, r))
+    return worst
+
+
+def check_graphs(net, size, features_path, flow_path):
+    """check() for one input size, which the graphs must have."""
     import onnxruntime as ort
-    export(net, tmp)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    fs = ort.InferenceSession(os.path.join(tmp, "features.onnx"), so, providers=["CPUExecutionProvider"])
-    ws = ort.InferenceSession(os.path.join(tmp, "flow.onnx"), so, providers=["CPUExecutionProvider"])
-    size = net.cfg["input_size"]
+    fs = ort.InferenceSession(features_path, so, providers=["CPUExecutionProvider"])
+    ws = ort.InferenceSession(flow_path, so, providers=["CPUExecutionProvider"])
+    shapes = (fs.get_inputs()[0].shape, ws.get_outputs()[0].shape)
+    assert shapes == ([1, 1, size, size], [1, 2, size, size]), (features_path, shapes)
     imgs = _images(3, size)
     net64 = copy.deepcopy(net).double().eval()
     worst_f, worst_w, worst_w32 = 0.0, 0.0, 0.0
@@ -105,6 +128,8 @@ def check(net, tmp):
 
 CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7), dict(refine=1),
            dict(stride=4, G=7, refine=1, rr=1), dict(refine=1, lk_iters=2), dict(lk_iters=1)]
+# the working sizes of the default model (models/default/model.json input_sizes)
+SIZES = [128, 192, 256, 320, 384]
 
 
 def test_parity_configs():
@@ -113,6 +138,15 @@ def test_parity_configs():
             f, w, w32 = check(_random_net(**cfg), tmp)
         print(f"config {cfg}: features rel err {f:.2e}, flow max abs err {w:.2e} px (PyTorch float32 {w32:.2e})")
         assert f < 1e-4 and w < FLOW_TOL
+
+
+def test_parity_sizes():
+    """The default architecture (refinement level, one Lucas-Kanade step) exported at every
+    working size, random weights."""
+    with tempfile.TemporaryDirectory() as tmp:
+        f, w, w32 = check(_random_net(refine=1, lk_iters=1), tmp, SIZES)
+    print(f"sizes {SIZES}: features rel err {f:.2e}, flow max abs err {w:.2e} px (PyTorch float32 {w32:.2e})")
+    assert f < 1e-4 and w < FLOW_TOL
 
 
 def test_parity_default_model():
@@ -127,8 +161,13 @@ def test_parity_default_model():
         with open(os.path.join(default_dir, "model.json")) as f:
             overrides = json.dumps((json.load(f).get("training") or {}).get("export_overrides") or {})
     net, _ = load_checkpoint(ck, json.loads(overrides))
+    # every input size the shipped model declares (PDDFLOW_SIZES: a comma-separated list instead)
+    with open(os.path.join(default_dir, "model.json")) as f:
+        sizes = [w for w, _ in json.load(f).get("input_sizes") or []]
+    if os.environ.get("PDDFLOW_SIZES"):
+        sizes = [int(v) for v in os.environ["PDDFLOW_SIZES"].split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        f, w, w32 = check(net, tmp)
+        f, w, w32 = check(net, tmp, sizes or None)
     print(f"checkpoint {ck}: features rel err {f:.2e}, flow max abs err {w:.2e} px (PyTorch float32 {w32:.2e})")
     assert f < 1e-4 and w < FLOW_TOL
 
@@ -140,4 +179,5 @@ if __name__ == "__main__":
         test_parity_default_model()
     else:
         test_parity_configs()
+        test_parity_sizes()
     print("parity OK")

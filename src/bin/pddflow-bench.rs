@@ -47,6 +47,11 @@ struct Args {
     /// ONNX Runtime intra-op thread counts for the model-only table.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
+    /// Working sizes of the model-only table (pddflow's working-size: the longest side of one
+    /// of a model's input_sizes; 0: its default). Each model runs at each size it takes, e.g.
+    /// `--working-sizes 128,192,256,320,384`; a size no model takes is an error.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    working_sizes: Vec<usize>,
     /// Timed repetitions per model-only case (at most).
     #[arg(long, default_value_t = 40)]
     iters: usize,
@@ -72,6 +77,9 @@ struct Args {
     /// Model of the end-to-end and long runs (default: the built-in model).
     #[arg(long)]
     e2e_model: Option<PathBuf>,
+    /// pddflow's working-size in the end-to-end, long and soak runs (0: the model's default).
+    #[arg(long, default_value_t = 0)]
+    e2e_working_size: u32,
     /// Source element description; num-buffers is appended.
     #[arg(long, default_value = "videotestsrc pattern=ball")]
     source: String,
@@ -257,6 +265,7 @@ fn model_only(
     model: &ModelFiles,
     name: &str,
     threads: usize,
+    working_size: usize,
     args: &Args,
 ) -> Result<ModelRow, String> {
     let config = EngineConfig {
@@ -264,6 +273,7 @@ fn model_only(
         strict_provider: false,
         device_id: 0,
         threads,
+        working_size,
     };
     let mut engine = Engine::new(model, &config)?;
     if let Some(reason) = &engine.fallback_reason {
@@ -407,7 +417,8 @@ fn pddflow_desc(args: &Args, threads: u32, mode: &str, overlay: bool, mask: &Pat
         .map(|m| format!(" model-location=\"{}\"", m.display()))
         .unwrap_or_default();
     format!(
-        "pddflow mode={mode} overlay={overlay} threads={threads} execution-provider={} reference-mask=\"{}\"{model}",
+        "pddflow mode={mode} overlay={overlay} threads={threads} working-size={} execution-provider={} reference-mask=\"{}\"{model}",
+        args.e2e_working_size,
         args.execution_provider,
         mask.display()
     )
@@ -448,6 +459,8 @@ fn run(args: Args) -> Result<(), String> {
 
     // 1. Model only.
     let mut cached_ms: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    // The input sizes measured, for the OpenCV table.
+    let mut model_sizes: Vec<String> = Vec::new();
     if !skip("model") {
         out.section(
             "Model only (ONNX Runtime, no GStreamer)",
@@ -456,11 +469,39 @@ fn run(args: Args) -> Result<(), String> {
              kept, as pddflow does); uncached = features of both frames + flow.",
         );
         let mut rows = Vec::new();
+        for &working_size in &args.working_sizes {
+            if !models
+                .iter()
+                .any(|(_, m)| m.spec.size_for(working_size).is_ok())
+            {
+                return Err(format!(
+                    "--working-sizes {working_size}: no model takes it ({})",
+                    models
+                        .iter()
+                        .map(|(n, m)| format!("{n}: {}", m.spec.sizes_text()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+        }
         for (name, model) in &models {
-            for &t in &args.threads {
-                eprintln!("model only: {name}, {t} thread(s)...");
-                let r = model_only(model, name, t, &args)?;
-                cached_ms.insert((name.clone(), t), r.cached.mean_ms);
+            let sizes = args
+                .working_sizes
+                .iter()
+                .copied()
+                .filter(|&s| model.spec.size_for(s).is_ok());
+            for (working_size, t) in sizes.flat_map(|s| args.threads.iter().map(move |&t| (s, t))) {
+                let size = model.spec.size_for(working_size)?;
+                eprintln!(
+                    "model only: {name} at {}x{}, {t} thread(s)...",
+                    size.0, size.1
+                );
+                let r = model_only(model, name, t, working_size, &args)?;
+                model_sizes.push(format!("{}x{}", size.0, size.1));
+                // The end-to-end runs' overhead is taken over the model at their size.
+                if model.spec.size_for(args.e2e_working_size as usize) == Ok(size) {
+                    cached_ms.insert((name.clone(), t), r.cached.mean_ms);
+                }
                 let ms = |t: &Timings| format!("{:.2} ({:.2})", t.mean_ms, t.median_ms);
                 rows.push(vec![
                     r.name.clone(),
@@ -673,10 +714,14 @@ fn run(args: Args) -> Result<(), String> {
     // 4. OpenCV.
     if !skip("opencv") && !args.python.is_empty() {
         let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
-            let mut s: Vec<String> = models
-                .iter()
-                .map(|(_, m)| format!("{}x{}", m.spec.input_width, m.spec.input_height))
-                .collect();
+            let mut s: Vec<String> = if model_sizes.is_empty() {
+                models
+                    .iter()
+                    .map(|(_, m)| format!("{}x{}", m.spec.input_width, m.spec.input_height))
+                    .collect()
+            } else {
+                model_sizes.clone()
+            };
             s.extend(args.sizes.iter().cloned());
             s
         } else {

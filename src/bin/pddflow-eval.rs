@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! pddflow-eval --dataset DIR --predictions OUT [--mode keyframe|chain|hybrid] [--model DIR]
-//!              [--execution-provider cpu|cuda|auto] [--reference first|random --seed N]
+//!              [--execution-provider cpu|cuda|auto] [--working-size N]
+//!              [--reference first|random --seed N]
 //!              [--report STEM] [--name METHOD]
 //! pddflow-eval --dataset DIR --score-predictions PRED --name METHOD [--report STEM]
 //! pddflow-eval --compare A.json B.json ... [--output TABLE.md]
@@ -80,6 +81,10 @@ struct Args {
     /// ONNX Runtime threads (0: let it choose).
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// The element's working-size: the longest side in pixels of the input size the flow runs
+    /// at, one of the model's input_sizes (0: the model's default).
+    #[arg(long, default_value_t = 0)]
+    working_size: u32,
     /// Reference frame: the first, or a random annotated frame in the first fifth.
     #[arg(long, value_enum, default_value = "first")]
     reference: Reference,
@@ -166,6 +171,7 @@ fn run(args: Args) -> Result<(), String> {
             .into(),
             strict_provider: args.strict_provider,
             threads: args.threads,
+            working_size: args.working_size,
         };
         let total = frames_to_push(&dataset, choice).map_err(|e| e.to_string())?;
         let bar = if args.quiet {

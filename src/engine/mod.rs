@@ -6,7 +6,7 @@ pub mod model;
 pub mod runtime;
 
 use crate::flow::{tracker::FlowBackend, FlowField};
-use model::{ModelFiles, ModelSpec};
+use model::{ModelFiles, ModelSpec, SizeGraphs};
 use ort::ep::{self, ExecutionProvider};
 use ort::session::{builder::GraphOptimizationLevel, Session};
 use ort::value::TensorRef;
@@ -48,6 +48,9 @@ pub struct EngineConfig {
     pub device_id: i32,
     /// Intra-op threads per session; 0 lets ONNX Runtime choose.
     pub threads: usize,
+    /// The input size to run at, as its longest side in pixels ([`ModelSpec::size_for`]); 0:
+    /// the model's default size.
+    pub working_size: usize,
 }
 
 impl EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             strict_provider: false,
             device_id: 0,
             threads: 0,
+            working_size: 0,
         }
     }
 }
@@ -72,11 +76,20 @@ impl Default for EngineConfig {
 /// Cached features of one frame (cheap to clone).
 pub type Features = Arc<[f32]>;
 
-/// The two sessions of a model and what they have done.
-pub struct Engine {
-    spec: ModelSpec,
+/// The two sessions of one input size.
+struct Sessions {
+    size: (usize, usize),
     features: Session,
     flow: Session,
+}
+
+/// The two sessions of a model at its working size and what they have done. Sessions of other
+/// sizes are loaded when the working size changes to them and kept.
+pub struct Engine {
+    model: ModelFiles,
+    config: EngineConfig,
+    /// The sessions in use first; those of sizes used before after it.
+    sessions: Vec<Sessions>,
     provider: Provider,
     /// Why the provider differs from the request, if it does.
     pub fallback_reason: Option<String>,
@@ -166,10 +179,60 @@ fn build_session(
     })
 }
 
+/// Loads the two graphs of one size on the CPU or CUDA, checked against the contract.
+fn load_sessions(
+    environment: &ort::environment::Environment,
+    model: &ModelFiles,
+    graphs: &SizeGraphs,
+    config: &EngineConfig,
+    use_cuda: bool,
+) -> Result<Sessions, String> {
+    let spec = &model.spec;
+    let (features_file, flow_file) = spec.graph_files((graphs.width, graphs.height));
+    let features_file = format!("{}/{features_file}", model.origin);
+    let flow_file = format!("{}/{flow_file}", model.origin);
+    let features = build_session(
+        environment,
+        &graphs.features,
+        &features_file,
+        config,
+        use_cuda,
+    )?;
+    let flow = build_session(environment, &graphs.flow, &flow_file, config, use_cuda)?;
+    let (h, w) = (graphs.height as i64, graphs.width as i64);
+    let (fw, fh) = spec.feature_size_of((graphs.width, graphs.height));
+    let feature_shape = vec![1, spec.feature_channels as i64, fh as i64, fw as i64];
+    check_io(
+        &features,
+        &features_file,
+        &[("image", vec![1, 1, h, w])],
+        &[("features", feature_shape.clone())],
+    )?;
+    check_io(
+        &flow,
+        &flow_file,
+        &[
+            ("reference_features", feature_shape.clone()),
+            ("current_features", feature_shape),
+        ],
+        &[("flow", vec![1, 2, h, w])],
+    )?;
+    Ok(Sessions {
+        size: (graphs.width, graphs.height),
+        features,
+        flow,
+    })
+}
+
 impl Engine {
-    /// Loads the runtime (first call only) and both sessions. CUDA failures fall back to CPU
-    /// (see `fallback_reason`) unless `strict_provider` is set.
+    /// Loads the runtime (first call only) and both sessions at `config.working_size`. CUDA
+    /// failures fall back to CPU (see `fallback_reason`) unless `strict_provider` is set. A
+    /// working size the model has no graphs for is an error that lists those it has.
     pub fn new(model: &ModelFiles, config: &EngineConfig) -> Result<Self, String> {
+        let size = model.spec.size_for(config.working_size)?;
+        let graphs = model
+            .graphs_of(size)
+            .ok_or_else(|| format!("{}: no graphs for {}x{}", model.origin, size.0, size.1))?;
         let runtime = runtime::runtime()?;
         let mut fallback_reason = None;
         let want_cuda = config.provider != ProviderRequest::Cpu;
@@ -187,27 +250,13 @@ impl Engine {
                 Err(e) => fallback_reason = Some(format!("could not query the CUDA execution provider: {e}")),
             }
         }
-        let origin = &model.origin;
         let mut sessions = None;
         if use_cuda {
-            match (
-                build_session(
-                    &runtime.environment,
-                    &model.features,
-                    &format!("{origin}/features.onnx"),
-                    config,
-                    true,
-                ),
-                build_session(
-                    &runtime.environment,
-                    &model.flow,
-                    &format!("{origin}/flow.onnx"),
-                    config,
-                    true,
-                ),
-            ) {
-                (Ok(f), Ok(g)) => sessions = Some((f, g, Provider::Cuda)),
-                (Err(e), _) | (_, Err(e)) => fallback_reason = Some(e),
+            match load_sessions(&runtime.environment, model, graphs, config, true) {
+                Ok(s) => sessions = Some((s, Provider::Cuda)),
+                // A contract violation is the model's fault, not CUDA's: no fallback hides it.
+                Err(e) if e.contains("does not follow the model contract") => return Err(e),
+                Err(e) => fallback_reason = Some(e),
             }
         }
         if let (Some(reason), true) = (&fallback_reason, config.cuda_required()) {
@@ -215,53 +264,21 @@ impl Engine {
                 "CUDA was required (strict-provider) but cannot be used: {reason}"
             ));
         }
-        let (features, flow, provider) = match sessions {
+        let (sessions, provider) = match sessions {
             Some(s) => s,
             None => (
-                build_session(
-                    &runtime.environment,
-                    &model.features,
-                    &format!("{origin}/features.onnx"),
-                    config,
-                    false,
-                )?,
-                build_session(
-                    &runtime.environment,
-                    &model.flow,
-                    &format!("{origin}/flow.onnx"),
-                    config,
-                    false,
-                )?,
+                load_sessions(&runtime.environment, model, graphs, config, false)?,
                 Provider::Cpu,
             ),
         };
-        let spec = model.spec.clone();
-        let (h, w) = (spec.input_height as i64, spec.input_width as i64);
-        let (fw, fh) = spec.feature_size();
-        let feature_shape = vec![1, spec.feature_channels as i64, fh as i64, fw as i64];
-        check_io(
-            &features,
-            &format!("{origin}/features.onnx"),
-            &[("image", vec![1, 1, h, w])],
-            &[("features", feature_shape.clone())],
-        )?;
-        check_io(
-            &flow,
-            &format!("{origin}/flow.onnx"),
-            &[
-                ("reference_features", feature_shape.clone()),
-                ("current_features", feature_shape),
-            ],
-            &[("flow", vec![1, 2, h, w])],
-        )?;
         if config.provider == ProviderRequest::Auto && provider == Provider::Cpu {
             // Auto falling back is expected behaviour, not something to warn about.
             fallback_reason = fallback_reason.map(|r| format!("auto: using CPU ({r})"));
         }
         Ok(Self {
-            spec,
-            features,
-            flow,
+            model: model.clone(),
+            config: config.clone(),
+            sessions: vec![sessions],
             provider,
             fallback_reason,
             feature_runs: 0,
@@ -270,11 +287,49 @@ impl Engine {
     }
 
     pub fn spec(&self) -> &ModelSpec {
-        &self.spec
+        &self.model.spec
     }
 
     pub fn provider(&self) -> Provider {
         self.provider
+    }
+
+    /// The input size in use (width, height).
+    pub fn size(&self) -> (usize, usize) {
+        self.sessions[0].size
+    }
+
+    /// Runs at another working size (longest side in pixels, 0: the model's default), loading
+    /// its sessions on the provider in use the first time. Returns whether the input size
+    /// changed: features computed before are then of another size and must not be mixed with
+    /// new ones. On error (a size the model does not take, a graph that cannot be loaded) the
+    /// engine stays at its current size.
+    pub fn set_working_size(&mut self, working_size: usize) -> Result<bool, String> {
+        let size = self.model.spec.size_for(working_size)?;
+        if size == self.size() {
+            return Ok(false);
+        }
+        let index = match self.sessions.iter().position(|s| s.size == size) {
+            Some(i) => i,
+            None => {
+                let graphs = self.model.graphs_of(size).ok_or_else(|| {
+                    format!("{}: no graphs for {}x{}", self.model.origin, size.0, size.1)
+                })?;
+                let runtime = runtime::runtime()?;
+                let sessions = load_sessions(
+                    &runtime.environment,
+                    &self.model,
+                    graphs,
+                    &self.config,
+                    self.provider == Provider::Cuda,
+                )?;
+                self.sessions.push(sessions);
+                self.sessions.len() - 1
+            }
+        };
+        self.sessions.swap(0, index);
+        self.config.working_size = working_size;
+        Ok(true)
     }
 }
 
@@ -283,10 +338,10 @@ impl FlowBackend for Engine {
     type Error = String;
 
     fn features(&mut self, image: &[f32]) -> Result<Features, String> {
-        let (w, h) = (self.spec.input_width, self.spec.input_height);
+        let (w, h) = self.size();
         let input = TensorRef::from_array_view(([1usize, 1, h, w], image))
             .map_err(|e| format!("features input: {e}"))?;
-        let outputs = self
+        let outputs = self.sessions[0]
             .features
             .run(ort::inputs!["image" => input])
             .map_err(|e| format!("features.onnx failed: {e}"))?;
@@ -298,13 +353,14 @@ impl FlowBackend for Engine {
     }
 
     fn flow(&mut self, reference: &Features, current: &Features) -> Result<FlowField, String> {
-        let (fw, fh) = self.spec.feature_size();
-        let shape = [1usize, self.spec.feature_channels, fh, fw];
+        let (w, h) = self.size();
+        let (fw, fh) = self.spec().feature_size_of((w, h));
+        let shape = [1usize, self.spec().feature_channels, fh, fw];
         let reference = TensorRef::from_array_view((shape, &reference[..]))
             .map_err(|e| format!("flow input: {e}"))?;
         let current = TensorRef::from_array_view((shape, &current[..]))
             .map_err(|e| format!("flow input: {e}"))?;
-        let outputs = self
+        let outputs = self.sessions[0]
             .flow
             .run(ort::inputs!["reference_features" => reference, "current_features" => current])
             .map_err(|e| format!("flow.onnx failed: {e}"))?;
@@ -312,11 +368,10 @@ impl FlowBackend for Engine {
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("flow output: {e}"))?;
         self.flow_runs += 1;
-        FlowField::from_planar(self.spec.input_width, self.spec.input_height, data)
-            .map_err(|e| e.to_string())
+        FlowField::from_planar(w, h, data).map_err(|e| e.to_string())
     }
 
     fn input_size(&self) -> (usize, usize) {
-        (self.spec.input_width, self.spec.input_height)
+        self.size()
     }
 }

@@ -4,6 +4,7 @@ use crate::flow::mask_file::unnamed_class_name;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a model could not be read. The element reports `Missing` as a resource error and
@@ -33,6 +34,11 @@ pub struct ModelSpec {
     pub input_height: usize,
     pub stride: usize,
     pub feature_channels: usize,
+    /// Every input size (width, height) the model has graphs for, the default
+    /// (`input_width` x `input_height`) among them; `model.json`'s optional `input_sizes`, a
+    /// list of `[width, height]` pairs. Without that field, only the default.
+    #[serde(default)]
+    pub input_sizes: Vec<(usize, usize)>,
     #[serde(default)]
     pub classes: BTreeMap<String, String>,
     #[serde(flatten)]
@@ -40,11 +46,78 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The feature grid of the default input size.
     pub fn feature_size(&self) -> (usize, usize) {
-        (
-            self.input_width / self.stride,
-            self.input_height / self.stride,
-        )
+        self.feature_size_of(self.default_size())
+    }
+
+    /// The feature grid of an input size.
+    pub fn feature_size_of(&self, (width, height): (usize, usize)) -> (usize, usize) {
+        (width / self.stride, height / self.stride)
+    }
+
+    /// `input_width` x `input_height`: the size of `features.onnx` and `flow.onnx`, used when
+    /// no working size is asked for.
+    pub fn default_size(&self) -> (usize, usize) {
+        (self.input_width, self.input_height)
+    }
+
+    /// The input size for a working size, the longest side in pixels; 0 is the default size.
+    /// The error lists the sizes the model takes.
+    pub fn size_for(&self, working_size: usize) -> Result<(usize, usize), String> {
+        if working_size == 0 {
+            return Ok(self.default_size());
+        }
+        self.input_sizes
+            .iter()
+            .copied()
+            .find(|&(w, h)| w.max(h) == working_size)
+            .ok_or_else(|| {
+                format!(
+                    "working-size {working_size} is not a size model {} {} takes: it takes {} \
+                     (the longest side in pixels; 0 for its default, {})",
+                    self.name,
+                    self.version,
+                    self.sizes_text(),
+                    self.default_size().0.max(self.default_size().1)
+                )
+            })
+    }
+
+    /// The working sizes, smallest first, e.g. "128, 192, 256 (default), 320" ("256x192" for
+    /// a size that is not square).
+    pub fn sizes_text(&self) -> String {
+        let mut sizes = self.input_sizes.clone();
+        sizes.sort_by_key(|&(w, h)| (w.max(h), w, h));
+        sizes
+            .iter()
+            .map(|&(w, h)| {
+                let side = if w == h {
+                    w.to_string()
+                } else {
+                    format!("{} ({w}x{h})", w.max(h))
+                };
+                if (w, h) == self.default_size() {
+                    format!("{side} (default)")
+                } else {
+                    side
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The file names of the two graphs of an input size: `features.onnx` and `flow.onnx` for
+    /// the default size, `features-WxH.onnx` and `flow-WxH.onnx` for the others.
+    pub fn graph_files(&self, (width, height): (usize, usize)) -> (String, String) {
+        if (width, height) == self.default_size() {
+            ("features.onnx".into(), "flow.onnx".into())
+        } else {
+            (
+                format!("features-{width}x{height}.onnx"),
+                format!("flow-{width}x{height}.onnx"),
+            )
+        }
     }
 
     /// Class names indexed by label id, "background" for id 0 and "class-N" for gaps.
@@ -67,11 +140,26 @@ impl ModelSpec {
     }
 }
 
-/// The bytes of a model, ready for ONNX Runtime.
+// DEFAULT_MODEL_DIR and DEFAULT_MODEL_FILES: models/default's graphs and model.json, by file
+// name (written by build.rs).
+#[cfg(pddflow_default_model)]
+include!(concat!(env!("OUT_DIR"), "/default_model.rs"));
+
+/// The two graphs of one input size.
+#[derive(Clone)]
+pub struct SizeGraphs {
+    pub width: usize,
+    pub height: usize,
+    pub features: Arc<[u8]>,
+    pub flow: Arc<[u8]>,
+}
+
+/// The bytes of a model, ready for ONNX Runtime: the graphs of every input size it declares.
+#[derive(Clone)]
 pub struct ModelFiles {
     pub spec: ModelSpec,
-    pub features: Vec<u8>,
-    pub flow: Vec<u8>,
+    /// One entry per `spec.input_sizes`, in the same order.
+    pub graphs: Vec<SizeGraphs>,
     /// Where it came from, for messages.
     pub origin: String,
 }
@@ -131,7 +219,25 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             )));
         }
     }
-    let spec: ModelSpec = serde_json::from_value(value)
+    let declared_sizes = fields.contains_key("input_sizes");
+    if let Some(sizes) = fields.get("input_sizes") {
+        let pairs = sizes.as_array().is_some_and(|a| {
+            !a.is_empty()
+                && a.iter().all(|pair| {
+                    pair.as_array().is_some_and(|p| {
+                        p.len() == 2 && p.iter().all(|n| n.as_u64().is_some_and(|n| n <= 65536))
+                    })
+                })
+        });
+        if !pairs {
+            return Err(invalid(format!(
+                "field input_sizes must be a non-empty list of [width, height] pixel counts \
+                 ([[128, 128], [256, 256]]), got {}",
+                json_excerpt(sizes)
+            )));
+        }
+    }
+    let mut spec: ModelSpec = serde_json::from_value(value)
         .map_err(|e| invalid(format!("not a valid model description: {e}")))?;
     if spec.input_width == 0 || spec.input_height == 0 || spec.stride == 0 {
         return Err(invalid(format!(
@@ -148,6 +254,34 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             spec.input_width, spec.input_height, spec.stride
         )));
     }
+    if !declared_sizes {
+        spec.input_sizes = vec![spec.default_size()];
+    }
+    for (i, &(w, h)) in spec.input_sizes.iter().enumerate() {
+        if w == 0 || h == 0 || !w.is_multiple_of(spec.stride) || !h.is_multiple_of(spec.stride) {
+            return Err(invalid(format!(
+                "input_sizes entry {w}x{h} must be positive multiples of the stride {}",
+                spec.stride
+            )));
+        }
+        if let Some(&(w2, h2)) = spec.input_sizes[..i]
+            .iter()
+            .find(|&&(w2, h2)| w2.max(h2) == w.max(h))
+        {
+            return Err(invalid(format!(
+                "input_sizes entries {w2}x{h2} and {w}x{h} have the same longest side {}; a \
+                 working size (the longest side) must name one size",
+                w.max(h)
+            )));
+        }
+    }
+    if !spec.input_sizes.contains(&spec.default_size()) {
+        return Err(invalid(format!(
+            "input_sizes must include the default size {}x{} (input_width x input_height, the \
+             size of features.onnx and flow.onnx)",
+            spec.input_width, spec.input_height
+        )));
+    }
     if let Some(key) = spec.classes.keys().find(|k| k.parse::<u8>().is_err()) {
         return Err(invalid(format!(
             "classes key {key:?} is not a class id from 0 to 255 (label maps have 8-bit ids)"
@@ -157,7 +291,38 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
 }
 
 impl ModelFiles {
-    /// Reads a model directory.
+    /// The graphs of every size `spec` declares, read by file name.
+    fn load(
+        spec: ModelSpec,
+        origin: String,
+        read: impl Fn(&str) -> Result<Vec<u8>, ModelError>,
+    ) -> Result<Self, ModelError> {
+        let graphs = spec
+            .input_sizes
+            .iter()
+            .map(|&(width, height)| {
+                let (features, flow) = spec.graph_files((width, height));
+                Ok(SizeGraphs {
+                    width,
+                    height,
+                    features: read(&features)?.into(),
+                    flow: read(&flow)?.into(),
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Self {
+            spec,
+            graphs,
+            origin,
+        })
+    }
+
+    /// The graphs of an input size the model declares.
+    pub fn graphs_of(&self, size: (usize, usize)) -> Option<&SizeGraphs> {
+        self.graphs.iter().find(|g| (g.width, g.height) == size)
+    }
+
+    /// Reads a model directory: `model.json` and the graphs of every size it declares.
     pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
         let origin = dir.display().to_string();
         if !dir.is_dir() {
@@ -170,11 +335,17 @@ impl ModelFiles {
             std::fs::read(dir.join(name))
                 .map_err(|e| ModelError::Missing(format!("cannot read {origin}/{name}: {e}")))
         };
-        Ok(Self {
-            spec: parse_spec(&read("model.json")?, &origin)?,
-            features: read("features.onnx")?,
-            flow: read("flow.onnx")?,
-            origin,
+        let spec = parse_spec(&read("model.json")?, &origin)?;
+        let sizes = spec.input_sizes.len();
+        Self::load(spec, origin.clone(), |name| {
+            read(name).map_err(|e| match e {
+                // A missing graph of an extra size: say why it is looked for.
+                ModelError::Missing(m) if sizes > 1 => ModelError::Missing(format!(
+                    "{m} (model.json's input_sizes lists its size; each size other than \
+                     input_width x input_height has features-WxH.onnx and flow-WxH.onnx)"
+                )),
+                e => e,
+            })
         })
     }
 
@@ -182,27 +353,24 @@ impl ModelFiles {
     pub fn embedded() -> Result<Self, ModelError> {
         #[cfg(pddflow_default_model)]
         {
-            const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default");
-            Ok(Self {
-                spec: parse_spec(
-                    include_bytes!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/models/default/model.json"
-                    )),
-                    "built-in model",
-                )?,
-                features: include_bytes!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/models/default/features.onnx"
-                ))
-                .to_vec(),
-                flow: include_bytes!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/models/default/flow.onnx"
-                ))
-                .to_vec(),
-                origin: format!("built-in model (from {DIR})"),
-            })
+            let read = |name: &str| {
+                DEFAULT_MODEL_FILES
+                    .iter()
+                    .find(|(file, _)| *file == name)
+                    .map(|(_, bytes)| bytes.to_vec())
+                    .ok_or_else(|| {
+                        ModelError::Missing(format!(
+                            "the built-in model has no {name}; rebuild the plugin with it in \
+                             {DEFAULT_MODEL_DIR}"
+                        ))
+                    })
+            };
+            let spec = parse_spec(&read("model.json")?, "built-in model")?;
+            Self::load(
+                spec,
+                format!("built-in model (from {DEFAULT_MODEL_DIR})"),
+                read,
+            )
         }
         #[cfg(not(pddflow_default_model))]
         {
@@ -260,6 +428,127 @@ mod tests {
         );
         let err = invalid(b"[1, 2]");
         assert!(err.contains("expected a JSON object"), "{err}");
+    }
+
+    const SIZED: &str = r#"{"name":"t","version":"1","input_width":64,"input_height":64,
+        "stride":8,"feature_channels":8"#;
+
+    fn sized(input_sizes: &str) -> Result<ModelSpec, ModelError> {
+        parse_spec(
+            format!("{SIZED},\"input_sizes\":{input_sizes}}}").as_bytes(),
+            "dir",
+        )
+    }
+
+    #[test]
+    fn without_input_sizes_only_the_default_size_is_taken() {
+        let spec = parse_spec(format!("{SIZED}}}").as_bytes(), "x").unwrap();
+        assert_eq!(spec.input_sizes, vec![(64, 64)]);
+        assert_eq!(spec.size_for(0), Ok((64, 64)));
+        assert_eq!(spec.size_for(64), Ok((64, 64)));
+        let err = spec.size_for(32).unwrap_err();
+        assert!(
+            err.contains("working-size 32") && err.contains("it takes 64 (default)"),
+            "{err}"
+        );
+        assert_eq!(
+            spec.graph_files((64, 64)),
+            ("features.onnx".into(), "flow.onnx".into())
+        );
+    }
+
+    #[test]
+    fn input_sizes_are_chosen_by_their_longest_side() {
+        let spec = sized("[[128, 96], [32, 32], [64, 64]]").unwrap();
+        assert_eq!(spec.size_for(0), Ok((64, 64)), "0: the default size");
+        assert_eq!(spec.size_for(32), Ok((32, 32)));
+        assert_eq!(spec.size_for(128), Ok((128, 96)));
+        assert_eq!(spec.feature_size_of((128, 96)), (16, 12));
+        let err = spec.size_for(96).unwrap_err();
+        assert!(
+            err.contains("working-size 96")
+                && err.contains("32, 64 (default), 128 (128x96)")
+                && err.contains("0 for its default, 64"),
+            "{err}"
+        );
+        assert_eq!(
+            spec.graph_files((128, 96)),
+            ("features-128x96.onnx".into(), "flow-128x96.onnx".into())
+        );
+    }
+
+    #[test]
+    fn bad_input_sizes_are_explained() {
+        let invalid = |json: &str| match sized(json) {
+            Err(ModelError::Invalid(e)) => e,
+            other => panic!("{json}: expected an invalid-description error, got {other:?}"),
+        };
+        let err = invalid("[[32, 32]]");
+        assert!(err.contains("must include the default size 64x64"), "{err}");
+        let err = invalid("[[64, 64], [36, 36]]");
+        assert!(
+            err.contains("36x36 must be positive multiples of the stride 8"),
+            "{err}"
+        );
+        let err = invalid("[[64, 64], [64, 32]]");
+        assert!(err.contains("the same longest side 64"), "{err}");
+        for bad in [
+            "[]",
+            "[64, 64]",
+            "[[64]]",
+            "[[64, \"64\"]]",
+            "{\"64\": 64}",
+            "[[0, -8]]",
+        ] {
+            let err = invalid(bad);
+            assert!(
+                err.contains("input_sizes must be a non-empty list of [width, height]"),
+                "{bad}: {err}"
+            );
+        }
+        let err = invalid("[[0, 64], [64, 64]]");
+        assert!(err.contains("0x64 must be positive"), "{err}");
+    }
+
+    #[cfg(pddflow_default_model)]
+    #[test]
+    fn the_built_in_model_has_the_graphs_of_every_size_it_declares() {
+        let model = ModelFiles::embedded().unwrap();
+        assert!(
+            model.spec.input_sizes.len() > 1,
+            "{:?}",
+            model.spec.input_sizes
+        );
+        assert_eq!(model.graphs.len(), model.spec.input_sizes.len());
+        for &size in &model.spec.input_sizes {
+            let graphs = model.graphs_of(size).unwrap();
+            assert!(!graphs.features.is_empty() && !graphs.flow.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_missing_graph_of_a_declared_size_is_named() {
+        let dir = std::env::temp_dir().join(format!("pddflow-sizes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("model.json"),
+            format!("{SIZED},\"input_sizes\":[[64,64],[32,32]]}}"),
+        )
+        .unwrap();
+        for f in ["features.onnx", "flow.onnx", "features-32x32.onnx"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        let result = ModelFiles::from_dir(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        match result {
+            Err(ModelError::Missing(e)) => {
+                assert!(
+                    e.contains("flow-32x32.onnx") && e.contains("input_sizes"),
+                    "{e}"
+                )
+            }
+            other => panic!("expected a missing-file error, got {:?}", other.err()),
+        }
     }
 
     #[test]

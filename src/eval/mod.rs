@@ -265,9 +265,22 @@ pub fn evaluate_element(
         Some(dir) => crate::engine::model::ModelFiles::from_dir(dir),
         None => crate::engine::model::ModelFiles::embedded(),
     };
+    // The input size the flow ran at (the element refused the run otherwise).
+    let at = |m: &crate::engine::model::ModelFiles| {
+        m.spec
+            .size_for(config.working_size as usize)
+            .map(|(w, h)| format!(", at {w}x{h}"))
+            .unwrap_or_default()
+    };
     report.model = Some(match (&config.model, files) {
-        (Some(dir), Ok(m)) => format!("{} ({} {})", dir.display(), m.spec.name, m.spec.version),
-        (None, Ok(m)) => format!("built-in ({} {})", m.spec.name, m.spec.version),
+        (Some(dir), Ok(m)) => format!(
+            "{} ({} {}{})",
+            dir.display(),
+            m.spec.name,
+            m.spec.version,
+            at(&m)
+        ),
+        (None, Ok(m)) => format!("built-in ({} {}{})", m.spec.name, m.spec.version, at(&m)),
         (Some(dir), Err(_)) => dir.display().to_string(),
         (None, Err(_)) => "built-in".into(),
     });

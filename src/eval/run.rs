@@ -36,6 +36,8 @@ pub struct ElementConfig {
     pub strict_provider: bool,
     /// ONNX Runtime intra-op threads; 0 lets it choose.
     pub threads: u32,
+    /// The element's `working-size` (longest side of the flow grid; 0: the model's default).
+    pub working_size: u32,
 }
 
 /// What a sequence run reports besides the masks.
@@ -108,6 +110,7 @@ pub fn run_sequence(
     flow.set_property_from_str("execution-provider", &config.execution_provider);
     flow.set_property("strict-provider", config.strict_provider);
     flow.set_property("threads", config.threads);
+    flow.set_property("working-size", config.working_size);
     if let Some(model) = &config.model {
         flow.set_property("model-location", model.to_string_lossy().to_string());
     }

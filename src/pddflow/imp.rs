@@ -63,6 +63,7 @@ struct Settings {
     strict_provider: bool,
     device_id: i32,
     threads: u32,
+    working_size: u32,
     reference_mask: String,
     mask_colors: String,
     overlay: bool,
@@ -84,6 +85,7 @@ impl Default for Settings {
             strict_provider: false,
             device_id: 0,
             threads: 1,
+            working_size: 0,
             reference_mask: String::new(),
             mask_colors: String::new(),
             overlay: false,
@@ -101,7 +103,10 @@ impl Default for Settings {
 struct State {
     engine: Engine,
     tracker: Tracker<Features>,
+    /// Resizes frames to the engine's input size.
     input: ModelInput,
+    /// The `working-size` the engine runs at.
+    working_size: u32,
     /// Names by class id: the model's, extended with `class-N` for ids that masks bring.
     class_names: Vec<String>,
     /// How many of `class_names` the model names.
@@ -293,6 +298,17 @@ impl ObjectImpl for PddFlow {
                     .default_value(1)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("working-size")
+                    .nick("Working size")
+                    .blurb("Resolution the flow is computed at: the longest side in pixels of one of the \
+                            model's input sizes (model.json input_sizes; the built-in model: 128, 192, 256, \
+                            320, 384); 0 = the model's default. A change while playing re-anchors on the \
+                            next frame, carrying the propagated mask over. A size the model does not take \
+                            is an error that lists those it does")
+                    .maximum(65536)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("reference-mask")
                     .nick("Reference mask")
                     .blurb("PNG label map of the first frame, at frame size: grey class ids (0 background, \
@@ -413,6 +429,7 @@ impl ObjectImpl for PddFlow {
             "strict-provider" => settings.strict_provider = value.get().expect("type checked"),
             "device-id" => settings.device_id = value.get().expect("type checked"),
             "threads" => settings.threads = value.get().expect("type checked"),
+            "working-size" => settings.working_size = value.get().expect("type checked"),
             "reference-mask" => {
                 settings.reference_mask = value
                     .get::<Option<String>>()
@@ -448,6 +465,7 @@ impl ObjectImpl for PddFlow {
             "strict-provider" => settings.strict_provider.to_value(),
             "device-id" => settings.device_id.to_value(),
             "threads" => settings.threads.to_value(),
+            "working-size" => settings.working_size.to_value(),
             "reference-mask" => settings.reference_mask.to_value(),
             "mask-colors" => settings.mask_colors.to_value(),
             "overlay" => settings.overlay.to_value(),
@@ -564,7 +582,19 @@ impl BaseTransformImpl for PddFlow {
             strict_provider: settings.strict_provider,
             device_id: settings.device_id,
             threads: settings.threads as usize,
+            working_size: settings.working_size as usize,
         };
+        // A working size the model does not take: a settings error naming those it does.
+        model
+            .spec
+            .size_for(settings.working_size as usize)
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ("{e}"),
+                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
+                )
+            })?;
         if let Err(e) = runtime::runtime() {
             return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
         }
@@ -589,20 +619,23 @@ impl BaseTransformImpl for PddFlow {
         } else {
             Some(self.load_reference_mask(&settings.reference_mask, &colors, &class_names)?)
         };
+        let (width, height) = engine.size();
         gst::info!(
             CAT,
             imp = self,
-            "model {} {} ({}x{}) from {} on {}",
+            "model {} {} at {}x{} (sizes {}) from {} on {}",
             spec.name,
             spec.version,
-            spec.input_width,
-            spec.input_height,
+            width,
+            height,
+            spec.sizes_text(),
             model.origin,
             engine.provider().name()
         );
         *lock(&self.state) = Some(State {
             tracker: Tracker::new(Self::mode_of(settings.mode)),
-            input: ModelInput::new(spec.input_width, spec.input_height),
+            input: ModelInput::new(width, height),
+            working_size: settings.working_size,
             model_class_count: class_names.len(),
             class_names,
             last_mask_warning: None,
@@ -795,8 +828,17 @@ impl BaseTransformImpl for PddFlow {
             let planes = self.checked_planes(format, width, height, planes)?;
             pixels::extract_luma(format, width, height, &planes)
         };
+        // A new working size: the cached features are of the old size, so this frame becomes
+        // the reference, carrying the propagated mask over.
+        let resized = settings.working_size != state.working_size
+            && self.change_working_size(state, settings.working_size)?;
         let image = state.input.prepare(&luma, width, height);
 
+        // Never keep a reference whose features are of another size.
+        let anchor = match anchor {
+            Anchor::Keep if resized => Anchor::Carry,
+            anchor => anchor,
+        };
         if state.tracker.mode() != Self::mode_of(mode) {
             state.tracker.set_mode(Self::mode_of(mode));
         }
@@ -1045,6 +1087,42 @@ impl PddFlow {
             );
         }
         Ok(())
+    }
+
+    /// Switches the engine to another `working-size`: an element error (naming the sizes the
+    /// model takes) when it cannot, else the frames are resized to the new input size. Returns
+    /// whether the input size changed (`working-size` 0 and the default's side are one size).
+    fn change_working_size(
+        &self,
+        state: &mut State,
+        working_size: u32,
+    ) -> Result<bool, gst::FlowError> {
+        let before = state.engine.size();
+        state
+            .engine
+            .set_working_size(working_size as usize)
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("{e}"),
+                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
+                );
+                gst::FlowError::Error
+            })?;
+        state.working_size = working_size;
+        let (w, h) = state.engine.size();
+        if (w, h) != before {
+            gst::info!(
+                CAT,
+                imp = self,
+                "working size {}x{} -> {w}x{h}: re-anchoring on this frame",
+                before.0,
+                before.1
+            );
+            state.input = ModelInput::new(w, h);
+        }
+        Ok((w, h) != before)
     }
 
     fn draw(
