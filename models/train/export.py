@@ -444,11 +444,15 @@ def graph_files(size, default_size):
     return f"features-{size}x{size}.onnx", f"flow-{size}x{size}.onnx"
 
 
-def model_json(net, name, version, training=None, scores=None, sizes=None):
+def model_json(net, name, version, training=None, scores=None, sizes=None, default_working_size=None):
     c = net.cfg
     extra = {}
     if sizes:
         extra["input_sizes"] = [[s, s] for s in sizes]
+    if default_working_size:
+        if default_working_size not in (sizes or [c["input_size"]]):
+            raise ValueError(f"default working size {default_working_size} is not among the exported sizes {sizes}")
+        extra["default_working_size"] = default_working_size
     return {
         "name": name,
         "version": version,
@@ -469,7 +473,7 @@ def model_json(net, name, version, training=None, scores=None, sizes=None):
 
 
 def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, scores=None,
-           sizes=None):
+           sizes=None, default_working_size=None):
     """Writes the two graphs at the net's input size (the default) and, with `sizes` (input
     sizes, square, the default among them or added), at each other size, plus model.json, which
     then lists them all in input_sizes."""
@@ -488,7 +492,7 @@ def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, 
         onnx.save(build_features(sized), os.path.join(out_dir, feats))
         onnx.save(build_flow(sized), os.path.join(out_dir, flow))
     with open(os.path.join(out_dir, "model.json"), "w") as f:
-        json.dump(model_json(net, name, version, training, scores, sizes), f, indent=2)
+        json.dump(model_json(net, name, version, training, scores, sizes, default_working_size), f, indent=2)
         f.write("\n")
 
 
@@ -509,6 +513,9 @@ def main():
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--scores", default=None, help="JSON file with measured scores to embed")
     ap.add_argument("--config", default="{}", help='JSON overrides of parameter-free settings, e.g. {"lk_iters": 2}')
+    ap.add_argument("--default-working-size", type=int, default=None,
+                    help="the size pddflow runs at when working-size is 0 (model.json default_working_size; "
+                         "the built-in model: 128, measured)")
     ap.add_argument("--sizes", default="",
                     help="more input sizes to export (square, comma separated, e.g. 128,192,256,320,384); "
                          "the config's input_size is the default (features.onnx, flow.onnx), the others "
@@ -521,7 +528,7 @@ def main():
     if overrides:
         training = {**(training or {}), "export_overrides": overrides}
     sizes = [int(v) for v in a.sizes.split(",") if v.strip()]
-    export(net, a.out_dir, a.name, a.version, training, scores, sizes or None)
+    export(net, a.out_dir, a.name, a.version, training, scores, sizes or None, a.default_working_size)
     print("exported to", a.out_dir, f"at {sorted(set(sizes) | {net.cfg['input_size']})}" if sizes else "")
 
 

@@ -72,7 +72,7 @@ cp "$RUN/final.pt" "$OUT/final.pt"
 # ---- 3. export + parity + latency + evaluation
 # the default model's architecture (0.4.0 and 0.5.0): refinement level trained, one Lucas-Kanade step added at export
 "$PY" "$HERE/export.py" "$RUN/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.5.0 \
-  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384  # the working sizes (pddflow working-size)
+  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
 PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" "$HERE/test_parity.py" "$RUN/final.pt" || echo "!! parity check failed (evaluation goes on)"
 "$PY" "$HERE/bench_onnx.py" "$OUT/model" --iters 100 || true
 "$PY" "$HERE/evaluate.py" "$CAROTID" --seqs 0035,0037 --methods "${BASELINES:+$BASELINES,}model:$OUT/model" \

@@ -83,7 +83,7 @@ COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-ep
 
 # export with the parameter-free Lucas-Kanade level (1 step at half resolution) after the refinement
 "$PY" "$TRAIN/export.py" "$RUNS/regen_long$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.5.0 \
-  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384  # the working sizes (pddflow working-size)
+  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
 
 PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" "$TRAIN/test_parity.py" "$RUNS/regen_long$SUFFIX/final.pt"
 "$PY" "$TRAIN/bench_onnx.py" "$MODEL_OUT"

@@ -39,6 +39,11 @@ pub struct ModelSpec {
     /// list of `[width, height]` pairs. Without that field, only the default.
     #[serde(default)]
     pub input_sizes: Vec<(usize, usize)>,
+    /// The working size (longest side) the model runs at when none is asked for
+    /// (`working-size` 0): `model.json`'s optional `default_working_size`, one of `input_sizes`,
+    /// chosen by measurement for that model; without it, `input_width` x `input_height`.
+    #[serde(default)]
+    pub default_working_size: Option<usize>,
     #[serde(default)]
     pub classes: BTreeMap<String, String>,
     #[serde(flatten)]
@@ -62,11 +67,24 @@ impl ModelSpec {
         (self.input_width, self.input_height)
     }
 
-    /// The input size for a working size, the longest side in pixels; 0 is the default size.
-    /// The error lists the sizes the model takes.
+    /// The input size used when no working size is asked for: `default_working_size`'s, else
+    /// the default size.
+    pub fn default_working_size(&self) -> (usize, usize) {
+        self.default_working_size
+            .and_then(|side| {
+                self.input_sizes
+                    .iter()
+                    .copied()
+                    .find(|&(w, h)| w.max(h) == side)
+            })
+            .unwrap_or(self.default_size())
+    }
+
+    /// The input size for a working size, the longest side in pixels; 0 is the model's default
+    /// working size. The error lists the sizes the model takes.
     pub fn size_for(&self, working_size: usize) -> Result<(usize, usize), String> {
         if working_size == 0 {
-            return Ok(self.default_size());
+            return Ok(self.default_working_size());
         }
         self.input_sizes
             .iter()
@@ -79,7 +97,9 @@ impl ModelSpec {
                     self.name,
                     self.version,
                     self.sizes_text(),
-                    self.default_size().0.max(self.default_size().1)
+                    self.default_working_size()
+                        .0
+                        .max(self.default_working_size().1)
                 )
             })
     }
@@ -97,7 +117,7 @@ impl ModelSpec {
                 } else {
                     format!("{} ({w}x{h})", w.max(h))
                 };
-                if (w, h) == self.default_size() {
+                if (w, h) == self.default_working_size() {
                     format!("{side} (default)")
                 } else {
                     side
@@ -237,6 +257,15 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             )));
         }
     }
+    if let Some(side) = fields.get("default_working_size") {
+        if !side.as_u64().is_some_and(|n| (1..=65536).contains(&n)) {
+            return Err(invalid(format!(
+                "field default_working_size must be a pixel count (the longest side of one of \
+                 input_sizes), got {}",
+                json_excerpt(side)
+            )));
+        }
+    }
     let mut spec: ModelSpec = serde_json::from_value(value)
         .map_err(|e| invalid(format!("not a valid model description: {e}")))?;
     if spec.input_width == 0 || spec.input_height == 0 || spec.stride == 0 {
@@ -281,6 +310,14 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
              size of features.onnx and flow.onnx)",
             spec.input_width, spec.input_height
         )));
+    }
+    if let Some(side) = spec.default_working_size {
+        if !spec.input_sizes.iter().any(|&(w, h)| w.max(h) == side) {
+            return Err(invalid(format!(
+                "default_working_size {side} is not the longest side of one of input_sizes ({})",
+                spec.sizes_text()
+            )));
+        }
     }
     if let Some(key) = spec.classes.keys().find(|k| k.parse::<u8>().is_err()) {
         return Err(invalid(format!(
@@ -438,6 +475,40 @@ mod tests {
             format!("{SIZED},\"input_sizes\":{input_sizes}}}").as_bytes(),
             "dir",
         )
+    }
+
+    #[test]
+    fn default_working_size_is_what_zero_means() {
+        let spec = parse_spec(
+            format!("{SIZED},\"input_sizes\":[[32,32],[64,64]],\"default_working_size\":32}}")
+                .as_bytes(),
+            "dir",
+        )
+        .unwrap();
+        assert_eq!(spec.size_for(0).unwrap(), (32, 32));
+        assert_eq!(spec.size_for(64).unwrap(), (64, 64));
+        assert_eq!(
+            spec.default_size(),
+            (64, 64),
+            "the graphs without a size suffix"
+        );
+        assert!(spec.sizes_text().contains("32 (default)"));
+        for (value, wanted) in [
+            ("48", "default_working_size 48 is not the longest side"),
+            ("\"32\"", "field default_working_size must be a pixel count"),
+            ("0", "field default_working_size must be a pixel count"),
+        ] {
+            let err = parse_spec(
+                format!(
+                    "{SIZED},\"input_sizes\":[[32,32],[64,64]],\"default_working_size\":{value}}}"
+                )
+                .as_bytes(),
+                "dir",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(wanted), "{value}: {err}");
+        }
     }
 
     #[test]
