@@ -14,6 +14,13 @@
 #                   out of training)
 #   LONG_CLIP_ARGS  pddflow-phantom arguments of the long clips for drift (default: 2 sequences of
 #                   600 frames, seed 7001; "" leaves them out)
+#   SIMUS           the SIMUS-simulated validation set (default: target/simus-val when present;
+#                   generate it with `models/train/simus.py --out target/simus-val --seed 2027
+#                   --sequences 4 --frames 200 --long-sequences 1 --long-frames 600`, ~1 h on 1 core)
+#   WORKING_SIZES   extra working sizes (pddflow working-size) for keyframe and hybrid rows on every
+#                   dataset (default: 256, the built-in model runs at 128; "" leaves them out)
+#   LIVE_SECONDS    seconds of each live run (a live 1080p60 source faster than the model, with
+#                   and without skip-late; default 60; 0 skips them)
 #   MODEL           model directory for the accuracy runs (default: the built-in model)
 #   LABELS_ONLY     the labels-only student (trained without KD) for the ablation rows
 #                   (default: models/labels-only; "" leaves the rows out)
@@ -36,7 +43,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 # the command line that reproduces this run, with the settings given in the environment
 RUN_AS=""
-for v in MODEL LABELS_ONLY BENCH_CHECKPOINT BENCH_CONFIG BENCH_MODELS EP LONG_FRAMES LONG_SIZE SOAK_FRAMES THREADS PHANTOM_ARGS CAROTID; do
+for v in MODEL LABELS_ONLY BENCH_CHECKPOINT BENCH_CONFIG BENCH_MODELS EP LONG_FRAMES LONG_SIZE SOAK_FRAMES LIVE_SECONDS THREADS PHANTOM_ARGS CAROTID SIMUS WORKING_SIZES; do
   if [[ -n "${!v+x}" ]]; then RUN_AS+="$v='${!v}' "; fi
 done
 RUN_AS+="scripts/benchmarks.sh"
@@ -50,6 +57,9 @@ EP="${EP:-cpu}"
 LONG_FRAMES="${LONG_FRAMES:-600}"
 LONG_SIZE="${LONG_SIZE:-320x240}"
 SOAK_FRAMES="${SOAK_FRAMES:-100000}"
+LIVE_SECONDS="${LIVE_SECONDS:-60}"
+WORKING_SIZES="${WORKING_SIZES-256}"
+SIMUS="${SIMUS:-target/simus-val}"
 THREADS="${THREADS:-1}"
 WORK="${WORK:-target/benchmarks}"
 OUT="${OUT:-BENCHMARKS.md}"
@@ -90,6 +100,7 @@ echo "== phantom test set: pddflow-phantom $PHANTOM_ARGS" >&2
 # shellcheck disable=SC2086
 "$BIN/pddflow-phantom" --out "$WORK/phantom-test" $PHANTOM_ARGS --quiet >&2
 DATASETS+=("phantom=$WORK/phantom-test")
+if [[ -d "$SIMUS" ]]; then DATASETS+=("simus=$SIMUS"); fi
 if [[ -n "$LONG_CLIP_ARGS" ]]; then
   echo "== long phantom clips (drift): pddflow-phantom $LONG_CLIP_ARGS" >&2
   # shellcheck disable=SC2086
@@ -114,6 +125,15 @@ for entry in "${DATASETS[@]}"; do
         --report "$WORK/reports/$name-labels_only_$mode" --quiet > /dev/null
     fi
   done
+  for size in $WORKING_SIZES; do
+    for mode in keyframe hybrid; do
+      echo "== $name: pddflow $mode, working-size $size" >&2
+      "$BIN/pddflow-eval" --dataset "$dir" --predictions "$WORK/pred/$name/pddflow_${mode}_$size" \
+        --mode "$mode" --working-size "$size" --name "pddflow $mode, working-size $size" "${MODEL_ARGS[@]}" \
+        --execution-provider "$EP" --threads "$THREADS" \
+        --report "$WORK/reports/$name-pddflow_${mode}_$size" --quiet > /dev/null
+    done
+  done
   echo "== $name: baselines" >&2
   "$PYTHON" scripts/baselines.py run --dataset "$dir" --out "$WORK/pred/$name" \
     --references "$WORK/pred/$name/pddflow_keyframe/manifest.json" > "$WORK/$name-baselines.jsonl"
@@ -128,6 +148,9 @@ for entry in "${DATASETS[@]}"; do
   done
   reports=("$WORK/reports/$name-pddflow_keyframe.json" "$WORK/reports/$name-pddflow_chain.json"
            "$WORK/reports/$name-pddflow_hybrid.json")
+  for size in $WORKING_SIZES; do
+    reports+=("$WORK/reports/$name-pddflow_keyframe_$size.json" "$WORK/reports/$name-pddflow_hybrid_$size.json")
+  done
   if [[ -n "$LABELS_ONLY" ]]; then
     reports+=("$WORK/reports/$name-labels_only_keyframe.json" "$WORK/reports/$name-labels_only_chain.json")
   fi
@@ -187,7 +210,7 @@ if [[ -n "${BENCH_MODELS:-}" ]]; then
 fi
 echo "== pddflow-bench" >&2
 "$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" --long-size "$LONG_SIZE" \
-  --soak-frames "$SOAK_FRAMES" --python "$PYTHON" --markdown "$WORK/bench.md" >&2
+  --soak-frames "$SOAK_FRAMES" --live-seconds "$LIVE_SECONDS" --python "$PYTHON" --markdown "$WORK/bench.md" >&2
 
 END=$(date +%s)
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -227,7 +250,8 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "$PYTHON scripts/baselines.py run --dataset DATA --out $WORK/pred/NAME --references $WORK/pred/NAME/pddflow_keyframe/manifest.json"
   echo "pddflow-eval --dataset DATA --score-predictions $WORK/pred/NAME/METHOD --report $WORK/reports/NAME-METHOD"
   echo "pddflow-eval --compare $WORK/reports/NAME-*.json"
-  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --long-size $LONG_SIZE --soak-frames $SOAK_FRAMES --python $PYTHON"
+  echo "pddflow-eval --dataset DATA --predictions $WORK/pred/NAME/pddflow_MODE_SIZE --mode MODE --working-size SIZE ...   # WORKING_SIZES rows"
+  echo "pddflow-bench ${BENCH_ARGS[*]} --execution-provider $EP --long-frames $LONG_FRAMES --long-size $LONG_SIZE --soak-frames $SOAK_FRAMES --live-seconds $LIVE_SECONDS --python $PYTHON"
   echo '```'
   echo
   echo "## Accuracy (paper protocol: first frame's mask propagated, every later annotated frame scored)"
