@@ -15,8 +15,8 @@ soft baffle, 0.5 dB/cm/MHz attenuation. `pymust.simus` computes it in about 2.5 
 on one core here; `simus_rf` below is the same computation (pymust.pfield's formulas: sub-element
 splitting, obliquity, centre-frequency directivity, attenuation, the geometric progression over
 frequencies) fused into one numba loop, and on pymust's frequency grid it reproduces
-`pymust.simus` to 3e-5 relative RMS (`--check`). It uses half of pymust's frequency samples
-(pymust doubles its time window and throws half of the signal away): same RF to 1e-3. Then
+`pymust.simus` to 5e-5 relative RMS (`--check`). It uses half of pymust's frequency samples
+(pymust doubles its time window and throws half of the signal away): same RF to 3e-3. Then
 I/Q demodulation (`pymust.rf2iq`), delay-and-sum (`pymust.dasmtx`, linear interpolation, f-number
 1.5, Hann receive apodization added to its matrix) on a grid twice as fine as the frames, envelope, a fixed depth gain, 2x2 area averaging, and log compression
 over a fixed dynamic range.
