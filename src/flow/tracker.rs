@@ -376,24 +376,7 @@ mod tests {
     }
 
     fn run(mode: Mode, frames: u32) -> (Counting, Vec<Step>) {
-        let mut backend = Counting {
-            feature_runs: 0,
-            flow_pairs: vec![],
-            shift: -1.0,
-        };
-        let mut tracker = Tracker::new(mode);
-        let mut mask = LabelMap::new(16, 16);
-        mask.data[8 * 16 + 4] = 1;
-        let mut steps = vec![];
-        for i in 0..frames {
-            let anchor = if i == 0 {
-                Anchor::Mask(mask.clone())
-            } else {
-                Anchor::Keep
-            };
-            steps.push(tracker.process(&mut backend, &[i as f32], anchor).unwrap());
-        }
-        (backend, steps)
+        run_skipping(mode, frames, &[])
     }
 
     #[test]
@@ -444,7 +427,8 @@ mod tests {
         );
     }
 
-    /// Like [`run`], skipping the frames in `skipped` (the element's late frames).
+    /// Processes `frames` frames, the first anchored on a one-pixel mask, skipping those in
+    /// `skipped` (the element's late frames).
     fn run_skipping(mode: Mode, frames: u32, skipped: &[u32]) -> (Counting, Vec<Step>) {
         let mut backend = Counting {
             feature_runs: 0,
@@ -452,6 +436,8 @@ mod tests {
             shift: -1.0,
         };
         let mut tracker = Tracker::new(mode);
+        let mut mask = LabelMap::new(16, 16);
+        mask.data[8 * 16 + 4] = 1;
         let mut steps = vec![];
         for i in 0..frames {
             if skipped.contains(&i) {
@@ -459,7 +445,7 @@ mod tests {
                 continue;
             }
             let anchor = if i == 0 {
-                Anchor::Mask(LabelMap::new(16, 16))
+                Anchor::Mask(mask.clone())
             } else {
                 Anchor::Keep
             };
