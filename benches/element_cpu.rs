@@ -1,7 +1,7 @@
 //! Per-frame CPU work of pddflow outside the model, at common frame sizes: luma extraction and
 //! resize to the model input, label warping, vessel regions, overlay. `cargo bench --bench element_cpu`.
 
-use gstpddflow::flow::draw::{self, Style};
+use gstpddflow::flow::draw;
 use gstpddflow::flow::pixels::{extract_luma, Canvas, ModelInput, PixelFormat};
 use gstpddflow::flow::regions::find_regions;
 use gstpddflow::flow::warp::{warp_labels_with, UniformTiles};
@@ -59,8 +59,8 @@ fn main() {
             let (u, v) = chroma.split_at_mut(w * h / 4);
             let mut planes = [(luma, w), (u, w / 2), (v, w / 2)];
             let mut canvas = Canvas::new(PixelFormat::I420, w, h, &mut planes);
-            let style = Style::default();
-            draw::draw_labels(&mut canvas, &warped, 0.35, style.fill, style.contour);
+            // the element's default overlay: fill and contours
+            draw::draw_labels(&mut canvas, &warped, 0.35, true, true);
             draw::draw_legend(
                 &mut canvas,
                 &[draw::LegendLine {

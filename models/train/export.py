@@ -40,7 +40,6 @@ from pddnet import PDDNet, upgrade_state_dict
 OPSET = 17
 IR_VERSION = 8
 ROW_GATHER = True   # the G row-shifted reference copies with one Gather (else G Slices + Concat)
-BAND_GATHER = False  # the diagonals with one Gather (else Pad + Reshape + Slice; the Gather was slower)
 
 
 def _fold_bn(w, bn, b=None):
@@ -215,17 +214,13 @@ def build_flow(net):
         N("Concat", rows, ["rrows"], axis=0)
         N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C, w+2P]
     N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]; band[x, x + sp*k] is label (dy, k)
-    if BAND_GATHER:
-        N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
-        cidx = (np.arange(w)[:, None] * (Wp + 1) + np.arange(G)[None, :] * sp).reshape(-1).astype(np.int64)
-        N("Gather", ["band1", I("cidx", cidx)], ["band2"], axis=2)  # [G, h, w*G]
-        N("Reshape", ["band2", I("shp_b3", i64([G, h, w, G]))], ["corr_t"])  # [G(dy), h, w, G(dx)]
-    else:
-        N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
-        N("Pad", ["band1", I("pads_b", i64([0, 0, 0, 0, 0, w]))], ["band2"], mode="constant")
-        N("Reshape", ["band2", I("shp_b3", i64([G, h, w, Wp + 1]))], ["band3"])
-        N("Slice", ["band3", I("bs", i64([0])), I("be", i64([2 * P + 1])), I("ba", i64([3])), I("bst", i64([sp]))],
-              ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
+    # the G needed diagonals of each band as columns: pad each row by w, so that rows of w+2P+1
+    # shift by one per x, then take every sp-th column (one Gather of them was slower)
+    N("Reshape", ["band", I("shp_b1", i64([G, h, w * Wp]))], ["band1"])
+    N("Pad", ["band1", I("pads_b", i64([0, 0, 0, 0, 0, w]))], ["band2"], mode="constant")
+    N("Reshape", ["band2", I("shp_b3", i64([G, h, w, Wp + 1]))], ["band3"])
+    N("Slice", ["band3", I("bs", i64([0])), I("be", i64([2 * P + 1])), I("ba", i64([3])), I("bst", i64([sp]))],
+      ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
     N("Transpose", ["corr_t"], ["corr_hw"], perm=[1, 2, 0, 3])  # [h, w, G, G]
     N("Reshape", ["corr_hw", I("shp_l", i64([h * w, 1, G, G]))], ["corr_l"])
     # temperature then min-convolution over labels

@@ -4,28 +4,6 @@
 use super::pixels::{label_color, Canvas};
 use super::{FlowField, LabelMap};
 
-/// Which overlay layers to draw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Style {
-    pub fill: bool,
-    pub contour: bool,
-    pub flow_colors: bool,
-    pub arrows: bool,
-    pub legend: bool,
-}
-
-impl Default for Style {
-    fn default() -> Self {
-        Self {
-            fill: true,
-            contour: true,
-            flow_colors: false,
-            arrows: false,
-            legend: true,
-        }
-    }
-}
-
 /// A line of the legend: the colour swatch's label id and its text.
 pub struct LegendLine {
     pub label: u8,

@@ -161,19 +161,6 @@ fn dt_1d(f: &[f64], d: &mut [f64]) {
     }
 }
 
-/// Dice over all foreground classes present in either map, averaged (the "overall" score).
-pub fn mean_dice(truth: &LabelMap, prediction: &LabelMap, labels: &[u8]) -> Option<f64> {
-    let scores: Vec<f64> = labels
-        .iter()
-        .filter_map(|&l| score_class(truth, prediction, l).map(|s| s.dice))
-        .collect();
-    if scores.is_empty() {
-        None
-    } else {
-        Some(scores.iter().sum::<f64>() / scores.len() as f64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

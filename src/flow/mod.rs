@@ -178,14 +178,6 @@ impl FlowField {
         })
     }
 
-    /// Planar `[dx..., dy...]` copy.
-    pub fn to_planar(&self) -> Vec<f32> {
-        let mut v = Vec::with_capacity(self.dx.len() * 2);
-        v.extend_from_slice(&self.dx);
-        v.extend_from_slice(&self.dy);
-        v
-    }
-
     /// Bilinear sample at a sub-pixel position, clamped to the border.
     #[inline]
     pub fn sample(&self, x: f32, y: f32) -> (f32, f32) {

@@ -153,11 +153,6 @@ impl<F: Clone> Tracker<F> {
         self.last_labels.as_ref()
     }
 
-    /// Whether a reference frame is cached.
-    pub fn has_reference(&self) -> bool {
-        self.reference.is_some()
-    }
-
     /// Forgets everything (new stream): the next frame becomes the reference.
     pub fn reset(&mut self) {
         self.reference = None;

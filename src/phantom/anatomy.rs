@@ -553,12 +553,6 @@ impl Anatomy {
             .collect();
         self
     }
-
-    /// Label of the raster cell nearest to `(x, y)`: frame 0's label map sampled nearest.
-    #[inline]
-    pub fn label_nearest(&self, x: f32, y: f32) -> u8 {
-        self.labels[self.grid.nearest(x, y)]
-    }
 }
 
 fn curve_interface(interfaces: &mut Vec<Interface>, grid: &Grid, curve: &Curve, mm: f32) {
