@@ -100,6 +100,26 @@ fn late_frames_skip_flow_and_carry_the_last_mask_forward() {
 }
 
 #[test]
+fn a_pipeline_that_stays_late_still_computes_every_eighth_frame() {
+    let (element, _bus, mut h, info) = live_element(true);
+    h.push_and_pull(timed_frame(&info, 0)).unwrap();
+    h.push_and_pull(timed_frame(&info, 1)).unwrap();
+    // late far beyond the frames pushed below
+    qos_late(&mut h, FRAME_MS, 10_000);
+    let skipped: Vec<bool> = (2..20)
+        .map(|index| result(&h.push_and_pull(timed_frame(&info, index)).unwrap()).skipped)
+        .collect();
+    let computed: Vec<usize> = skipped
+        .iter()
+        .enumerate()
+        .filter(|(_, &s)| !s)
+        .map(|(i, _)| i + 2)
+        .collect();
+    assert_eq!(computed, vec![9, 17], "7 skipped, then one computed");
+    assert_eq!(stat(&element, "skipped"), 16);
+}
+
+#[test]
 fn anchoring_frames_are_never_skipped() {
     let (element, _bus, mut h, info) = live_element(true);
     h.push_and_pull(timed_frame(&info, 0)).unwrap();

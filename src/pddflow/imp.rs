@@ -123,6 +123,11 @@ struct State {
     live: Live,
 }
 
+/// Late frames skipped in a row at most: when the pipeline stays late for a reason beyond
+/// `pddflow` (a source slower than its frame rate), at least every 8th frame still computes
+/// flow, so the mask never freezes.
+const MAX_CONSECUTIVE_SKIPS: u32 = 7;
+
 /// Timing and lateness in live pipelines.
 #[derive(Default)]
 struct Live {
@@ -134,6 +139,8 @@ struct Live {
     /// frame carries forward.
     last_result: Option<FlowResult>,
     skipped: u64,
+    /// Frames skipped since the last computed one.
+    consecutive_skips: u32,
 }
 
 #[derive(Default)]
@@ -793,6 +800,7 @@ impl BaseTransformImpl for PddFlow {
             result.skipped = true;
             state.frames += 1;
             state.live.skipped += 1;
+            state.live.consecutive_skips += 1;
             drop(guard);
             gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
             self.publish(buffer, &info, format, &settings, &result, &[], false)?;
@@ -966,7 +974,10 @@ impl PddFlow {
         anchor: &Anchor,
         buffer: &gst::BufferRef,
     ) -> Option<FlowResult> {
-        if !settings.skip_late || !matches!(anchor, Anchor::Keep) {
+        if !settings.skip_late
+            || !matches!(anchor, Anchor::Keep)
+            || state.live.consecutive_skips >= MAX_CONSECUTIVE_SKIPS
+        {
             return None;
         }
         let last = state.live.last_result.as_ref()?;
@@ -995,6 +1006,7 @@ impl PddFlow {
             let Some(state) = guard.as_mut() else {
                 return;
             };
+            state.live.consecutive_skips = 0;
             if settings.skip_late {
                 state.live.last_result = Some(result);
             }
