@@ -35,6 +35,13 @@ fn qos_late(h: &mut gst_check::Harness, at_ms: u64, late_ms: i64) {
     assert!(h.push_upstream_event(event));
 }
 
+/// Frames 0 (the reference) and 1 processed, then downstream reports frame 1 `late_ms` late.
+fn two_frames_then_late(h: &mut gst_check::Harness, info: &gst_video::VideoInfo, late_ms: i64) {
+    h.push_and_pull(timed_frame(info, 0)).unwrap();
+    h.push_and_pull(timed_frame(info, 1)).unwrap();
+    qos_late(h, FRAME_MS, late_ms);
+}
+
 fn live_element(
     skip_late: bool,
 ) -> (
@@ -102,10 +109,8 @@ fn late_frames_skip_flow_and_carry_the_last_mask_forward() {
 #[test]
 fn a_pipeline_that_stays_late_still_computes_every_eighth_frame() {
     let (element, _bus, mut h, info) = live_element(true);
-    h.push_and_pull(timed_frame(&info, 0)).unwrap();
-    h.push_and_pull(timed_frame(&info, 1)).unwrap();
     // late far beyond the frames pushed below
-    qos_late(&mut h, FRAME_MS, 10_000);
+    two_frames_then_late(&mut h, &info, 10_000);
     let skipped: Vec<bool> = (2..20)
         .map(|index| result(&h.push_and_pull(timed_frame(&info, index)).unwrap()).skipped)
         .collect();
@@ -122,9 +127,7 @@ fn a_pipeline_that_stays_late_still_computes_every_eighth_frame() {
 #[test]
 fn anchoring_frames_are_never_skipped() {
     let (element, _bus, mut h, info) = live_element(true);
-    h.push_and_pull(timed_frame(&info, 0)).unwrap();
-    h.push_and_pull(timed_frame(&info, 1)).unwrap();
-    qos_late(&mut h, FRAME_MS, 500);
+    two_frames_then_late(&mut h, &info, 500);
     element.emit_by_name::<()>("reanchor", &[]);
     let anchored = result(&h.push_and_pull(timed_frame(&info, 2)).unwrap());
     assert!(!anchored.skipped);
@@ -135,9 +138,7 @@ fn anchoring_frames_are_never_skipped() {
 #[test]
 fn skip_late_false_computes_every_frame() {
     let (element, _bus, mut h, info) = live_element(false);
-    h.push_and_pull(timed_frame(&info, 0)).unwrap();
-    h.push_and_pull(timed_frame(&info, 1)).unwrap();
-    qos_late(&mut h, FRAME_MS, 500);
+    two_frames_then_late(&mut h, &info, 500);
     for index in 2..5 {
         assert!(!result(&h.push_and_pull(timed_frame(&info, index)).unwrap()).skipped);
     }
@@ -148,9 +149,7 @@ fn skip_late_false_computes_every_frame() {
 #[test]
 fn a_flush_forgets_the_lateness() {
     let (_element, _bus, mut h, info) = live_element(true);
-    h.push_and_pull(timed_frame(&info, 0)).unwrap();
-    h.push_and_pull(timed_frame(&info, 1)).unwrap();
-    qos_late(&mut h, FRAME_MS, 500);
+    two_frames_then_late(&mut h, &info, 500);
     assert!(h.push_event(gst::event::FlushStart::new()));
     assert!(h.push_event(gst::event::FlushStop::new(false)));
     // as after a flushing seek: a new segment follows
