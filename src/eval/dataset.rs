@@ -1,4 +1,4 @@
-//! Datasets in DESIGN.md's layout:
+//! Datasets in the layout of docs/contracts.md:
 //!
 //! ```text
 //! DATASET/<sequence>/frames/NNNNNN.png   8-bit B-mode frames, in display order (file name order)
@@ -50,7 +50,7 @@ pub struct Dataset {
 /// Which frame of a sequence is the reference (its mask is the input; earlier frames are skipped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReferenceChoice {
-    /// The first frame (DESIGN.md's protocol).
+    /// The first frame (docs/evaluation.md).
     #[default]
     First,
     /// A random annotated frame in the first fifth of the sequence (the paper's choice), drawn

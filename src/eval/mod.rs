@@ -1,5 +1,5 @@
-//! Evaluation of mask propagation with DESIGN.md's protocol, and the pieces the `pddflow-eval`
-//! and `pddflow-bench` tools share.
+//! Evaluation of mask propagation with the evaluation protocol (docs/evaluation.md), and the
+//! pieces the `pddflow-eval` and `pddflow-bench` tools share.
 //!
 //! * [`dataset`]: reading and validating datasets (`DATASET/<sequence>/{frames,masks}/NNNNNN.png`,
 //!   optional `meta.json`), choosing the reference frame.

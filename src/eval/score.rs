@@ -1,4 +1,4 @@
-//! Scores with DESIGN.md's protocol and their aggregation.
+//! Scores with the evaluation protocol (docs/evaluation.md) and their aggregation.
 //!
 //! Per frame and class: Dice, HD95 and HD (from [`crate::flow::metrics::score_class`]), in pixels
 //! and, where the pixel spacing is known, in millimetres. A class absent from both maps is

@@ -1,5 +1,6 @@
-//! Segmentation metrics with DESIGN.md's protocol: Dice per class, Hausdorff distance (HD) and
-//! HD95 (maximum of the two directed 95th percentiles) between the classes' boundaries.
+//! Segmentation metrics of the evaluation protocol (docs/evaluation.md): Dice per class,
+//! Hausdorff distance (HD) and HD95 (maximum of the two directed 95th percentiles) between the
+//! classes' boundaries.
 
 use super::LabelMap;
 
