@@ -21,11 +21,17 @@ It reports, per method and set:
   * the separation: over closing sequences the largest minimum contrast, over the others the
     smallest (one --tau separates them when the first is below the second).
 
+With --control-label (the artery: probe pressure does not close it), a fourth rule:
+      control    area rule, or a frame where the contrast is at most --tau while the control
+                 vessel's own relative contrast is at least --control-min (both vanishing reads
+                 as a lost track, not a closed vein).
+
 Truth masks can stand in for a method (NAME=truth) to see the signal without tracking errors.
 
 Usage:
   lumen_contrast.py --dataset DIR NAME=PRED|truth [...] [--label 1] [--stat mean|median]
                     [--ring 0.25] [--tau 0.3] [--closed 0.05] [--sequences] [--json OUT]
+                    [--control-label 2 --control-min 0.5]
 """
 
 import argparse
@@ -49,8 +55,9 @@ def contrast(img, labels, label, ring_px, stat):
     return float(f(img[ring].astype(np.float64)) - f(img[inside].astype(np.float64)))
 
 
-def measure(dataset, pred, label, ring, stat):
-    """{sequence: [(true ratio, predicted ratio, relative contrast or nan), ...]}"""
+def measure(dataset, pred, label, ring, stat, control=None):
+    """{sequence: [(true ratio, predicted ratio, relative contrast, control's relative contrast),
+    ...]}, nan where a contrast is undefined (or without a control label)."""
     out = {}
     for s in sorted(os.listdir(dataset)):
         mdir = os.path.join(dataset, s, "masks")
@@ -64,6 +71,9 @@ def measure(dataset, pred, label, ring, stat):
             continue
         ring_px = max(2, int(round(ring * np.sqrt(a0 / np.pi)))) if ring < 1 else int(ring)
         c0 = contrast(f0, m0, label, ring_px, stat)
+        a0c = int((m0 == control).sum()) if control else 0
+        ring_c = max(2, int(round(ring * np.sqrt(a0c / np.pi)))) if ring < 1 else int(ring)
+        c0c = contrast(f0, m0, control, ring_c, stat) if a0c else None
         rows = []
         for f in files[1:]:
             pp = mdir if pred == "truth" else os.path.join(pred, s, "masks")
@@ -74,7 +84,9 @@ def measure(dataset, pred, label, ring, stat):
             img = cv2.imread(os.path.join(dataset, s, "frames", f), cv2.IMREAD_GRAYSCALE)
             c = contrast(img, pm, label, ring_px, stat)
             rel = c / c0 if c is not None and c0 else float("nan")
-            rows.append(((tm == label).sum() / a0, (pm == label).sum() / a0, rel))
+            cc = contrast(img, pm, control, ring_c, stat) if c0c else None
+            rel_c = cc / c0c if cc is not None else float("nan")
+            rows.append(((tm == label).sum() / a0, (pm == label).sum() / a0, rel, rel_c))
         if rows:
             out[s] = rows
     return out
@@ -90,6 +102,8 @@ def main():
     p.add_argument("--tau", type=float, default=0.3)
     p.add_argument("--closed", type=float, default=0.05)
     p.add_argument("--sequences", action="store_true", help="a row per sequence")
+    p.add_argument("--control-label", type=int)
+    p.add_argument("--control-min", type=float, default=0.5)
     p.add_argument("--json")
     args = p.parse_args()
     bins = [(-1, args.closed, f"<= {args.closed}"), (args.closed, 0.2, f"{args.closed}-0.2"),
@@ -99,31 +113,33 @@ def main():
           f"tau {args.tau:g}, closed at {args.closed:g}\n")
     print("| method | " + " | ".join(f"contrast, true ratio {b[2]}: frames, p5 / median / p95" for b in bins)
           + " | closing seq.: max of min contrast | other seq.: min of min contrast "
-          "| verdicts right: area / or / effective | min-ratio MAE: area / effective |")
+          "| verdicts right: area / or / effective / control | min-ratio MAE: area / effective |")
     print("|---|" + "---|" * (len(bins) + 4))
     seq_rows = []
     for spec in args.preds:
         name, pred = spec.split("=", 1)
-        data = measure(args.dataset, pred, args.label, args.ring, args.stat)
+        data = measure(args.dataset, pred, args.label, args.ring, args.stat, args.control_label)
         frames = [r for rows in data.values() for r in rows]
         cells = []
         for lo, hi, _ in bins:
-            v = np.array([c for t, _, c in frames if lo < t <= hi and not np.isnan(c)])
+            v = np.array([c for t, _, c, _ in frames if lo < t <= hi and not np.isnan(c)])
             cells.append(f"{len(v)}, {np.percentile(v, 5):.2f} / {np.median(v):.2f} / {np.percentile(v, 95):.2f}"
                          if len(v) else "0")
-        right = {"area": 0, "or": 0, "effective": 0}
+        right = {"area": 0, "or": 0, "effective": 0, "control": 0}
         err = {"area": [], "effective": []}
         closing_max, open_min = -np.inf, np.inf
         seqs = {}
         for s, rows in data.items():
-            tmin = min(t for t, _, _ in rows)
-            pmin = min(q for _, q, _ in rows)
-            cs = [c for _, _, c in rows if not np.isnan(c)]
+            tmin = min(t for t, _, _, _ in rows)
+            pmin = min(q for _, q, _, _ in rows)
+            cs = [c for _, _, c, _ in rows if not np.isnan(c)]
             cmin = min(cs) if cs else float("nan")
-            emin = min(q * (min(1.0, max(0.0, c / args.tau)) if not np.isnan(c) else 1.0) for _, q, c in rows)
+            emin = min(q * (min(1.0, max(0.0, c / args.tau)) if not np.isnan(c) else 1.0) for _, q, c, _ in rows)
             truth = tmin <= args.closed
             v = {"area": pmin <= args.closed, "or": pmin <= args.closed or cmin <= args.tau,
-                 "effective": emin <= args.closed}
+                 "effective": emin <= args.closed,
+                 "control": pmin <= args.closed or any(c <= args.tau and cc >= args.control_min
+                                                       for _, _, c, cc in rows)}
             for k in right:
                 right[k] += v[k] == truth
             err["area"].append(abs(pmin - tmin))
@@ -135,19 +151,20 @@ def main():
             seqs[s] = {"true_min": tmin, "pred_min": pmin, "min_contrast": cmin, "effective_min": emin,
                        "true_closed": truth, **{f"closed_{k}": v[k] for k in v}}
             seq_rows.append(f"| {name} | {s} | {tmin:.3f} | {pmin:.3f} | {cmin:.2f} | {emin:.3f} | "
-                            + " / ".join("yes" if x else "no" for x in (truth, v["area"], v["or"], v["effective"]))
+                            + " / ".join("yes" if x else "no" for x in (truth, v["area"], v["or"], v["effective"], v["control"]))
                             + " |")
         n = len(data)
         fmt = lambda x: f"{x:.2f}" if np.isfinite(x) else "-"
         print(f"| {name} | " + " | ".join(cells) + f" | {fmt(closing_max)} | {fmt(open_min)} | "
-              f"{right['area']}/{n} / {right['or']}/{n} / {right['effective']}/{n} | "
+              f"{right['area']}/{n} / {right['or']}/{n} / {right['effective']}/{n} / "
+              + (f"{right['control']}/{n}" if args.control_label else "-") + " | "
               f"{np.mean(err['area']):.3f} / {np.mean(err['effective']):.3f} |")
         report[name] = {"sequences": seqs, "right": right, "of": n,
                         "mae_area": float(np.mean(err["area"])), "mae_effective": float(np.mean(err["effective"])),
                         "closing_max_min_contrast": closing_max, "open_min_min_contrast": open_min}
     if args.sequences:
         print("\n| method | sequence | true min ratio | predicted min ratio | min contrast | effective min ratio "
-              "| closed: true / area / or / effective |")
+              "| closed: true / area / or / effective / control |")
         print("|---|---|---|---|---|---|---|")
         print("\n".join(seq_rows))
     if args.json:
