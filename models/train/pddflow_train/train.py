@@ -18,25 +18,23 @@ Loss per pair (masks as one-hot label maps, warped bilinearly by the student's f
 --no-kd trains the labels-only student (soft term off).
 
 Examples:
-  python train.py --data /work/shared/data/carotid --exclude 0035,0037 --val-seqs 0035,0037 \
+  python -m pddflow_train.train --data /work/shared/data/carotid --exclude 0035,0037 --val-seqs 0035,0037 \
       --pretrain-epochs 100 --finetune-epochs 200 --out runs/paper
-  python train.py ... --budget 3600 (wall-clock budget in seconds; stages share it)
-  python train.py --out runs/paper --resume          (continue from runs/paper/last.pt)
+  python -m pddflow_train.train ... --budget 3600 (wall-clock budget in seconds; stages share it)
+  python -m pddflow_train.train --out runs/paper --resume          (continue from runs/paper/last.pt)
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import PairSampler, load_sequences  # noqa: E402
-from pddnet import DEFAULT_CONFIG, PDDNet, one_hot, upgrade_state_dict, warp  # noqa: E402
-from teacher import CachedTeacher, make_teacher  # noqa: E402
+from .dataset import PairSampler, load_sequences
+from .pddnet import DEFAULT_CONFIG, PDDNet, one_hot, upgrade_state_dict, warp
+from .teacher import CachedTeacher, make_teacher
 
 
 def parse():
@@ -88,7 +86,7 @@ def parse():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "teacher_cache"))
+    ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runs", "teacher_cache"))
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--ckpt-every", type=float, default=120, help="seconds between checkpoints")
     return ap.parse_args()
@@ -210,7 +208,7 @@ def losses(net, batch, a, n_cls=3):
 def validate(net, a, tag=""):
     if not a.val_seqs:
         return None
-    from evaluate import TorchFlow, evaluate, fmt
+    from .evaluate import TorchFlow, evaluate, fmt
     net.eval()
     root = a.val_data or a.data[0]
     r = evaluate(root, a.val_seqs.split(","), TorchFlow(net, a.size))

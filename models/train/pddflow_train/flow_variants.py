@@ -10,21 +10,19 @@ Each variant is JSON: {"levels": [[scale, iters, window, clip], ...], "gamma_sca
 as evaluate.py). Scores: DESIGN.md protocol, plus the vein's Dice over its open
 frames (evaluate.py's CLOSED_FRACTION).
 
-Usage: python flow_variants.py DATASET --seqs a,b --checkpoint models/default/pddnet.pt VARIANT...
+Usage: python -m pddflow_train.flow_variants DATASET --seqs a,b --checkpoint models/default/pddnet.pt VARIANT...
 """
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import eval_sequence  # noqa: E402
-from export import load_checkpoint  # noqa: E402
-from pddnet import central_gradients, lucas_kanade  # noqa: E402
+from .evaluate import eval_sequence
+from .export import load_checkpoint
+from .pddnet import central_gradients, lucas_kanade
 
 
 def box(x, k):
@@ -91,7 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
     ap.add_argument("--seqs", required=True, help="comma list")
-    ap.add_argument("--checkpoint", default=os.path.join(os.path.dirname(__file__), "..", "default", "pddnet.pt"))
+    ap.add_argument("--checkpoint", default=os.path.join(os.path.dirname(__file__), "..", "..", "default", "pddnet.pt"))
     ap.add_argument("variants", nargs="+", help="JSON, see the module doc")
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -11,23 +11,22 @@ Reported per class and overall as mean +- std over sequences.
 Closed vessels: a frame where a class covers less than CLOSED_FRACTION of its area in the first
 frame (a vein pressed shut) is "closed" for that class. The protocol scores it like any other
 frame, but there the truth is a sub-pixel sliver that only the exact deformation reproduces
-(oracle.py --blur), so each class also reports the Dice over its open frames and, over its closed
+(pddflow_train.oracle --blur), so each class also reports the Dice over its open frames and, over its closed
 frames, the predicted and true areas as fractions of the first frame's area.
 
 Usage:
-  python evaluate.py DATASET --seqs 0035,0037 --methods copy,dis:fast,dis:medium,farneback,model:../default
+  python -m pddflow_train.evaluate DATASET --seqs 0035,0037 \
+      --methods copy,dis:fast,dis:medium,farneback,model:models/default
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import warp_np  # noqa: E402
+from .dataset import warp_np
 
 CLASS_NAMES = {1: "vein", 2: "artery"}
 CLOSED_FRACTION = 0.1
@@ -125,7 +124,7 @@ def make_method(spec):
     if spec == "copy":
         return lambda ref, cur: np.zeros(cur.shape + (2,), np.float32)
     if spec.startswith("dis:"):
-        from teacher import DISTeacher
+        from .teacher import DISTeacher
         d = DISTeacher(spec[4:]).dis
         return lambda ref, cur: d.calc(cur, ref, None)
     if spec == "farneback":
@@ -134,7 +133,7 @@ def make_method(spec):
         return ModelFlow(spec[6:])
     if spec.startswith("teacher:"):
         # any teacher of teacher.py (dis:fine, deepflow, tvl1, onnx:...), on [0,1] frames
-        from teacher import make_teacher
+        from .teacher import make_teacher
         t = make_teacher(spec[len("teacher:"):])
         return lambda ref, cur: t(ref.astype(np.float32) / 255.0, cur.astype(np.float32) / 255.0)
     raise ValueError(spec)

@@ -21,7 +21,7 @@ Several input sizes (the element's working-size): --sizes 128,192,256,320,384 wr
 each other size as features-SxS.onnx / flow-SxS.onnx beside the default's and lists every size in
 model.json's input_sizes.
 
-Usage: python export.py CHECKPOINT OUT_DIR [--name NAME --version V] [--config JSON] [--sizes LIST]
+Usage: python -m pddflow_train.export CHECKPOINT OUT_DIR [--name NAME --version V] [--config JSON] [--sizes LIST]
 """
 import argparse
 import copy
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from pddnet import PDDNet, upgrade_state_dict
+from .pddnet import PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8

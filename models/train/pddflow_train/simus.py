@@ -43,7 +43,7 @@ at least one compression and reopens.
 Reproducible: every sequence is drawn from (seed, index); meta.json records both.
 
 Usage:
-  simus.py --out DIR [--sequences 4] [--frames 200] [--long-sequences 1] [--long-frames 600]
+  python -m pddflow_train.simus --out DIR [--sequences 4] [--frames 200] [--long-sequences 1] [--long-frames 600]
            [--seed 2027] [--workers 1] [--density 12] [--check] [--time-only N]
 """
 
