@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .evaluate import eval_sequence
 from .export import load_checkpoint
-from .pddnet import central_gradients, lucas_kanade
+from .lk import central_gradients, lucas_kanade
 
 
 def box(x, k):
@@ -39,7 +39,7 @@ def fill_textureless(u, texture, window, tau):
 
 
 def lucas_kanade_level(u, img_r, img_c, iters, window, clip, fill=None, lam=1e-3, eps=1e-4):
-    """The export's LK steps (pddnet.lucas_kanade, the model's defaults for lam and eps) at any
+    """The export's LK steps (lk.lucas_kanade, the model's defaults for lam and eps) at any
     resolution, optionally after filling the flow in textureless windows."""
     if fill:
         gcx, gcy = central_gradients(img_c)
@@ -61,8 +61,8 @@ def make_flow(checkpoint, variant):
     net.eval()
     if "gamma_scale" in variant:
         with torch.no_grad():
-            g = torch.sigmoid(net.log_gamma) * variant["gamma_scale"]
-            net.log_gamma.copy_(torch.log(g / (1 - g)))
+            g = torch.sigmoid(net.head.gamma_logit) * variant["gamma_scale"]
+            net.head.gamma_logit.copy_(torch.log(g / (1 - g)))
 
     def flow(ref, cur):
         r = torch.from_numpy(ref.astype(np.float32) / 255.0)[None, None]

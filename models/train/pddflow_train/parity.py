@@ -38,11 +38,11 @@ def _random_net(**cfg):
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
-        net.log_alpha.fill_(0.5)
-        net.log_gamma.fill_(0.5)
+        net.head.alpha_logit.fill_(0.5)
+        net.head.gamma_logit.fill_(0.5)
         if net.cfg["refine"]:  # zero-initialised at training start; make it matter here
-            net.rconv2.weight.normal_(0, 0.05)
-            net.rconv2.bias.uniform_(-0.1, 0.1)
+            net.refinement.conv2.weight.normal_(0, 0.05)
+            net.refinement.conv2.bias.uniform_(-0.1, 0.1)
     return net.eval()
 
 

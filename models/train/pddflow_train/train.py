@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from .dataset import PairSampler, load_sequences
-from .pddnet import DEFAULT_CONFIG, PDDNet, one_hot, upgrade_state_dict, warp
+from .layers import one_hot, warp
+from .pddnet import DEFAULT_CONFIG, HEAD_SCALARS, PDDNet, upgrade_state_dict
 from .teacher import CachedTeacher, make_teacher
 
 
@@ -261,10 +262,9 @@ def main():
     split = [float(x) for x in a.budget_split.split(",")] if a.budget_split else [1.0 / len(stages)] * len(stages)
     state = dict(stage=0, epoch=0, pos=0, step=0, elapsed=0.0, stage_elapsed=0.0, val={})
     last = os.path.join(a.out, "last.pt")
-    head_names = ("log_alpha", "log_mf", "log_gamma")
-    head = [p for n, p in net.named_parameters() if n in head_names]
-    rest = [p for n, p in net.named_parameters() if n not in head_names]
-    # the two flow-head scalars (temperature, mean-field weight) learn 10x faster
+    head = [p for n, p in net.named_parameters() if n in HEAD_SCALARS]
+    rest = [p for n, p in net.named_parameters() if n not in HEAD_SCALARS]
+    # the three flow-head scalars (temperature, mean-field weight, final sharpness) learn 10x faster
     opt = torch.optim.Adam([dict(params=rest, lr_mult=1.0), dict(params=head, lr_mult=10.0)], lr=a.pretrain_lr)
     if a.resume and os.path.exists(last):
         ck = torch.load(last, map_location=dev, weights_only=False)
@@ -278,14 +278,14 @@ def main():
         sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
         # the label displacements ("disp") follow from this run's config (G, spacing), never from --init
         sd = {k: v for k, v in sd.items()
-              if k != "disp" and not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma"))}
+              if k != "head.disp" and not (a.init_features_only and k in HEAD_SCALARS)}
         # not strict: a checkpoint without the refinement level initialises the coarse part only
         missing, unexpected = net.load_state_dict(sd, strict=False)
         if unexpected:
             raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
         print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
-              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'disp'}))})"
-              if set(missing) - {"disp"} else "", flush=True)
+              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'head.disp'}))})"
+              if set(missing) - {"head.disp"} else "", flush=True)
     net.train()
     t_start = time.time() - state["elapsed"]
     last_ck = time.time()
