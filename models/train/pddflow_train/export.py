@@ -39,7 +39,6 @@ from .pddnet import PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8
-ROW_GATHER = True   # the G row-shifted reference copies with one Gather (else G Slices + Concat)
 
 
 def _fold_bn(w, bn, b=None):
@@ -199,21 +198,12 @@ def build_flow(net):
     # reference padded: [1, C, h+2P, w+2P]
     N("Pad", [ref_in, I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
     Wp = w + 2 * P
-    if ROW_GATHER:
-        # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies
-        N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
-        N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
-        ridx = (np.arange(G)[:, None] * sp + np.arange(h)[None, :]).astype(np.int64)  # [G, h]
-        N("Gather", ["rrowsT", I("ridx", ridx)], ["rmat"], axis=0)  # [G, h, C, Wp]
-    else:
-        # G row-shifted copies -> [G, C, h, w+2P]
-        rows = []
-        for iy in range(G):
-            nm = f"rrow{iy}"
-            N("Slice", ["rpad", I(f"rs{iy}", i64([iy * sp])), I(f"re{iy}", i64([iy * sp + h])), I(f"ra{iy}", i64([2]))], [nm])
-            rows.append(nm)
-        N("Concat", rows, ["rrows"], axis=0)
-        N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C, w+2P]
+    # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies (faster
+    # than G Slices + Concat)
+    N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
+    N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
+    ridx = (np.arange(G)[:, None] * sp + np.arange(h)[None, :]).astype(np.int64)  # [G, h]
+    N("Gather", ["rrowsT", I("ridx", ridx)], ["rmat"], axis=0)  # [G, h, C, Wp]
     N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]; band[x, x + sp*k] is label (dy, k)
     # the G needed diagonals of each band as columns: pad each row by w, so that rows of w+2P+1
     # shift by one per x, then take every sp-th column (one Gather of them was slower)

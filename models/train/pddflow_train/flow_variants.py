@@ -7,7 +7,7 @@ Each variant is JSON: {"levels": [[scale, iters, window, clip], ...], "gamma_sca
 "fill": {"window": K, "tau": t}}. With the default checkpoint (models/default/pddnet.pt, 0.5.0)
 {"levels": [[2, 1, 9, 1.0]]} is the shipped model; with 0.3.0's checkpoint
 (`git show a289e99:models/default/pddnet.pt`) {"levels": [[2, 2, 9, 1.0]]} is 0.3.0 (same numbers
-as evaluate.py). Scores: DESIGN.md protocol, plus the vein's Dice over its open
+as evaluate.py). Scores: evaluate.py's (pddflow-eval's protocol), plus the vein's Dice over its open
 frames (evaluate.py's CLOSED_FRACTION).
 
 Usage: python -m pddflow_train.flow_variants DATASET --seqs a,b --checkpoint models/default/pddnet.pt VARIANT...

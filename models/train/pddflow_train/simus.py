@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Physics-based (SIMUS) validation set: linear-probe plane-wave B-mode exams of a neck-like phantom.
 
-Writes pddflow's dataset layout (DESIGN.md, the same files as `pddflow-phantom`):
+Writes pddflow's dataset layout (the files `pddflow-phantom` writes and `pddflow-eval` reads):
 
     OUT/<sequence>/frames/NNNNNN.png   8-bit B-mode frames
     OUT/<sequence>/masks/NNNNNN.png    label maps (0 background, 1 vein, 2 artery)
