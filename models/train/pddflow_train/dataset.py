@@ -16,7 +16,6 @@ Pair samplers:
 """
 import json
 import os
-import random
 
 import cv2
 import numpy as np

@@ -32,7 +32,6 @@ import os
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 from .pddnet import PDDNet, upgrade_state_dict
@@ -284,7 +283,7 @@ def build_lk(net, N, I, fl_in):
     returns the name of the flow [1,2,H/2,W/2] in image pixels."""
     c = net.cfg
     H = W = c["input_size"]
-    s, b = c["stride"], c["stride"] // 2
+    b = c["stride"] // 2
     h2, w2, q = H // 2, W // 2, 2.0
     start = packed_channels(c) - b * b
     i64 = lambda v: np.array(v, dtype=np.int64)
