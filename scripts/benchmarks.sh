@@ -15,8 +15,9 @@
 #   LONG_CLIP_ARGS  pddflow-phantom arguments of the long clips for drift (default: 2 sequences of
 #                   600 frames, seed 7001; "" leaves them out)
 #   SIMUS           the SIMUS-simulated validation set (default: target/simus-val when present;
-#                   generate it with `models/train/simus.py --out target/simus-val --seed 2027
-#                   --sequences 4 --frames 200 --long-sequences 1 --long-frames 600`, ~1 h on 1 core)
+#                   generate it with `PYTHONPATH=models/train python -m pddflow_train.simus
+#                   --out target/simus-val --seed 2027 --sequences 4 --frames 200
+#                   --long-sequences 1 --long-frames 600`, ~1 h on 1 core)
 #   WORKING_SIZES   extra working sizes (pddflow working-size) for keyframe and hybrid rows on every
 #                   dataset (default: 256, the built-in model runs at 128; "" leaves them out)
 #   LIVE_SECONDS    seconds of each live run (a live 1080p60 source faster than the model, with
@@ -26,7 +27,7 @@
 #                   (default: models/labels-only; "" leaves the rows out)
 #   BENCH_MODELS    extra model directories for the model-only table (space separated)
 #   BENCH_CHECKPOINT  a PDD-Net checkpoint (.pt): re-exported at 128², 256², 512² with
-#                   models/train/export.py (needs torch) for the model-only table
+#                   pddflow_train.export (models/train, needs torch) for the model-only table
 #   EP              execution provider: cpu (default), cuda, auto
 #   BENCH_CONFIG    JSON overrides of parameter-free settings for that export (default: the default
 #                   model's export_overrides, e.g. {"lk_iters": 2})
@@ -183,19 +184,19 @@ BENCH_ARGS=()
 if [[ -n "${BENCH_CHECKPOINT:-}" ]]; then
   BENCH_CHECKPOINT="$(realpath "$BENCH_CHECKPOINT")"
   echo "== exporting $BENCH_CHECKPOINT at 128, 256, 512" >&2
-  (cd models/train && "$PYTHON" - "$BENCH_CHECKPOINT" "$ROOT/$WORK/bench-models" <<'EOF'
+  (PYTHONPATH="$ROOT/models/train${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$BENCH_CHECKPOINT" "$ROOT/$WORK/bench-models" <<'EOF'
 import json, os, sys, torch
-from export import export
-from pddnet import PDDNet
+from pddflow_train.export import export
+from pddflow_train.pddnet import PDDNet, upgrade_state_dict
 ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 overrides = os.environ.get("BENCH_CONFIG")
 if overrides is None:  # the default model's export-time settings
-    overrides = json.dumps(json.load(open("../default/model.json"))["training"].get("export_overrides") or {})
+    overrides = json.dumps(json.load(open("models/default/model.json"))["training"].get("export_overrides") or {})
 for size in (128, 256, 512):
     cfg = dict(ck["config"]); cfg.update(json.loads(overrides)); cfg["input_size"] = size
     net = PDDNet(**cfg)
     # Speed only: parameters that an older checkpoint lacks keep their initial values.
-    missing = net.load_state_dict(ck["model"], strict=False).missing_keys
+    missing = net.load_state_dict(upgrade_state_dict(ck["model"]), strict=False).missing_keys
     if missing:
         print(f"note: {sys.argv[1]} lacks {missing}; initial values kept (timing only)")
     net.eval()

@@ -32,7 +32,7 @@ n_runs=$(tr ',' '\n' <<<"$VARIANTS" | grep -c .)
 per_run_workers=$(( ($(nproc) - n_runs) / n_runs ))
 (( per_run_workers < 1 )) && per_run_workers=1
 
-# variant name -> extra train.py arguments (after gpu_train.sh's, so they override them)
+# variant name -> extra pddflow_train.train arguments (after gpu_train.sh's, so they override them)
 args_for() {
   case "$1" in
     kd) ;;

@@ -5,7 +5,7 @@
 #   .gpu/carotid256/       carotid recordings at 256x256 (fine-tuning / validation; 0035,0037 held out)
 # Python: python3 with torch, numpy, opencv-python-headless, onnx, onnxruntime (the device image has them).
 #
-# Usage: models/train/gpu_train.sh [BUDGET_S=300] [extra train.py args...]
+# Usage: models/train/gpu_train.sh [BUDGET_S=300] [extra pddflow_train.train args...]
 #   BUDGET_S is the wall-clock training budget (pre-training + fine-tuning), data generation and
 #   evaluation come on top. Results: $OUT/model/{features,flow}.onnx + model.json, $OUT/final.pt,
 #   $OUT/train.log, $OUT/eval_*.json.
@@ -32,6 +32,8 @@ PHANTOM=${PHANTOM:-.gpu/pddflow-phantom}
 CAROTID=${CAROTID:-.gpu/carotid256}
 mkdir -p "$OUT/model" "$WORK"
 export PYTHONUNBUFFERED=1
+# the training package (models/train/pddflow_train), run as python -m pddflow_train.NAME
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 exec > >(tee -a "$OUT/train.log") 2>&1
 echo "== gpu_train.sh budget ${BUDGET}s device $DEVICE nproc $NPROC $(date -u +%FT%TZ)"
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
@@ -60,7 +62,7 @@ KD_ARGS=(--teacher dis:medium)
 WORKERS=${WORKERS:-$(( NPROC > 2 ? NPROC - 2 : 0 ))}
 RUN=${RUN:-$WORK/run}
 BASELINES=${BASELINES-copy,dis:fast,dis:medium}
-"$PY" "$HERE/train.py" "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
+"$PY" -m pddflow_train.train "${DATA_ARGS[@]}" --exclude 0035,0037 --val-data "$CAROTID" --val-seqs 0035,0037 \
   --stages synth,pretrain,finetune --budget "$BUDGET" --budget-split 0.2,0.45,0.35 --synth-epochs 100 \
   --pretrain-epochs 100 --finetune-epochs 200 --pretrain-lr 0.002 --finetune-lr 0.00025 \
   --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1 --flow-weight 0.05 --smooth-weight 0 \
@@ -71,13 +73,13 @@ cp "$RUN/final.pt" "$OUT/final.pt"
 
 # ---- 3. export + parity + latency + evaluation
 # the default model's architecture (0.4.0 and 0.5.0): refinement level trained, one Lucas-Kanade step added at export
-"$PY" "$HERE/export.py" "$RUN/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.5.0 \
+"$PY" -m pddflow_train.export "$RUN/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.5.0 \
   --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" "$HERE/test_parity.py" "$RUN/final.pt" || echo "!! parity check failed (evaluation goes on)"
-"$PY" "$HERE/bench_onnx.py" "$OUT/model" --iters 100 || true
-"$PY" "$HERE/evaluate.py" "$CAROTID" --seqs 0035,0037 --methods "${BASELINES:+$BASELINES,}model:$OUT/model" \
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" -m pddflow_train.parity "$RUN/final.pt" || echo "!! parity check failed (evaluation goes on)"
+"$PY" -m pddflow_train.bench_onnx "$OUT/model" --iters 100 || true
+"$PY" -m pddflow_train.evaluate "$CAROTID" --seqs 0035,0037 --methods "${BASELINES:+$BASELINES,}model:$OUT/model" \
   --json "$OUT/eval_carotid_heldout.json"
 if [ -n "$VAL_ROOT" ]; then
-  "$PY" "$HERE/evaluate.py" "$VAL_ROOT" --methods "${BASELINES:+$BASELINES,}model:$OUT/model" --json "$OUT/eval_phantom_val.json"
+  "$PY" -m pddflow_train.evaluate "$VAL_ROOT" --methods "${BASELINES:+$BASELINES,}model:$OUT/model" --json "$OUT/eval_phantom_val.json"
 fi
 echo "== done $(date -u +%FT%TZ); model in $OUT/model"

@@ -38,6 +38,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q -r "$TRAIN/requirements.txt"
 fi
 PY=$(cd "$VENV" && pwd)/bin/python
+# the training package (models/train/pddflow_train), run as python -m pddflow_train.NAME
+export PYTHONPATH="$ROOT/$TRAIN${PYTHONPATH:+:$PYTHONPATH}"
 
 mkdir -p "$DATA"
 if [ ! -d "$DATA/phantom_train" ]; then
@@ -66,29 +68,29 @@ COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-ep
   "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 --cache "$RUNS/teacher_cache" --resume
   --ckpt-every 120 --log-every 50)
 # the PDD-Net (17x17 labels, 8 px apart): synthetic warm-up, pre-training, fine-tuning
-"$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" "${COMMON[@]}" --stages synth,pretrain,finetune \
+"$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages synth,pretrain,finetune \
   --stage-steps 120,220,160 --budget "$(echo "$BUDGET * 0.2" | bc)" --budget-split 0.2,0.45,0.35 \
   --synth-epochs 100 --flow-weight 0.02 --out "$RUNS/regen$SUFFIX"
 # the stride-4 refinement level on top (8 px labels cannot follow a vein reopening by 4-5 px per frame)
-"$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain,finetune \
+"$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain,finetune \
   --init "$RUNS/regen$SUFFIX/final.pt" --config '{"refine": 1}' \
   --stage-steps 1000,500 --budget "$(echo "$BUDGET * 0.45" | bc)" --budget-split 0.65,0.35 \
   --flow-weight 0.05 --out "$RUNS/regen_refine$SUFFIX"
 # more pre-training (random pairs, distances 1-6) with the GT-flow term at 0.2: the chain mode's
 # reopening vein gains from it; fine-tuning on task-shaped pairs after it did not help (0.5.0 card)
-"$PY" "$TRAIN/train.py" "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain --pretrain-lr 0.001 \
+"$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain --pretrain-lr 0.001 \
   --init "$RUNS/regen_refine$SUFFIX/final.pt" --config '{"refine": 1}' \
   --stage-steps 1200 --budget "$(echo "$BUDGET * 0.35" | bc)" \
   --flow-weight 0.2 --out "$RUNS/regen_long$SUFFIX"
 
 # export with the parameter-free Lucas-Kanade level (1 step at half resolution) after the refinement
-"$PY" "$TRAIN/export.py" "$RUNS/regen_long$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.5.0 \
+"$PY" -m pddflow_train.export "$RUNS/regen_long$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.5.0 \
   --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
 
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" "$TRAIN/test_parity.py" "$RUNS/regen_long$SUFFIX/final.pt"
-"$PY" "$TRAIN/bench_onnx.py" "$MODEL_OUT"
-if [ -d "$CAROTID" ]; then "$PY" "$TRAIN/evaluate.py" "$CAROTID" --seqs 0035,0037 \
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" -m pddflow_train.parity "$RUNS/regen_long$SUFFIX/final.pt"
+"$PY" -m pddflow_train.bench_onnx "$MODEL_OUT"
+if [ -d "$CAROTID" ]; then "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs 0035,0037 \
   --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen_long$SUFFIX/eval_carotid.json"; fi
-"$PY" "$TRAIN/evaluate.py" "$DATA/phantom_test9002" --methods copy,farneback,dis:fast,dis:medium,model:"$MODEL_OUT" \
+"$PY" -m pddflow_train.evaluate "$DATA/phantom_test9002" --methods copy,farneback,dis:fast,dis:medium,model:"$MODEL_OUT" \
   --json "$RUNS/regen_long$SUFFIX/eval_phantom.json"
 echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen_long$SUFFIX/eval_*.json)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pddflow (keyframe, chain, hybrid) and OpenCV DIS medium (chain, keyframe; scripts/baselines.py,
 # native size) on a dataset, all scored by pddflow-eval in one run, plus the vein's minimum-ratio
-# readout (vein_readout.py) and the speckle statistics (speckle_stats.py).
+# readout (pddflow_train.vein_readout).
 #
 #   models/train/simus_eval.sh DATA WORK
 #
@@ -43,7 +43,7 @@ done
 "$BIN/pddflow-eval" --compare "$WORK/reports/pddflow_keyframe.json" "$WORK/reports/pddflow_chain.json" \
   "$WORK/reports/pddflow_hybrid.json" "$WORK/reports/dis_medium_chain.json" \
   "$WORK/reports/dis_medium_keyframe.json" --output "$WORK/table.md"
-"$PYTHON" "$ROOT/models/train/vein_readout.py" --dataset "$DATA" --json "$WORK/vein_readout.json" \
+PYTHONPATH="$ROOT/models/train${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m pddflow_train.vein_readout --dataset "$DATA" --json "$WORK/vein_readout.json" \
   "pddflow keyframe=$WORK/pred/pddflow_keyframe" "pddflow chain=$WORK/pred/pddflow_chain" \
   "pddflow hybrid=$WORK/pred/pddflow_hybrid" "DIS medium chain=$WORK/pred/dis_medium_chain" \
   "DIS medium keyframe=$WORK/pred/dis_medium_keyframe" > "$WORK/vein_readout.md"

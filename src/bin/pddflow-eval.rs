@@ -1,13 +1,13 @@
-//! pddflow-eval: propagates each sequence's reference mask through the `pddflow` element (or
-//! scores predictions written by another method) and reports Dice, HD95 and HD per class with
-//! the evaluation protocol (docs/evaluation.md). Beside them, as models/train/evaluate.py does,
-//! each class reports its Dice over the *open* frames and, over the *closed* ones (true area
-//! below 10 % of the reference mask's: a vein pressed shut, whose truth is a sliver), the
-//! predicted and true areas as % of the reference area; the Markdown tables show these columns
-//! only for classes that close. A second table shows the overall Dice over the first and last 100 scored frames (thirds of
-//! shorter sequences) and their drift, per class the median and max of predicted/true area and
-//! the extra 4-connected regions per frame, and the Spearman correlation of the element's
-//! `tracking-confidence` with each frame's Dice (element runs only).
+//! pddflow-eval: propagates each sequence's reference mask through the `pddflow` element (or scores
+//! predictions written by another method) and reports Dice, HD95 and HD per class with the
+//! evaluation protocol (docs/evaluation.md). Beside them, as models/train/pddflow_train/evaluate.py
+//! does, each class reports its Dice over the *open* frames and, over the *closed* ones (true area
+//! below 10 % of the reference mask's: a vein pressed shut, whose truth is a sliver), the predicted
+//! and true areas as % of the reference area; the Markdown tables show these columns only for
+//! classes that close. A second table shows the overall Dice over the first and last 100 scored
+//! frames (thirds of shorter sequences) and their drift, per class the median and max of
+//! predicted/true area and the extra 4-connected regions per frame, and the Spearman correlation of
+//! the element's `tracking-confidence` with each frame's Dice (element runs only).
 //!
 //! ```text
 //! pddflow-eval --dataset DIR --predictions OUT [--mode keyframe|chain|hybrid] [--model DIR]

@@ -10,10 +10,10 @@
 //! deviation (n − 1; 0 for a single sequence) of the per-sequence means, the paper's Table 1
 //! shape. "overall" averages the classes scored in a frame, then goes on like a class.
 //!
-//! Closed vessels (as models/train/evaluate.py reports them): a frame is *closed* for a class
-//! when its true area is below [`CLOSED_FRACTION`] of the class's area in the reference frame's
-//! mask (a vein pressed shut by the probe). Closed frames are scored like any other, and each
-//! class also reports its *open-frame Dice* (the mean over the other frames; with no reference
+//! Closed vessels (as models/train/pddflow_train/evaluate.py reports them): a frame is *closed* for
+//! a class when its true area is below [`CLOSED_FRACTION`] of the class's area in the reference
+//! frame's mask (a vein pressed shut by the probe). Closed frames are scored like any other, and
+//! each class also reports its *open-frame Dice* (the mean over the other frames; with no reference
 //! area every frame is open) and, over its closed frames, the mean predicted and true areas as
 //! fractions of the reference area. Over sequences: the open-frame Dice as mean ± std over the
 //! sequences that have open frames; the closed frames counted, and their areas averaged over the
@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 /// deformation reproduces, so the protocol's Dice there says little about tracking quality.
 /// Such frames are still scored; the open-frame Dice and the closed-frame areas are reported
 /// beside the protocol's numbers. The same value as `CLOSED_FRACTION` in
-/// models/train/evaluate.py, so both evaluators split the frames alike.
+/// models/train/pddflow_train/evaluate.py, so both evaluators split the frames alike.
 pub const CLOSED_FRACTION: f64 = 0.1;
 
 /// Whether a frame whose truth covers `truth_area` pixels of a class is closed for it, given the
@@ -521,7 +521,7 @@ pub struct ClosedFrames {
 }
 
 /// A class's closed frames over sequences: areas averaged over the sequences that have closed
-/// frames (each sequence's mean counts once, as models/train/evaluate.py aggregates).
+/// frames (each sequence's mean counts once, as models/train/pddflow_train/evaluate.py aggregates).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClosedStats {
     /// Sequences with at least one closed frame.

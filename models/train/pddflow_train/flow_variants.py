@@ -7,24 +7,22 @@ Each variant is JSON: {"levels": [[scale, iters, window, clip], ...], "gamma_sca
 "fill": {"window": K, "tau": t}}. With the default checkpoint (models/default/pddnet.pt, 0.5.0)
 {"levels": [[2, 1, 9, 1.0]]} is the shipped model; with 0.3.0's checkpoint
 (`git show a289e99:models/default/pddnet.pt`) {"levels": [[2, 2, 9, 1.0]]} is 0.3.0 (same numbers
-as evaluate.py). Scores: DESIGN.md protocol, plus the vein's Dice over its open
+as evaluate.py). Scores: evaluate.py's (pddflow-eval's protocol), plus the vein's Dice over its open
 frames (evaluate.py's CLOSED_FRACTION).
 
-Usage: python flow_variants.py DATASET --seqs a,b --checkpoint models/default/pddnet.pt VARIANT...
+Usage: python -m pddflow_train.flow_variants DATASET --seqs a,b --checkpoint models/default/pddnet.pt VARIANT...
 """
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import eval_sequence  # noqa: E402
-from export import load_checkpoint  # noqa: E402
-from pddnet import central_gradients, lucas_kanade  # noqa: E402
+from .evaluate import eval_sequence
+from .export import load_checkpoint
+from .lk import central_gradients, lucas_kanade
 
 
 def box(x, k):
@@ -41,7 +39,7 @@ def fill_textureless(u, texture, window, tau):
 
 
 def lucas_kanade_level(u, img_r, img_c, iters, window, clip, fill=None, lam=1e-3, eps=1e-4):
-    """The export's LK steps (pddnet.lucas_kanade, the model's defaults for lam and eps) at any
+    """The export's LK steps (lk.lucas_kanade, the model's defaults for lam and eps) at any
     resolution, optionally after filling the flow in textureless windows."""
     if fill:
         gcx, gcy = central_gradients(img_c)
@@ -63,8 +61,8 @@ def make_flow(checkpoint, variant):
     net.eval()
     if "gamma_scale" in variant:
         with torch.no_grad():
-            g = torch.sigmoid(net.log_gamma) * variant["gamma_scale"]
-            net.log_gamma.copy_(torch.log(g / (1 - g)))
+            g = torch.sigmoid(net.head.gamma_logit) * variant["gamma_scale"]
+            net.head.gamma_logit.copy_(torch.log(g / (1 - g)))
 
     def flow(ref, cur):
         r = torch.from_numpy(ref.astype(np.float32) / 255.0)[None, None]
@@ -91,7 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
     ap.add_argument("--seqs", required=True, help="comma list")
-    ap.add_argument("--checkpoint", default=os.path.join(os.path.dirname(__file__), "..", "default", "pddnet.pt"))
+    ap.add_argument("--checkpoint", default=os.path.join(os.path.dirname(__file__), "..", "..", "default", "pddnet.pt"))
     ap.add_argument("variants", nargs="+", help="JSON, see the module doc")
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -21,7 +21,7 @@ Several input sizes (the element's working-size): --sizes 128,192,256,320,384 wr
 each other size as features-SxS.onnx / flow-SxS.onnx beside the default's and lists every size in
 model.json's input_sizes.
 
-Usage: python export.py CHECKPOINT OUT_DIR [--name NAME --version V] [--config JSON] [--sizes LIST]
+Usage: python -m pddflow_train.export CHECKPOINT OUT_DIR [--name NAME --version V] [--config JSON] [--sizes LIST]
 """
 import argparse
 import copy
@@ -32,14 +32,12 @@ import os
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from pddnet import PDDNet, upgrade_state_dict
+from .pddnet import PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8
-ROW_GATHER = True   # the G row-shifted reference copies with one Gather (else G Slices + Concat)
 
 
 def _fold_bn(w, bn, b=None):
@@ -53,10 +51,10 @@ def _fold_bn(w, bn, b=None):
 def obelisk_folded_kernel(net):
     """Dense conv kernel [c1, c0, k, k] equal to conv1(obelisk_sample(x)) (before BN)."""
     c = net.cfg
-    c0, K, R, so = c["c0"], c["K"], c["R"], net.so
+    c0, K, R, so = c["c0"], c["K"], c["R"], net.encoder.so
     k = 2 * R + 2
-    w1 = net.conv1.weight.detach().view(-1, c0, K)  # [c1, c0, K]
-    off = net.offsets().detach().double()
+    w1 = net.encoder.conv1.weight.detach().view(-1, c0, K)  # [c1, c0, K]
+    off = net.encoder.offsets().detach().double()
     ctr = (so - 1) / 2.0
     ker = torch.zeros(w1.shape[0], c0, k, k, dtype=torch.float64)
     for s, sign in ((0, 1.0), (1, -1.0)):
@@ -114,11 +112,12 @@ def build_features(net):
     H = W = c["input_size"]
     s = c["stride"]
     inits, nodes = [], []
-    w0, b0 = _fold_bn(net.conv0.weight, net.bn0)
+    enc = net.encoder
+    w0, b0 = _fold_bn(enc.conv0.weight, enc.bn0)
     kfold, pads = obelisk_folded_kernel(net)
-    w1, b1 = _fold_bn(kfold, net.bn1)
-    w2, b2 = _fold_bn(net.conv2.weight, net.bn2)
-    w3, b3 = net.conv3.weight.detach(), net.conv3.bias.detach()
+    w1, b1 = _fold_bn(kfold, enc.bn1)
+    w2, b2 = _fold_bn(enc.conv2.weight, enc.bn2)
+    w3, b3 = enc.conv3.weight.detach(), enc.conv3.bias.detach()
     f32 = lambda t: t.numpy().astype(np.float32)
     nodes.append(helper.make_node("AveragePool", ["image"], ["p0"], kernel_shape=[3, 3], strides=[2, 2],
                                   pads=[1, 1, 1, 1], count_include_pad=1))
@@ -127,7 +126,7 @@ def build_features(net):
     nodes.append(helper.make_node("Relu", ["c0"], ["r0"]))
     k = kfold.shape[-1]
     nodes.append(helper.make_node("Conv", ["r0", _init("w1", f32(w1), inits), _init("b1", f32(b1), inits)], ["c1"],
-                                  kernel_shape=[k, k], strides=[net.so, net.so], pads=pads))
+                                  kernel_shape=[k, k], strides=[enc.so, enc.so], pads=pads))
     nodes.append(helper.make_node("Relu", ["c1"], ["r1"]))
     nodes.append(helper.make_node("Conv", ["r1", _init("w2", f32(w2), inits), _init("b2", f32(b2), inits)], ["c2"],
                                   kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]))
@@ -147,10 +146,10 @@ def build_features(net):
     N("Div", ["f3", "f3rt"], parts[:1])
     if c["refine"]:
         cf = c["cf"]
-        fw0, fb0 = _fold_bn(net.fconv0.weight, net.fbn0)
+        fw0, fb0 = _fold_bn(net.fine.conv0.weight, net.fine.bn0)
         N("Conv", ["r0", I("fw0", f32(fw0)), I("fb0", f32(fb0))], ["fc0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         N("Relu", ["fc0"], ["fr0"])
-        N("Conv", ["fr0", I("fw1", f32(net.fconv1.weight.detach())), I("fb1", f32(net.fconv1.bias.detach()))], ["fc1"],
+        N("Conv", ["fr0", I("fw1", f32(net.fine.conv1.weight.detach())), I("fb1", f32(net.fine.conv1.bias.detach()))], ["fc1"],
           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
         # L2 norm over channels; the channel sum as a 1x1 Conv (ORT's ReduceSum on axis 1 is slow)
         N("Mul", ["fc1", "fc1"], ["fsq"])
@@ -181,8 +180,8 @@ def build_flow(net):
     I = lambda name, arr: _init(name, arr, inits)
     N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
     i64 = lambda v: np.array(v, dtype=np.int64)
-    alpha = float(net.alpha().item())
-    wmf = float(net.wmf().item())
+    alpha = float(net.head.alpha().item())
+    wmf = float(net.head.wmf().item())
 
     refine = bool(c["refine"])
     C_in = packed_channels(c)
@@ -198,21 +197,12 @@ def build_flow(net):
     # reference padded: [1, C, h+2P, w+2P]
     N("Pad", [ref_in, I("pads_r", i64([0, 0, P, P, 0, 0, P, P]))], ["rpad"], mode="edge")
     Wp = w + 2 * P
-    if ROW_GATHER:
-        # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies
-        N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
-        N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
-        ridx = (np.arange(G)[:, None] * sp + np.arange(h)[None, :]).astype(np.int64)  # [G, h]
-        N("Gather", ["rrowsT", I("ridx", ridx)], ["rmat"], axis=0)  # [G, h, C, Wp]
-    else:
-        # G row-shifted copies -> [G, C, h, w+2P]
-        rows = []
-        for iy in range(G):
-            nm = f"rrow{iy}"
-            N("Slice", ["rpad", I(f"rs{iy}", i64([iy * sp])), I(f"re{iy}", i64([iy * sp + h])), I(f"ra{iy}", i64([2]))], [nm])
-            rows.append(nm)
-        N("Concat", rows, ["rrows"], axis=0)
-        N("Transpose", ["rrows"], ["rmat"], perm=[0, 2, 1, 3])  # [G, h, C, w+2P]
+    # rows: [h+2P, C, Wp] (small transpose), then ONE Gather of the G row-shifted copies (faster
+    # than G Slices + Concat)
+    N("Reshape", ["rpad", I("shp_rp", i64([C, h + 2 * P, Wp]))], ["rpad3"])
+    N("Transpose", ["rpad3"], ["rrowsT"], perm=[1, 0, 2])  # [h+2P, C, Wp]
+    ridx = (np.arange(G)[:, None] * sp + np.arange(h)[None, :]).astype(np.int64)  # [G, h]
+    N("Gather", ["rrowsT", I("ridx", ridx)], ["rmat"], axis=0)  # [G, h, C, Wp]
     N("MatMul", ["cmat", "rmat"], ["band"])  # [G, h, w, w+2P]; band[x, x + sp*k] is label (dy, k)
     # the G needed diagonals of each band as columns: pad each row by w, so that rows of w+2P+1
     # shift by one per x, then take every sp-th column (one Gather of them was slower)
@@ -259,11 +249,11 @@ def build_flow(net):
         cur = f"nu{it}"
     # final softmax (sharpness gamma <= 1) fused with the soft-argmin: one 1x1 Conv gives
     # (sum e*dx, sum e*dy, sum e)
-    gamma = float(net.gamma().item())
+    gamma = float(net.head.gamma().item())
     N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
     N("Add", ["qf_g", I("qf_shift", np.array(-gamma * shift, np.float32))], ["qf_sh"])
     N("Exp", ["qf_sh"], ["qf_ex"])
-    disp = net.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
+    disp = net.head.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
     N("Conv", ["qf_ex", I("disp_ones", np.concatenate([disp, ones_w], 0))], ["qf_mom"], kernel_shape=[1, 1])
     N("Slice", ["qf_mom", I("m_s0", i64([0])), I("m_e0", i64([2])), I("m_ax", i64([1]))], ["qf_num"])
     N("Slice", ["qf_mom", I("m_s1", i64([2])), I("m_e1", i64([3])), I("m_ax1", i64([1]))], ["qf_den0"])
@@ -289,11 +279,11 @@ def packed_channels(c):
 
 
 def build_lk(net, N, I, fl_in):
-    """Lucas-Kanade steps on the packed half-resolution image (pddnet.PDDNet.lk) as ONNX nodes;
+    """Lucas-Kanade steps on the packed half-resolution image (lk.LucasKanade) as ONNX nodes;
     returns the name of the flow [1,2,H/2,W/2] in image pixels."""
     c = net.cfg
     H = W = c["input_size"]
-    s, b = c["stride"], c["stride"] // 2
+    b = c["stride"] // 2
     h2, w2, q = H // 2, W // 2, 2.0
     start = packed_channels(c) - b * b
     i64 = lambda v: np.array(v, dtype=np.int64)
@@ -375,8 +365,8 @@ def build_lk(net, N, I, fl_in):
 
 
 def build_refine(net, N, I, flow_lr):
-    """The stride-4 refinement level (pddnet.PDDNet.refine) as ONNX nodes."""
-    c = net.cfg
+    """The stride-4 refinement level (refine.Refinement) as ONNX nodes."""
+    c, ref = net.cfg, net.refinement
     H = W = c["input_size"]
     s, C, cf, r = c["stride"], c["C"], c["cf"], c["rr"]
     b, h4, w4, q = s // 4, H // 4, W // 4, 4
@@ -410,14 +400,14 @@ def build_refine(net, N, I, flow_lr):
     N("Conv", ["wprods", I("corr_sum", blk)], ["corr"], kernel_shape=[1, 1])  # per-offset channel sums
     N("Mul", ["fl4", I("fl_in_scale", np.array(1.0 / 16.0, np.float32))], ["fl4s"])
     N("Concat", ["fine_c", "wref", "corr", "fl4s"], ["rin"], axis=1)
-    N("Conv", ["rin", I("rw0", f32(net.rconv0.weight)), I("rb0", f32(net.rconv0.bias))], ["rc0"],
+    N("Conv", ["rin", I("rw0", f32(ref.conv0.weight)), I("rb0", f32(ref.conv0.bias))], ["rc0"],
       kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     N("Relu", ["rc0"], ["rr0"])
-    N("Conv", ["rr0", I("rw1", f32(net.rconv1.weight)), I("rb1", f32(net.rconv1.bias))], ["rc1"],
+    N("Conv", ["rr0", I("rw1", f32(ref.conv1.weight)), I("rb1", f32(ref.conv1.bias))], ["rc1"],
       kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2])
     N("Relu", ["rc1"], ["rr1"])
     rs = float(c["rscale"])
-    N("Conv", ["rr1", I("rw2", f32(net.rconv2.weight) * rs), I("rb2", f32(net.rconv2.bias) * rs)], ["rres"],
+    N("Conv", ["rr1", I("rw2", f32(ref.conv2.weight) * rs), I("rb2", f32(ref.conv2.bias) * rs)], ["rres"],
       kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     N("Add", ["fl4", "rres"], ["fl4r"])
     return "fl4r"

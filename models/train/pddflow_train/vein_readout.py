@@ -7,7 +7,7 @@ Predictions are pddflow-eval's or scripts/baselines.py's (PRED/<sequence>/masks/
 without a prediction (the reference) are skipped. Prints a Markdown table and optional JSON.
 
 Usage:
-  vein_readout.py --dataset DIR NAME=PRED [NAME=PRED ...] [--json OUT] [--closed 0.05]
+  python -m pddflow_train.vein_readout --dataset DIR NAME=PRED [NAME=PRED ...] [--json OUT] [--closed 0.05]
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Markdown table (paper Table 1 shape) from evaluate.py --json outputs.
 
-Usage: python table.py RESULTS.json [RESULTS2.json ...] [--names a,b,...]
+Usage: python -m pddflow_train.table RESULTS.json [RESULTS2.json ...] [--names a,b,...]
 Rows: method x mode; columns per class: Dice %, HD95 px, HD px (mean +- std over sequences); for a
 class that closes in some frames (a pressed vein, see evaluate.py) also its Dice over the open
 frames and its predicted area in the closed frames (% of the first frame's area; truth in the header).

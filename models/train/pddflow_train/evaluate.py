@@ -1,33 +1,41 @@
-"""Mask-propagation evaluation (DESIGN.md protocol), at the frames' native resolution.
+"""Mask-propagation evaluation in Python, at the frames' native resolution, for development:
+validation during training (train.py), flow methods that are not an ONNX model (OpenCV, teachers,
+PyTorch variants) and quick tables.
+
+The reference protocol is `pddflow-eval` (src/eval; `--score-predictions DIR` scores the masks of
+any method), which propagates through the element itself; the numbers of README.md and
+BENCHMARKS.md come from it. This module follows its rules:
 
 The first frame of a sequence is the reference, its mask the input; every later
 annotated frame is scored. keyframe mode: flow(current -> first frame); chain mode:
-flow(current -> previous frame), warping the previously propagated label map.
-Warping: one-hot maps, bilinear, then argmax. Dice per class; HD95 = max of the two
-directed 95th percentiles; HD = maximum; pixels at native size. A class absent from both
-GT and prediction is skipped; absent from one only scores Dice 0 (HD not scored).
-Reported per class and overall as mean +- std over sequences.
+frame-to-frame flows composed back to the first frame (at the frames' size here, at the model's
+grid in the element), the reference mask warped once. Warping (warp_labels): the element's rule
+(src/flow/warp.rs): per pixel, the bilinear weights of the four neighbouring reference labels,
+summed per label, the heaviest wins (ties to the lower label id), and a neighbour outside the
+frame counts as background. Dice per class; HD95 = max of the two directed 95th percentiles;
+HD = maximum; pixels at native size. A class absent from both GT and prediction is skipped;
+absent from one only scores Dice 0 (HD not scored). Reported per class and overall as mean +-
+std over sequences (population std; pddflow-eval reports the sample std).
 
 Closed vessels: a frame where a class covers less than CLOSED_FRACTION of its area in the first
 frame (a vein pressed shut) is "closed" for that class. The protocol scores it like any other
 frame, but there the truth is a sub-pixel sliver that only the exact deformation reproduces
-(oracle.py --blur), so each class also reports the Dice over its open frames and, over its closed
+(pddflow_train.oracle --blur), so each class also reports the Dice over its open frames and, over its closed
 frames, the predicted and true areas as fractions of the first frame's area.
 
 Usage:
-  python evaluate.py DATASET --seqs 0035,0037 --methods copy,dis:fast,dis:medium,farneback,model:../default
+  python -m pddflow_train.evaluate DATASET --seqs 0035,0037 \
+      --methods copy,dis:fast,dis:medium,farneback,model:models/default
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import warp_np  # noqa: E402
+from .dataset import warp_np
 
 CLASS_NAMES = {1: "vein", 2: "artery"}
 CLOSED_FRACTION = 0.1
@@ -62,9 +70,24 @@ def score(pred, gt, classes):
 
 
 def warp_labels(mask, flow, n):
-    oh = np.eye(n, dtype=np.float32)[mask]
-    w = warp_np(oh, flow)
-    return np.argmax(w, -1).astype(mask.dtype)
+    """label_t(p) = mask(p + flow(p)), flow [H,W,2] at the mask's size, as the element warps
+    (src/flow/warp.rs, sample_label_soft): the bilinear weights of the four neighbours summed per
+    label, argmax (ties to the lower label), neighbours outside the frame background (0)."""
+    h, w = mask.shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    x = gx + flow[..., 0].astype(np.float32)
+    y = gy + flow[..., 1].astype(np.float32)
+    x0f, y0f = np.floor(x), np.floor(y)
+    fx, fy = x - x0f, y - y0f
+    x0, y0 = x0f.astype(np.int64), y0f.astype(np.int64)
+    weights = np.zeros((n, h, w), np.float32)
+    for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        tx, ty = x0 + dx, y0 + dy
+        inside = (tx >= 0) & (ty >= 0) & (tx < w) & (ty < h)
+        label = np.where(inside, mask[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)], 0)
+        for c in range(n):
+            weights[c] += np.where(label == c, wgt, np.float32(0))
+    return np.argmax(weights, 0).astype(mask.dtype)  # the first maximum: ties to the lower label
 
 
 class ModelFlow:
@@ -125,7 +148,7 @@ def make_method(spec):
     if spec == "copy":
         return lambda ref, cur: np.zeros(cur.shape + (2,), np.float32)
     if spec.startswith("dis:"):
-        from teacher import DISTeacher
+        from .teacher import DISTeacher
         d = DISTeacher(spec[4:]).dis
         return lambda ref, cur: d.calc(cur, ref, None)
     if spec == "farneback":
@@ -134,7 +157,7 @@ def make_method(spec):
         return ModelFlow(spec[6:])
     if spec.startswith("teacher:"):
         # any teacher of teacher.py (dis:fine, deepflow, tvl1, onnx:...), on [0,1] frames
-        from teacher import make_teacher
+        from .teacher import make_teacher
         t = make_teacher(spec[len("teacher:"):])
         return lambda ref, cur: t(ref.astype(np.float32) / 255.0, cur.astype(np.float32) / 255.0)
     raise ValueError(spec)

@@ -3,7 +3,7 @@
 Per frame with cached reference features = features(current) + flow(reference, current).
 Reports wall-clock median/p90/min and the calling thread's CPU time (ORT runs a
 single-threaded session on the calling thread), which is robust to other load on the machine.
-Usage: python bench_onnx.py [MODEL_DIR ...] [--iters N] [--profile]
+Usage: python -m pddflow_train.bench_onnx [MODEL_DIR ...] [--iters N] [--profile]
 """
 import argparse
 import json
@@ -56,7 +56,7 @@ def bench(model_dir, iters=200, warmup=20, profile=False):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model_dirs", nargs="*", default=[os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "default")])
+    ap.add_argument("model_dirs", nargs="*", default=[os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "default")])
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()

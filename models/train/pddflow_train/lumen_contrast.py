@@ -29,7 +29,7 @@ With --control-label (the artery: probe pressure does not close it), a fourth ru
 Truth masks can stand in for a method (NAME=truth) to see the signal without tracking errors.
 
 Usage:
-  lumen_contrast.py --dataset DIR NAME=PRED|truth [...] [--label 1] [--stat mean|median]
+  python -m pddflow_train.lumen_contrast --dataset DIR NAME=PRED|truth [...] [--label 1] [--stat mean|median]
                     [--ring 0.25] [--tau 0.3] [--closed 0.05] [--sequences] [--json OUT]
                     [--control-label 2 --control-min 0.5]
 """

@@ -14,7 +14,7 @@
    same flow). Binned tables.
 
 Usage:
-  speckle_stats.py DATASET [--seqs a,b] [--frames 8] [--window 24] [--json OUT]
+  python -m pddflow_train.speckle_stats DATASET [--seqs a,b] [--frames 8] [--window 24] [--json OUT]
 """
 
 import argparse

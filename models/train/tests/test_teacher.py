@@ -1,14 +1,16 @@
 """The teacher cache: one computation per pair, files written whole, a damaged file recomputed.
 
-Run: python -m pytest models/train/test_teacher.py
+Run: python -m pytest models/train (or models/train/tests/test_teacher.py); needs numpy and OpenCV
+(skipped, with the reason shown, without them).
 """
 import os
-import sys
 
-import numpy as np
+import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from teacher import CachedTeacher  # noqa: E402
+np = pytest.importorskip("numpy", reason="numpy is not installed: teacher cache not checked")
+pytest.importorskip("cv2", reason="OpenCV is not installed: teacher cache not checked")
+
+from pddflow_train.teacher import CachedTeacher  # noqa: E402
 
 
 class CountingTeacher:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Physics-based (SIMUS) validation set: linear-probe plane-wave B-mode exams of a neck-like phantom.
 
-Writes pddflow's dataset layout (DESIGN.md, the same files as `pddflow-phantom`):
+Writes pddflow's dataset layout (the files `pddflow-phantom` writes and `pddflow-eval` reads):
 
     OUT/<sequence>/frames/NNNNNN.png   8-bit B-mode frames
     OUT/<sequence>/masks/NNNNNN.png    label maps (0 background, 1 vein, 2 artery)
@@ -43,7 +43,7 @@ at least one compression and reopens.
 Reproducible: every sequence is drawn from (seed, index); meta.json records both.
 
 Usage:
-  simus.py --out DIR [--sequences 4] [--frames 200] [--long-sequences 1] [--long-frames 600]
+  python -m pddflow_train.simus --out DIR [--sequences 4] [--frames 200] [--long-sequences 1] [--long-frames 600]
            [--seed 2027] [--workers 1] [--density 12] [--check] [--time-only N]
 """
 

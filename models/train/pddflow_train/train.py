@@ -18,25 +18,24 @@ Loss per pair (masks as one-hot label maps, warped bilinearly by the student's f
 --no-kd trains the labels-only student (soft term off).
 
 Examples:
-  python train.py --data /work/shared/data/carotid --exclude 0035,0037 --val-seqs 0035,0037 \
+  python -m pddflow_train.train --data /work/shared/data/carotid --exclude 0035,0037 --val-seqs 0035,0037 \
       --pretrain-epochs 100 --finetune-epochs 200 --out runs/paper
-  python train.py ... --budget 3600 (wall-clock budget in seconds; stages share it)
-  python train.py --out runs/paper --resume          (continue from runs/paper/last.pt)
+  python -m pddflow_train.train ... --budget 3600 (wall-clock budget in seconds; stages share it)
+  python -m pddflow_train.train --out runs/paper --resume          (continue from runs/paper/last.pt)
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import PairSampler, load_sequences  # noqa: E402
-from pddnet import DEFAULT_CONFIG, PDDNet, one_hot, upgrade_state_dict, warp  # noqa: E402
-from teacher import CachedTeacher, make_teacher  # noqa: E402
+from .dataset import PairSampler, load_sequences
+from .layers import one_hot, warp
+from .pddnet import DEFAULT_CONFIG, HEAD_SCALARS, PDDNet, upgrade_state_dict
+from .teacher import CachedTeacher, make_teacher
 
 
 def parse():
@@ -88,7 +87,7 @@ def parse():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "teacher_cache"))
+    ap.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runs", "teacher_cache"))
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--ckpt-every", type=float, default=120, help="seconds between checkpoints")
     return ap.parse_args()
@@ -210,7 +209,7 @@ def losses(net, batch, a, n_cls=3):
 def validate(net, a, tag=""):
     if not a.val_seqs:
         return None
-    from evaluate import TorchFlow, evaluate, fmt
+    from .evaluate import TorchFlow, evaluate, fmt
     net.eval()
     root = a.val_data or a.data[0]
     r = evaluate(root, a.val_seqs.split(","), TorchFlow(net, a.size))
@@ -240,6 +239,96 @@ def training_record(a, state):
                 seed=a.seed, steps_done=state.get("step"), time_s=state.get("elapsed"))
 
 
+def build_net(a, dev):
+    """The student of this run: DEFAULT_CONFIG at --size, with --config's overrides."""
+    cfg = dict(DEFAULT_CONFIG)
+    cfg["input_size"] = a.size
+    cfg.update(json.loads(a.config))
+    return PDDNet(**cfg).to(dev)
+
+
+def make_optimizer(net, lr):
+    """Adam over two groups; the three flow-head scalars (temperature, mean-field weight, final
+    sharpness) learn 10x faster. The groups list the parameters in the order a checkpoint's
+    optimizer state follows (tests/test_pddnet.py)."""
+    head = [p for n, p in net.named_parameters() if n in HEAD_SCALARS]
+    rest = [p for n, p in net.named_parameters() if n not in HEAD_SCALARS]
+    return torch.optim.Adam([dict(params=rest, lr_mult=1.0), dict(params=head, lr_mult=10.0)], lr=lr)
+
+
+def init_from(net, a, dev):
+    """--init: the weights of another checkpoint, as far as this architecture has them."""
+    ck = torch.load(a.init, map_location=dev, weights_only=False)
+    # an older checkpoint without the final-sharpness parameter starts at gamma = sigmoid(3) = 0.95
+    sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
+    # the label displacements ("disp") follow from this run's config (G, spacing), never from --init
+    sd = {k: v for k, v in sd.items()
+          if k != "head.disp" and not (a.init_features_only and k in HEAD_SCALARS)}
+    # not strict: a checkpoint without the refinement level initialises the coarse part only
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
+    print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
+          f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'head.disp'}))})"
+          if set(missing) - {"head.disp"} else "", flush=True)
+
+
+def stage_sampler(a, st, state, seqs, ft_seqs):
+    """The pairs of stage `st`: synthetic motion, random pairs (pretrain) or task-shaped pairs
+    (finetune, on --finetune-data when given)."""
+    mode = {"synth": "synth", "pretrain": "random", "finetune": "task"}[st]
+    return PairSampler(ft_seqs if st == "finetune" else seqs, mode=mode,
+                       distances=[int(d) for d in a.distances.split(",")], task_step=a.task_step,
+                       synth_prob=a.synth_prob if st != "synth" else 1.0, aug=a.aug,
+                       seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift,
+                       fast_frac=a.fast_frac, fast_top=a.fast_top)
+
+
+def train_stage(net, opt, teacher, sampler, a, dev, st, epochs, stage_budget, stage_steps, state, clock, last):
+    """Optimizer steps of one stage from where `state` stands, until its epochs, its budget
+    (seconds) or its step count run out; checkpoints to `last` and validates on the way.
+    `clock` holds the run's start and the last checkpoint and validation times."""
+    stage_t0 = time.time() - state["stage_elapsed"]
+    done = False
+    run = {}
+    while state["epoch"] < epochs and not done:
+        order = sampler.epoch()
+        ds = PairDataset(sampler, order[state["pos"]:], teacher)
+        dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
+                                         collate_fn=list, worker_init_fn=_worker_init if a.workers else None,
+                                         persistent_workers=False, prefetch_factor=4 if a.workers else None,
+                                         drop_last=False)
+        for samples in dl:
+            batch = batch_tensors(samples, a.size, dev)
+            loss, parts = losses(net, batch, a)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            state["pos"] += len(samples)
+            state["step"] += 1
+            for k, v in parts.items():
+                run[k] = 0.9 * run.get(k, v) + 0.1 * v
+            now = time.time()
+            state["elapsed"] = now - clock["start"]
+            state["stage_elapsed"] = now - stage_t0
+            if state["step"] % a.log_every == 0:
+                print(f"[{st} ep {state['epoch']} step {state['step']} {state['elapsed']:.0f}s] " +
+                      " ".join(f"{k} {v:.5f}" for k, v in run.items()), flush=True)
+            if now - clock["checkpoint"] > a.ckpt_every:
+                save(last, net, opt, state, a)
+                clock["checkpoint"] = now
+            if a.val_every and now - clock["validation"] > a.val_every:
+                state["val"][f"{st}-step{state['step']}"] = validate(net, a, f"{st} step {state['step']}")
+                clock["validation"] = time.time()
+            state["stage_step"] += 1
+            if state["stage_elapsed"] > stage_budget or state["stage_step"] >= stage_steps:
+                done = True
+                break
+        if not done:
+            state["epoch"] += 1
+            state["pos"] = 0
+
+
 def main():
     a = parse()
     torch.set_num_threads(a.threads)
@@ -252,22 +341,16 @@ def main():
     seqs = [s for root in a.data for s in load_sequences(root, size=a.size, exclude=excl)]
     ft_seqs = [s for root in a.finetune_data for s in load_sequences(root, size=a.size, exclude=excl)] or seqs
     print(f"train sequences: {len(seqs)} ({sum(len(s) for s in seqs)} frames); finetune: {len(ft_seqs)}", flush=True)
-    cfg = dict(DEFAULT_CONFIG)
-    cfg["input_size"] = a.size
-    cfg.update(json.loads(a.config))
-    net = PDDNet(**cfg).to(dev)
+    net = build_net(a, dev)
     teacher = None
     if not a.no_kd and a.teacher != "none":
         teacher = CachedTeacher(make_teacher(a.teacher), a.cache)
     stages = [s for s in a.stages.split(",") if s]
     split = [float(x) for x in a.budget_split.split(",")] if a.budget_split else [1.0 / len(stages)] * len(stages)
+    steps_lim = [int(x) for x in a.stage_steps.split(",")] if a.stage_steps else []
     state = dict(stage=0, epoch=0, pos=0, step=0, elapsed=0.0, stage_elapsed=0.0, val={})
     last = os.path.join(a.out, "last.pt")
-    head_names = ("log_alpha", "log_mf", "log_gamma")
-    head = [p for n, p in net.named_parameters() if n in head_names]
-    rest = [p for n, p in net.named_parameters() if n not in head_names]
-    # the two flow-head scalars (temperature, mean-field weight) learn 10x faster
-    opt = torch.optim.Adam([dict(params=rest, lr_mult=1.0), dict(params=head, lr_mult=10.0)], lr=a.pretrain_lr)
+    opt = make_optimizer(net, a.pretrain_lr)
     if a.resume and os.path.exists(last):
         ck = torch.load(last, map_location=dev, weights_only=False)
         net.load_state_dict(upgrade_state_dict(ck["model"]))
@@ -275,80 +358,22 @@ def main():
         state = ck["state"]
         print(f"resumed from {last}: stage {state['stage']} epoch {state['epoch']} step {state['step']}", flush=True)
     elif a.init:
-        ck = torch.load(a.init, map_location=dev, weights_only=False)
-        # an older checkpoint without the final-sharpness parameter starts at gamma = sigmoid(3) = 0.95
-        sd = upgrade_state_dict(ck["model"], gamma_raw=3.0)
-        # the label displacements ("disp") follow from this run's config (G, spacing), never from --init
-        sd = {k: v for k, v in sd.items()
-              if k != "disp" and not (a.init_features_only and k in ("log_alpha", "log_mf", "log_gamma"))}
-        # not strict: a checkpoint without the refinement level initialises the coarse part only
-        missing, unexpected = net.load_state_dict(sd, strict=False)
-        if unexpected:
-            raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
-        print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
-              f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'disp'}))})"
-              if set(missing) - {"disp"} else "", flush=True)
+        init_from(net, a, dev)
     net.train()
-    t_start = time.time() - state["elapsed"]
-    last_ck = time.time()
-    last_val = time.time()
+    clock = dict(start=time.time() - state["elapsed"], checkpoint=time.time(), validation=time.time())
     while state["stage"] < len(stages):
         st = stages[state["stage"]]
         lr = dict(synth=a.synth_lr, pretrain=a.pretrain_lr, finetune=a.finetune_lr)[st]
         epochs = dict(synth=a.synth_epochs, pretrain=a.pretrain_epochs, finetune=a.finetune_epochs)[st]
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        mode = {"synth": "synth", "pretrain": "random", "finetune": "task"}[st]
-        sampler = PairSampler(ft_seqs if st == "finetune" else seqs, mode=mode,
-                              distances=[int(d) for d in a.distances.split(",")], task_step=a.task_step,
-                              synth_prob=a.synth_prob if st != "synth" else 1.0, aug=a.aug,
-                              seed=a.seed * 1000 + state["stage"] * 100 + state["epoch"], max_shift=a.max_shift,
-                              fast_frac=a.fast_frac, fast_top=a.fast_top)
+        sampler = stage_sampler(a, st, state, seqs, ft_seqs)
         stage_budget = a.budget * split[state["stage"]] if a.budget else float("inf")
-        steps_lim = [int(x) for x in a.stage_steps.split(",")] if a.stage_steps else []
         stage_steps = steps_lim[state["stage"]] if state["stage"] < len(steps_lim) and steps_lim[state["stage"]] else 10 ** 12
         state.setdefault("stage_step", 0)
         print(f"== stage {st}: {len(sampler)} pairs/epoch, lr {lr}, epochs {epochs}, budget "
               f"{stage_budget:.0f} s", flush=True)
-        stage_t0 = time.time() - state["stage_elapsed"]
-        done = False
-        run = {}
-        while state["epoch"] < epochs and not done:
-            order = sampler.epoch()
-            ds = PairDataset(sampler, order[state["pos"]:], teacher)
-            dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
-                                             collate_fn=list, worker_init_fn=_worker_init if a.workers else None,
-                                             persistent_workers=False, prefetch_factor=4 if a.workers else None,
-                                             drop_last=False)
-            for samples in dl:
-                batch = batch_tensors(samples, a.size, dev)
-                loss, parts = losses(net, batch, a)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                state["pos"] += len(samples)
-                state["step"] += 1
-                for k, v in parts.items():
-                    run[k] = 0.9 * run.get(k, v) + 0.1 * v
-                now = time.time()
-                state["elapsed"] = now - t_start
-                state["stage_elapsed"] = now - stage_t0
-                if state["step"] % a.log_every == 0:
-                    print(f"[{st} ep {state['epoch']} step {state['step']} {state['elapsed']:.0f}s] " +
-                          " ".join(f"{k} {v:.5f}" for k, v in run.items()), flush=True)
-                if now - last_ck > a.ckpt_every:
-                    save(last, net, opt, state, a)
-                    last_ck = now
-                if a.val_every and now - last_val > a.val_every:
-                    state["val"][f"{st}-step{state['step']}"] = validate(net, a, f"{st} step {state['step']}")
-                    last_val = time.time()
-                state["stage_step"] += 1
-                if state["stage_elapsed"] > stage_budget or state["stage_step"] >= stage_steps:
-                    done = True
-                    break
-            if not done:
-                state["epoch"] += 1
-                state["pos"] = 0
+        train_stage(net, opt, teacher, sampler, a, dev, st, epochs, stage_budget, stage_steps, state, clock, last)
         print(f"== stage {st} done: epoch {state['epoch']} step {state['step']} {state['elapsed']:.0f}s", flush=True)
         state["val"][st] = validate(net, a, st)
         state.update(stage=state["stage"] + 1, epoch=0, pos=0, stage_elapsed=0.0, stage_step=0)

@@ -3,7 +3,7 @@
 JSON reports (pddflow-eval's own window table uses thirds below 200 scored frames). A frame's
 overall Dice is the mean of its scored classes, as pddflow-eval computes it.
 
-Usage: dice_windows.py [--n 100] REPORT.json [REPORT.json ...]
+Usage: python -m pddflow_train.dice_windows [--n 100] REPORT.json [REPORT.json ...]
 """
 
 import argparse

@@ -1,4 +1,5 @@
-"""Dataset access for pddflow training (DESIGN.md layout).
+"""Dataset access for pddflow training: the layout pddflow-eval reads (src/eval/dataset.rs) and
+pddflow-phantom writes.
 
 DATASET/<seq>/frames/NNNNNN.png   8-bit B-mode frames, in display order
 DATASET/<seq>/masks/NNNNNN.png    label maps (0 bg, 1 vein, 2 artery) for annotated frames
@@ -15,7 +16,6 @@ Pair samplers:
 """
 import json
 import os
-import random
 
 import cv2
 import numpy as np

@@ -2,33 +2,28 @@
 
 Checks features (abs error relative to the feature scale) and flow (max abs error <= 1e-3 px)
 against the PyTorch model evaluated in float64, on random images and on a shifted textured pair.
-Runs with pytest or as `python test_parity.py [MODEL_CHECKPOINT]` (default: a randomly
-initialised net with perturbed batch-norm statistics, plus every config variant listed below,
-and the default architecture at every working size in SIZES). A checkpoint is checked at every
-input size models/default/model.json lists (input_sizes), or at PDDFLOW_SIZES (e.g. 128,256).
-Under pytest the shipped model (models/default/pddnet.pt, or PDDFLOW_CHECKPOINT) is always
-checked; without torch the tests are skipped, with the reason shown (`pytest -rs`).
+
+    python -m pddflow_train.parity                # random nets: every config variant in CONFIGS,
+                                                  # and the default architecture at every size in SIZES
+    python -m pddflow_train.parity CHECKPOINT     # a checkpoint, at every input size
+                                                  # models/default/model.json lists (input_sizes)
+
+PDDFLOW_SIZES (e.g. 128,256) replaces the sizes, PDDFLOW_EXPORT_CONFIG the parameter-free settings
+added at export (default: the shipped model's, model.json training.export_overrides). The pytest
+tests (models/train/tests/test_parity.py) call the functions below and always check the shipped
+model (models/default/pddnet.pt, or PDDFLOW_CHECKPOINT).
 """
+import argparse
 import copy
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
+import torch
 
-try:
-    import torch
-except ImportError:
-    if __name__ == "__main__":
-        raise SystemExit("test_parity.py needs torch (pip install -r models/train/requirements.txt)")
-    import pytest
-
-    pytest.skip("torch is not installed: ONNX export parity not checked", allow_module_level=True)
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pddnet import PDDNet  # noqa: E402
-from export import at_size, export, graph_files, load_checkpoint  # noqa: E402
+from .export import at_size, export, graph_files, load_checkpoint
+from .pddnet import PDDNet
 
 FLOW_TOL = 1e-3
 
@@ -43,11 +38,11 @@ def _random_net(**cfg):
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
-        net.log_alpha.fill_(0.5)
-        net.log_gamma.fill_(0.5)
+        net.head.alpha_logit.fill_(0.5)
+        net.head.gamma_logit.fill_(0.5)
         if net.cfg["refine"]:  # zero-initialised at training start; make it matter here
-            net.rconv2.weight.normal_(0, 0.05)
-            net.rconv2.bias.uniform_(-0.1, 0.1)
+            net.refinement.conv2.weight.normal_(0, 0.05)
+            net.refinement.conv2.bias.uniform_(-0.1, 0.1)
     return net.eval()
 
 
@@ -130,9 +125,11 @@ CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7), di
            dict(stride=4, G=7, refine=1, rr=1), dict(refine=1, lk_iters=2), dict(lk_iters=1)]
 # the working sizes of the default model (models/default/model.json input_sizes)
 SIZES = [128, 192, 256, 320, 384]
+# the shipped model: its checkpoint (pddnet.pt) and model.json
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "default")
 
 
-def test_parity_configs():
+def check_configs():
     for cfg in CONFIGS:
         with tempfile.TemporaryDirectory() as tmp:
             f, w, w32 = check(_random_net(**cfg), tmp)
@@ -140,7 +137,7 @@ def test_parity_configs():
         assert f < 1e-4 and w < FLOW_TOL
 
 
-def test_parity_sizes():
+def check_sizes():
     """The default architecture (refinement level, one Lucas-Kanade step) exported at every
     working size, random weights."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,9 +146,8 @@ def test_parity_sizes():
     assert f < 1e-4 and w < FLOW_TOL
 
 
-def test_parity_default_model():
-    here = os.path.dirname(os.path.abspath(__file__))
-    default_dir = os.path.join(here, "..", "default")
+def check_default_model():
+    default_dir = DEFAULT_MODEL_DIR
     ck = os.environ.get("PDDFLOW_CHECKPOINT") or os.path.join(default_dir, "pddnet.pt")
     assert os.path.isfile(ck), f"no checkpoint at {ck} (set PDDFLOW_CHECKPOINT)"
     # parameter-free settings added at export: PDDFLOW_EXPORT_CONFIG, else those the shipped
@@ -172,12 +168,19 @@ def test_parity_default_model():
     assert f < 1e-4 and w < FLOW_TOL
 
 
-if __name__ == "__main__":
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", nargs="?", help="a checkpoint (default: random nets of every variant)")
+    a = ap.parse_args()
     torch.set_num_threads(1)
-    if len(sys.argv) > 1:
-        os.environ["PDDFLOW_CHECKPOINT"] = sys.argv[1]
-        test_parity_default_model()
+    if a.checkpoint:
+        os.environ["PDDFLOW_CHECKPOINT"] = a.checkpoint
+        check_default_model()
     else:
-        test_parity_configs()
-        test_parity_sizes()
+        check_configs()
+        check_sizes()
     print("parity OK")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,18 +8,16 @@ warped mask keeps a few vein pixels where the truth has none (Dice 0 for that fr
 survives a flow that is right everywhere but half a pixel less sharp than the simulator's own
 deformation (a shut vein is a sub-pixel sliver in the truth; only the exact map lands on it).
 
-Usage: python oracle.py DATASET [--blur SIGMA]
+Usage: python -m pddflow_train.oracle DATASET [--blur SIGMA]
 """
 import argparse
 import os
-import sys
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dataset import read_flo  # noqa: E402
-from evaluate import CLASS_NAMES, score, warp_labels  # noqa: E402
+from .dataset import read_flo
+from .evaluate import CLASS_NAMES, score, warp_labels
 
 
 def main():
