@@ -4,7 +4,7 @@
 #  1. creates models/train/.venv with the pinned requirements (skipped if it exists),
 #  2. writes phantom data with `cargo run --release --bin pddflow-phantom` (train seeds 1..,
 #     test seed 9002, 16 sequences) under models/train/runs/data/ (git-ignored),
-#  3. trains the CPU recipe in three runs, BUDGET_S seconds at most in all (20/45/35 %), batch 8,
+#  3. trains the CPU recipe in four runs, BUDGET_S seconds at most in all (18/40/30/12 %), batch 8,
 #     checkpoints every 2 min; rerunning the command resumes where it stopped:
 #     a. the PDD-Net: synthetic warm-up 120, pre-training 220, fine-tuning 160 steps
 #        (models/train/runs/regen/),
@@ -12,6 +12,8 @@
 #        fine-tuning 500 steps (models/train/runs/regen_refine/),
 #     c. pre-training continued for 1200 steps at half the learning rate with a stronger
 #        ground-truth-flow term (models/train/runs/regen_long/),
+#     d. 900 more pre-training steps at 128x128, the working size the element runs at by default
+#        (models/train/runs/regen_128/),
 #  4. exports models/default/{features,flow}.onnx + model.json with one Lucas-Kanade step
 #     (no parameters, added at export), checks ONNX/PyTorch parity,
 #     measures latency and evaluates on held-out data (carotid 0035,0037; phantom test seed 9002).
@@ -69,28 +71,35 @@ COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-ep
   --ckpt-every 120 --log-every 50)
 # the PDD-Net (17x17 labels, 8 px apart): synthetic warm-up, pre-training, fine-tuning
 "$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages synth,pretrain,finetune \
-  --stage-steps 120,220,160 --budget "$(echo "$BUDGET * 0.2" | bc)" --budget-split 0.2,0.45,0.35 \
+  --stage-steps 120,220,160 --budget "$(echo "$BUDGET * 0.18" | bc)" --budget-split 0.2,0.45,0.35 \
   --synth-epochs 100 --flow-weight 0.02 --out "$RUNS/regen$SUFFIX"
 # the stride-4 refinement level on top (8 px labels cannot follow a vein reopening by 4-5 px per frame)
 "$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain,finetune \
   --init "$RUNS/regen$SUFFIX/final.pt" --config '{"refine": 1}' \
-  --stage-steps 1000,500 --budget "$(echo "$BUDGET * 0.45" | bc)" --budget-split 0.65,0.35 \
+  --stage-steps 1000,500 --budget "$(echo "$BUDGET * 0.40" | bc)" --budget-split 0.65,0.35 \
   --flow-weight 0.05 --out "$RUNS/regen_refine$SUFFIX"
 # more pre-training (random pairs, distances 1-6) with the GT-flow term at 0.2: the chain mode's
 # reopening vein gains from it; fine-tuning on task-shaped pairs after it did not help (0.5.0 card)
 "$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain --pretrain-lr 0.001 \
   --init "$RUNS/regen_refine$SUFFIX/final.pt" --config '{"refine": 1}' \
-  --stage-steps 1200 --budget "$(echo "$BUDGET * 0.35" | bc)" \
+  --stage-steps 1200 --budget "$(echo "$BUDGET * 0.30" | bc)" \
   --flow-weight 0.2 --out "$RUNS/regen_long$SUFFIX"
+# the same at 128x128, the default working size (0.6.0): frames, masks, flows and the teacher at that
+# size, lr 0.0005, the GT-flow weight doubled and the synthetic shifts halved so that both stay the
+# same in physical terms
+"$PY" -m pddflow_train.train "${DATA_ARGS[@]}" "${COMMON[@]}" --stages pretrain --pretrain-lr 0.0005 \
+  --init "$RUNS/regen_long$SUFFIX/final.pt" --config '{"refine": 1}' --size 128 --max-shift 28 --seed 7 \
+  --stage-steps 900 --budget "$(echo "$BUDGET * 0.12" | bc)" \
+  --flow-weight 0.4 --out "$RUNS/regen_128$SUFFIX"
 
 # export with the parameter-free Lucas-Kanade level (1 step at half resolution) after the refinement
-"$PY" -m pddflow_train.export "$RUNS/regen_long$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.5.0 \
-  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
+"$PY" -m pddflow_train.export "$RUNS/regen_128$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.6.0 \
+  --config '{"lk_iters": 1, "input_size": 256}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
 
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" -m pddflow_train.parity "$RUNS/regen_long$SUFFIX/final.pt"
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1, "input_size": 256}' "$PY" -m pddflow_train.parity "$RUNS/regen_128$SUFFIX/final.pt"
 "$PY" -m pddflow_train.bench_onnx "$MODEL_OUT"
 if [ -d "$CAROTID" ]; then "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs 0035,0037 \
-  --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen_long$SUFFIX/eval_carotid.json"; fi
+  --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen_128$SUFFIX/eval_carotid.json"; fi
 "$PY" -m pddflow_train.evaluate "$DATA/phantom_test9002" --methods copy,farneback,dis:fast,dis:medium,model:"$MODEL_OUT" \
-  --json "$RUNS/regen_long$SUFFIX/eval_phantom.json"
-echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen_long$SUFFIX/eval_*.json)"
+  --json "$RUNS/regen_128$SUFFIX/eval_phantom.json"
+echo "model regenerated in $MODEL_OUT (scores: $RUNS/regen_128$SUFFIX/eval_*.json)"

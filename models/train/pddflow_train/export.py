@@ -483,10 +483,14 @@ def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, 
 
 def load_checkpoint(path, overrides=None):
     """A trained PDDNet; `overrides` changes parameter-free settings (e.g. {"lk_iters": 2} adds
-    the Lucas-Kanade level to a checkpoint trained without it)."""
+    the Lucas-Kanade level to a checkpoint trained without it; {"G": 9} a smaller label grid)."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     net = PDDNet(**{**ck["config"], **(overrides or {})})
-    net.load_state_dict(upgrade_state_dict(ck["model"]))
+    state = upgrade_state_dict(ck["model"])
+    # the label displacements are a buffer derived from G, spacing and stride, not learned: the
+    # net's own, built from the (overridden) config, are the right ones
+    state["head.disp"] = net.state_dict()["head.disp"]
+    net.load_state_dict(state)
     return net.eval(), ck
 
 
