@@ -6,7 +6,7 @@
 //! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
 //!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
 
-use crate::flow::mask_file::unnamed_class_name;
+use crate::flow::labels;
 use crate::flow::regions::Region;
 use crate::flow::{FlowField, LabelMap};
 
@@ -314,11 +314,7 @@ impl FlowResult {
             s.set("tracking-confidence", c);
         }
         let vessels = self.vessels.iter().map(|v| {
-            let class = self
-                .class_names
-                .get(v.label as usize)
-                .cloned()
-                .unwrap_or_else(|| unnamed_class_name(v.label as usize));
+            let class = labels::class_name(&self.class_names, v.label);
             let mut vessel = gst::Structure::builder("vessel")
                 .field("id", v.id)
                 .field("label", v.label as u32)

@@ -1,7 +1,8 @@
 //! Overlays drawn in place: mask fill and outlines, the flow as an HSV colour wheel, flow arrows
 //! on a grid and a legend. Everything goes through [`Canvas`], so every format gets every style.
 
-use super::pixels::{label_color, Canvas};
+use super::labels;
+use super::pixels::Canvas;
 use super::{FlowField, LabelMap};
 
 /// A line of the legend: the colour swatch's label id and its text.
@@ -41,7 +42,7 @@ pub fn draw_labels(canvas: &mut Canvas, labels: &LabelMap, alpha: f32, fill: boo
             } else {
                 0.0
             };
-            canvas.blend(x as i64, y as i64, label_color(l), a);
+            canvas.blend(x as i64, y as i64, labels::color(l), a);
         }
     }
 }
@@ -207,7 +208,7 @@ pub fn draw_legend(canvas: &mut Canvas, lines: &[LegendLine]) {
             canvas.blend(
                 4 + 3 * scale + k % (8 * scale),
                 y + k / (8 * scale),
-                label_color(line.label),
+                labels::color(line.label),
                 1.0,
             );
         }

@@ -121,9 +121,6 @@ fn regions_of(
     regions
 }
 
-/// Label id of the vein class in the contract's label maps.
-pub const VEIN: u8 = 1;
-
 /// Segments kept for the summary; older ones are counted in
 /// [`CompressionSummary::segments_dropped`] (a live stream re-anchored by a segmenter every few
 /// frames must not grow without bound).

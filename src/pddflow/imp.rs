@@ -7,6 +7,7 @@ use crate::engine::model::{ModelError, ModelFiles};
 use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
 use crate::flow::confidence::{frame_confidence, LossMonitor};
 use crate::flow::draw::{self, LegendLine};
+use crate::flow::labels;
 use crate::flow::mask_file::{self, ColorMap};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
 use crate::flow::regions::{self, CompressionMonitor};
@@ -870,10 +871,10 @@ impl BaseTransformImpl for PddFlow {
         let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
         if step.labels.is_some() {
             // Every id in the metadata has a name: unnamed ones become class-N.
-            mask_file::extend_class_names(&mut state.class_names, areas.len());
+            labels::extend_class_names(&mut state.class_names, areas.len());
             areas.resize(state.class_names.len(), 0);
         }
-        let vein_area = areas.get(regions::VEIN as usize).copied().unwrap_or(0);
+        let vein_area = areas.get(labels::VEIN as usize).copied().unwrap_or(0);
         if step.frame == step.reference_frame {
             state.compression.anchor(step.frame, vein_area);
         }
@@ -1062,11 +1063,7 @@ impl PddFlow {
         })?;
         let spacing = result.pixel_spacing_mm;
         for vessel in &result.vessels {
-            let name = result
-                .class_names
-                .get(vessel.label as usize)
-                .cloned()
-                .unwrap_or_else(|| mask_file::unnamed_class_name(vessel.label as usize));
+            let name = labels::class_name(&result.class_names, vessel.label);
             let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
             let mut param = gst::Structure::builder("pddflow/vessel")
                 .field("id", vessel.id)
@@ -1198,7 +1195,7 @@ impl PddFlow {
                 // Classes absent from this frame stay out, except a vein that closed.
                 .filter(|&label| {
                     result.areas.get(label).copied().unwrap_or(0) > 0
-                        || (label == regions::VEIN as usize
+                        || (label == labels::VEIN as usize
                             && result.vein_compression_ratio.is_some())
                 })
                 .map(|label| {
@@ -1211,7 +1208,7 @@ impl PddFlow {
                         ),
                         None => format!("{} {} px", result.class_names[label], area),
                     };
-                    if label == regions::VEIN as usize {
+                    if label == labels::VEIN as usize {
                         if let Some(r) = result.vein_compression_ratio {
                             text.push_str(&format!(" {:.0}%", r * 100.0));
                         }
@@ -1268,19 +1265,19 @@ impl PddFlow {
 
     /// A `pddflow-compression` element message with this frame's areas and vein ratio.
     fn post_readout(&self, result: &FlowResult, pts: Option<gst::ClockTime>) {
-        let area = |label: usize| result.areas.get(label).copied().unwrap_or(0);
+        let area = |label: u8| result.areas.get(label as usize).copied().unwrap_or(0);
         let mut s = gst::Structure::builder("pddflow-compression")
             .field("frame", result.frame)
             .field("reference-frame", result.reference_frame)
-            .field("vein-area", area(1))
-            .field("artery-area", area(2))
+            .field("vein-area", area(labels::VEIN))
+            .field("artery-area", area(labels::ARTERY))
             .build();
         if let Some(pts) = pts {
             s.set("pts", pts);
         }
         if let Some(mm) = result.pixel_spacing_mm {
-            s.set("vein-area-mm2", area(1) as f64 * mm * mm);
-            s.set("artery-area-mm2", area(2) as f64 * mm * mm);
+            s.set("vein-area-mm2", area(labels::VEIN) as f64 * mm * mm);
+            s.set("artery-area-mm2", area(labels::ARTERY) as f64 * mm * mm);
         }
         if let Some(r) = result.vein_compression_ratio {
             s.set("vein-compression-ratio", r);

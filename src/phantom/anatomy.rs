@@ -10,11 +10,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 use super::params::{PhantomParams, Scene};
-
-/// Label of a vein in label maps.
-pub const LABEL_VEIN: u8 = 1;
-/// Label of an artery in label maps.
-pub const LABEL_ARTERY: u8 = 2;
+use crate::flow::labels;
 
 /// Backscattered intensity of muscle, the reference of the echogenicity scale (0 dB).
 const ECHO_MUSCLE: f32 = 1.0;
@@ -90,8 +86,8 @@ pub struct Vessel {
 impl Vessel {
     pub fn label(&self) -> u8 {
         match self.kind {
-            VesselKind::Vein => LABEL_VEIN,
-            VesselKind::Artery => LABEL_ARTERY,
+            VesselKind::Vein => labels::VEIN,
+            VesselKind::Artery => labels::ARTERY,
         }
     }
 
@@ -252,7 +248,7 @@ pub fn nepers_per_px(alpha_db_cm_mhz: f32, frequency_mhz: f32, spacing_mm: f32) 
 }
 
 impl Anatomy {
-    /// Label (0, [`LABEL_VEIN`], [`LABEL_ARTERY`]) of the rest position `(x, y)`.
+    /// Label (0, [`labels::VEIN`], [`labels::ARTERY`]) of the rest position `(x, y)`.
     #[inline]
     pub fn label_at(&self, x: f32, y: f32) -> u8 {
         for v in &self.vessels {
