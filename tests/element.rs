@@ -15,10 +15,7 @@ fn result(buffer: &gst::Buffer) -> FlowResult {
 
 #[test]
 fn every_format_negotiates_and_passes_pixels_through() {
-    use gst_video::VideoFormat::*;
-    for format in [
-        Gray8, Gray16Le, Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx, I420, Nv12,
-    ] {
+    for format in gstpddflow::pddflow::FORMATS {
         // Odd sizes give padded strides and odd chroma planes.
         for (w, h) in [(64, 48), (67, 45)] {
             let (element, _bus) = element(&[("model-location", &test_model("shift"))]);

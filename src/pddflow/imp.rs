@@ -2,7 +2,7 @@
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
 use super::live::{LatencyReport, ProcessingTimes, Qos};
-use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
+use super::{pixel_format, ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::model::{ModelError, ModelFiles};
 use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
 use crate::flow::confidence::{frame_confidence, LossMonitor};
@@ -20,7 +20,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use gst_video::VideoFormat;
 use once_cell::sync::Lazy;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,22 +38,6 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
         Some("PDD-Net optical flow"),
     )
 });
-
-fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
-    Some(match format {
-        VideoFormat::Gray8 => PixelFormat::Gray8,
-        VideoFormat::Gray16Le => PixelFormat::Gray16Le,
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::I420 => PixelFormat::I420,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        _ => return None,
-    })
-}
 
 #[derive(Clone, Debug)]
 struct Settings {

@@ -11,20 +11,43 @@ pub mod live;
 
 use gst::glib;
 use gst::prelude::*;
+use gst_video::VideoFormat;
+
+use crate::flow::pixels::PixelFormat;
+
+/// Every raw video format `pddflow` (and `pddflowmask`) accepts, with the [`PixelFormat`] the
+/// pure code reads and draws it as: the one list behind the pad templates and [`pixel_format`].
+const FORMAT_TABLE: [(VideoFormat, PixelFormat); 10] = [
+    (VideoFormat::Gray8, PixelFormat::Gray8),
+    (VideoFormat::Gray16Le, PixelFormat::Gray16Le),
+    (VideoFormat::Rgb, PixelFormat::Rgb),
+    (VideoFormat::Bgr, PixelFormat::Bgr),
+    (VideoFormat::Rgba, PixelFormat::Rgba),
+    (VideoFormat::Bgra, PixelFormat::Bgra),
+    (VideoFormat::Rgbx, PixelFormat::Rgbx),
+    (VideoFormat::Bgrx, PixelFormat::Bgrx),
+    (VideoFormat::I420, PixelFormat::I420),
+    (VideoFormat::Nv12, PixelFormat::Nv12),
+];
 
 /// The raw video formats `pddflow` (and `pddflowmask`) accept.
-pub const FORMATS: [gst_video::VideoFormat; 10] = [
-    gst_video::VideoFormat::Gray8,
-    gst_video::VideoFormat::Gray16Le,
-    gst_video::VideoFormat::Rgb,
-    gst_video::VideoFormat::Bgr,
-    gst_video::VideoFormat::Rgba,
-    gst_video::VideoFormat::Bgra,
-    gst_video::VideoFormat::Rgbx,
-    gst_video::VideoFormat::Bgrx,
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Nv12,
-];
+pub const FORMATS: [VideoFormat; FORMAT_TABLE.len()] = {
+    let mut formats = [VideoFormat::Unknown; FORMAT_TABLE.len()];
+    let mut i = 0;
+    while i < formats.len() {
+        formats[i] = FORMAT_TABLE[i].0;
+        i += 1;
+    }
+    formats
+};
+
+/// The pixel format a GStreamer video format is read as; `None` for a format not in [`FORMATS`].
+pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    FORMAT_TABLE
+        .iter()
+        .find(|&&(video, _)| video == format)
+        .map(|&(_, pixel)| pixel)
+}
 
 /// Name of the custom downstream event structure that re-anchors the reference.
 pub const REANCHOR_EVENT: &str = "pddflow-reanchor";
@@ -115,4 +138,18 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         PddFlow::static_type(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_formats_and_only_those_have_a_pixel_format() {
+        for format in FORMATS {
+            assert!(pixel_format(format).is_some(), "{format:?}");
+        }
+        assert_eq!(pixel_format(VideoFormat::Nv12), Some(PixelFormat::Nv12));
+        assert_eq!(pixel_format(VideoFormat::Yuy2), None);
+    }
 }
