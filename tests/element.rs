@@ -626,3 +626,24 @@ fn working_size_changed_while_playing_reanchors_with_the_propagated_mask() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn properties_start_at_their_declared_defaults() {
+    use gst::prelude::GstValueExt;
+    let (element, _bus) = element(&[]);
+    for pspec in element.list_properties() {
+        // Strings declare no default (None) and start empty: nothing to compare.
+        let writable = pspec.flags().contains(gst::glib::ParamFlags::WRITABLE);
+        if !writable || pspec.value_type() == String::static_type() {
+            continue;
+        }
+        let value = element.property_value(pspec.name());
+        let default = pspec.default_value();
+        assert_eq!(
+            value.compare(default),
+            Some(std::cmp::Ordering::Equal),
+            "{}: starts at {value:?}, declares {default:?}",
+            pspec.name()
+        );
+    }
+}

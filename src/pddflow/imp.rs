@@ -26,6 +26,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+// Property defaults: `Settings::default` and the ParamSpecs both read these.
+const DEFAULT_MODE: Mode = Mode::Keyframe;
+const DEFAULT_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
+const DEFAULT_STRICT_PROVIDER: bool = false;
+const DEFAULT_DEVICE_ID: i32 = 0;
+/// The default model is small: one thread is fastest on small or busy CPUs.
+const DEFAULT_THREADS: u32 = 1;
+/// 0: the model's default input size.
+const DEFAULT_WORKING_SIZE: u32 = 0;
+const DEFAULT_OVERLAY: bool = false;
+const DEFAULT_OVERLAY_STYLE: OverlayStyle = OverlayStyle::FILL
+    .union(OverlayStyle::CONTOUR)
+    .union(OverlayStyle::LEGEND);
+const DEFAULT_OVERLAY_ALPHA: f64 = 0.35;
+/// 0: unknown, areas in pixels only.
+const DEFAULT_PIXEL_SPACING: f64 = 0.0;
+const DEFAULT_MESSAGE_INTERVAL: u32 = 30;
+const DEFAULT_CLOSURE_THRESHOLD: f64 = 0.1;
+const DEFAULT_SKIP_LATE: bool = true;
 /// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
 /// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
 /// hybrid 19.4 / 87.0 %, keyframe 15.0 / 72.9 %.
@@ -64,22 +83,22 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model_location: String::new(),
-            mode: Mode::Keyframe,
-            provider: ExecutionProvider::Cpu,
-            strict_provider: false,
-            device_id: 0,
-            threads: 1,
-            working_size: 0,
+            mode: DEFAULT_MODE,
+            provider: DEFAULT_PROVIDER,
+            strict_provider: DEFAULT_STRICT_PROVIDER,
+            device_id: DEFAULT_DEVICE_ID,
+            threads: DEFAULT_THREADS,
+            working_size: DEFAULT_WORKING_SIZE,
             reference_mask: String::new(),
             mask_colors: String::new(),
-            overlay: false,
-            overlay_style: OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND,
-            overlay_alpha: 0.35,
-            pixel_spacing: 0.0,
-            message_interval: 30,
-            closure_threshold: 0.1,
+            overlay: DEFAULT_OVERLAY,
+            overlay_style: DEFAULT_OVERLAY_STYLE,
+            overlay_alpha: DEFAULT_OVERLAY_ALPHA,
+            pixel_spacing: DEFAULT_PIXEL_SPACING,
+            message_interval: DEFAULT_MESSAGE_INTERVAL,
+            closure_threshold: DEFAULT_CLOSURE_THRESHOLD,
             tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
-            skip_late: true,
+            skip_late: DEFAULT_SKIP_LATE,
         }
     }
 }
@@ -250,13 +269,13 @@ impl ObjectImpl for PddFlow {
                     .blurb("Directory with features.onnx, flow.onnx and model.json; empty for the built-in model")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("mode", Mode::Keyframe)
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
                     .blurb("keyframe: every frame against the cached reference; chain: frame to frame; \
                             hybrid: chain, re-based on the reference every 8 frames when that matches better")
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+                glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_PROVIDER)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider to run the model on")
                     .mutable_ready()
@@ -265,7 +284,7 @@ impl ObjectImpl for PddFlow {
                     .nick("Strict provider")
                     .blurb("With execution-provider=cuda: fail to start instead of falling back to CPU \
                             when CUDA cannot be used (no effect with cpu or auto)")
-                    .default_value(false)
+                    .default_value(DEFAULT_STRICT_PROVIDER)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("active-provider")
@@ -278,7 +297,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("CUDA device index")
                     .minimum(0)
                     .maximum(64)
-                    .default_value(0)
+                    .default_value(DEFAULT_DEVICE_ID)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
@@ -286,7 +305,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("ONNX Runtime intra-op threads per model (0 = ONNX Runtime's default, all cores). \
                             The default model is small: one thread is fastest on small or busy CPUs")
                     .maximum(256)
-                    .default_value(1)
+                    .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("working-size")
@@ -297,7 +316,7 @@ impl ObjectImpl for PddFlow {
                             next frame, carrying the propagated mask over. A size the model does not take \
                             is an error that lists those it does")
                     .maximum(65536)
-                    .default_value(0)
+                    .default_value(DEFAULT_WORKING_SIZE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("reference-mask")
@@ -317,13 +336,13 @@ impl ObjectImpl for PddFlow {
                 glib::ParamSpecBoolean::builder("overlay")
                     .nick("Overlay")
                     .blurb("Draw the propagated masks into the frame (vein blue, artery red)")
-                    .default_value(false)
+                    .default_value(DEFAULT_OVERLAY)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFlags::builder::<OverlayStyle>("overlay-style")
                     .nick("Overlay style")
                     .blurb("Layers drawn when overlay is on")
-                    .default_value(OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND)
+                    .default_value(DEFAULT_OVERLAY_STYLE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("pixel-spacing")
@@ -331,14 +350,14 @@ impl ObjectImpl for PddFlow {
                     .blurb("Millimetres per frame pixel (isotropic) for areas in mm^2; 0 = unknown")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(0.0)
+                    .default_value(DEFAULT_PIXEL_SPACING)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("message-interval")
                     .nick("Message interval")
                     .blurb("Post a pddflow-compression element message every N frames (0 = never); a \
                             pddflow-summary message is always posted at EOS")
-                    .default_value(30)
+                    .default_value(DEFAULT_MESSAGE_INTERVAL)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("closure-threshold")
@@ -346,7 +365,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("Vein compression ratio (area / reference area) at or below which the vein counts as closed")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.1)
+                    .default_value(DEFAULT_CLOSURE_THRESHOLD)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("tracking-threshold")
@@ -364,7 +383,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("Opacity of the mask fill (outlines are opaque)")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.35)
+                    .default_value(DEFAULT_OVERLAY_ALPHA)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("skip-late")
@@ -372,7 +391,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("When downstream's QoS events say a frame is already late (a live source \
                             outpacing the model), skip its flow and carry the last mask forward, \
                             flagged skipped in the metadata; reference frames are never skipped")
-                    .default_value(true)
+                    .default_value(DEFAULT_SKIP_LATE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
