@@ -23,6 +23,32 @@ pub enum ProviderRequest {
     Auto,
 }
 
+impl ProviderRequest {
+    /// Every request, in the order of [`ProviderRequest::name`]'s names.
+    pub const ALL: [ProviderRequest; 3] = [Self::Cpu, Self::Cuda, Self::Auto];
+
+    /// The request's name: the element's `execution-provider` nick, the tools'
+    /// `--execution-provider`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderRequest {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|request| request.name() == name)
+            .ok_or_else(|| format!("{name}: use cpu, cuda or auto"))
+    }
+}
+
 /// The provider that really runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {

@@ -4,7 +4,7 @@
 use super::live::{LatencyReport, ProcessingTimes, Qos};
 use super::{pixel_format, ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::model::{ModelError, ModelFiles};
-use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
+use crate::engine::{runtime, Engine, EngineConfig, Features};
 use crate::flow::confidence::{frame_confidence, LossMonitor};
 use crate::flow::draw::{self, LegendLine};
 use crate::flow::labels;
@@ -161,14 +161,6 @@ impl ObjectSubclass for PddFlow {
 }
 
 impl PddFlow {
-    fn mode_of(mode: Mode) -> tracker::Mode {
-        match mode {
-            Mode::Keyframe => tracker::Mode::Keyframe,
-            Mode::Chain => tracker::Mode::Chain,
-            Mode::Hybrid => tracker::Mode::Hybrid,
-        }
-    }
-
     fn request_reanchor(&self) {
         gst::info!(CAT, imp = self, "re-anchoring on the next frame");
         self.reanchor.store(true, Ordering::SeqCst);
@@ -429,12 +421,8 @@ impl ObjectImpl for PddFlow {
                     .expect("type checked")
                     .unwrap_or_default()
             }
-            "mode" => {
-                settings.mode = value.get().expect("type checked");
-                if let Some(state) = lock(&self.state).as_mut() {
-                    state.tracker.set_mode(Self::mode_of(settings.mode));
-                }
-            }
+            // Applied to the tracker by the next frame.
+            "mode" => settings.mode = value.get().expect("type checked"),
             "execution-provider" => settings.provider = value.get().expect("type checked"),
             "strict-provider" => settings.strict_provider = value.get().expect("type checked"),
             "device-id" => settings.device_id = value.get().expect("type checked"),
@@ -584,11 +572,7 @@ impl BaseTransformImpl for PddFlow {
         let colors = ColorMap::with_entries(&settings.mask_colors)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         let config = EngineConfig {
-            provider: match settings.provider {
-                ExecutionProvider::Cpu => ProviderRequest::Cpu,
-                ExecutionProvider::Cuda => ProviderRequest::Cuda,
-                ExecutionProvider::Auto => ProviderRequest::Auto,
-            },
+            provider: settings.provider.into(),
             strict_provider: settings.strict_provider,
             device_id: settings.device_id,
             threads: settings.threads as usize,
@@ -643,7 +627,7 @@ impl BaseTransformImpl for PddFlow {
             engine.provider().name()
         );
         *lock(&self.state) = Some(State {
-            tracker: Tracker::new(Self::mode_of(settings.mode)),
+            tracker: Tracker::new(settings.mode.into()),
             input: ModelInput::new(width, height),
             working_size: settings.working_size,
             model_class_count: class_names.len(),
@@ -775,7 +759,7 @@ impl BaseTransformImpl for PddFlow {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let started = Instant::now();
         let settings = lock(&self.settings).clone();
-        let mode = settings.mode;
+        let mode = tracker::Mode::from(settings.mode);
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
@@ -850,8 +834,8 @@ impl BaseTransformImpl for PddFlow {
             Anchor::Keep if resized => Anchor::Carry,
             anchor => anchor,
         };
-        if state.tracker.mode() != Self::mode_of(mode) {
-            state.tracker.set_mode(Self::mode_of(mode));
+        if state.tracker.mode() != mode {
+            state.tracker.set_mode(mode);
         }
         let step = state
             .tracker
@@ -894,11 +878,7 @@ impl BaseTransformImpl for PddFlow {
             labels: step.labels,
             class_names: state.class_names.clone(),
             areas,
-            mode: match mode {
-                Mode::Keyframe => "keyframe".into(),
-                Mode::Chain => "chain".into(),
-                Mode::Hybrid => "hybrid".into(),
-            },
+            mode: mode.name().into(),
             execution_provider: state.engine.provider().name().into(),
             vein_compression_ratio: ratio,
             pixel_spacing_mm: spacing,

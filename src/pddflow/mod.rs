@@ -13,7 +13,9 @@ use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 
+use crate::engine::ProviderRequest;
 use crate::flow::pixels::PixelFormat;
+use crate::flow::tracker;
 
 /// Every raw video format `pddflow` (and `pddflowmask`) accepts, with the [`PixelFormat`] the
 /// pure code reads and draws it as: the one list behind the pad templates and [`pixel_format`].
@@ -79,6 +81,16 @@ pub enum Mode {
     Hybrid = 2,
 }
 
+impl From<Mode> for tracker::Mode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Keyframe => tracker::Mode::Keyframe,
+            Mode::Chain => tracker::Mode::Chain,
+            Mode::Hybrid => tracker::Mode::Hybrid,
+        }
+    }
+}
+
 /// Execution provider request (`execution-provider` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -97,6 +109,16 @@ pub enum ExecutionProvider {
         nick = "auto"
     )]
     Auto = 2,
+}
+
+impl From<ExecutionProvider> for ProviderRequest {
+    fn from(provider: ExecutionProvider) -> Self {
+        match provider {
+            ExecutionProvider::Cpu => ProviderRequest::Cpu,
+            ExecutionProvider::Cuda => ProviderRequest::Cuda,
+            ExecutionProvider::Auto => ProviderRequest::Auto,
+        }
+    }
 }
 
 /// Overlay layers (`overlay-style` property).
@@ -151,5 +173,25 @@ mod tests {
         }
         assert_eq!(pixel_format(VideoFormat::Nv12), Some(PixelFormat::Nv12));
         assert_eq!(pixel_format(VideoFormat::Yuy2), None);
+    }
+
+    /// The element's enum nicks are the names the pure types parse and print.
+    #[test]
+    fn nicks_are_the_pure_types_names() {
+        fn nick(value: impl ToValue) -> String {
+            let value = value.to_value();
+            let (_, enum_value) = glib::EnumValue::from_value(&value).unwrap();
+            enum_value.nick().to_string()
+        }
+        for mode in [Mode::Keyframe, Mode::Chain, Mode::Hybrid] {
+            assert_eq!(nick(mode), tracker::Mode::from(mode).name());
+        }
+        for provider in [
+            ExecutionProvider::Cpu,
+            ExecutionProvider::Cuda,
+            ExecutionProvider::Auto,
+        ] {
+            assert_eq!(nick(provider), ProviderRequest::from(provider).name());
+        }
     }
 }
