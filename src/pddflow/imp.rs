@@ -1058,7 +1058,7 @@ impl PddFlow {
                 param.set("confidence", c);
             }
             if let Some(mm) = spacing {
-                param.set("area-mm2", vessel.area as f64 * mm * mm);
+                param.set("area-mm2", regions::area_mm2(vessel.area, mm));
             }
             roi.add_param(param);
         }
@@ -1186,7 +1186,7 @@ impl PddFlow {
                         Some(mm) => format!(
                             "{} {:.1} mm2",
                             result.class_names[label],
-                            area as f64 * mm * mm
+                            regions::area_mm2(area, mm)
                         ),
                         None => format!("{} {} px", result.class_names[label], area),
                     };
@@ -1258,8 +1258,11 @@ impl PddFlow {
             s.set("pts", pts);
         }
         if let Some(mm) = result.pixel_spacing_mm {
-            s.set("vein-area-mm2", area(labels::VEIN) as f64 * mm * mm);
-            s.set("artery-area-mm2", area(labels::ARTERY) as f64 * mm * mm);
+            s.set("vein-area-mm2", regions::area_mm2(area(labels::VEIN), mm));
+            s.set(
+                "artery-area-mm2",
+                regions::area_mm2(area(labels::ARTERY), mm),
+            );
         }
         if let Some(r) = result.vein_compression_ratio {
             s.set("vein-compression-ratio", r);
