@@ -14,6 +14,7 @@ use gst::prelude::*;
 use gst_video::VideoFormat;
 
 use crate::engine::ProviderRequest;
+use crate::flow::draw;
 use crate::flow::pixels::PixelFormat;
 use crate::flow::tracker;
 
@@ -140,6 +141,18 @@ pub enum OverlayStyle {
         nick = "legend"
     )]
     LEGEND = 0b10000,
+}
+
+impl From<OverlayStyle> for draw::Layers {
+    fn from(style: OverlayStyle) -> Self {
+        draw::Layers {
+            fill: style.contains(OverlayStyle::FILL),
+            contour: style.contains(OverlayStyle::CONTOUR),
+            flow: style.contains(OverlayStyle::FLOW),
+            arrows: style.contains(OverlayStyle::ARROWS),
+            legend: style.contains(OverlayStyle::LEGEND),
+        }
+    }
 }
 
 /// A custom event that makes the next frame the reference, carrying the propagated mask over.
