@@ -2,15 +2,13 @@
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
 
 use super::live::{LatencyReport, ProcessingTimes, Qos};
+use super::readout;
 use super::{pixel_format, ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::model::{ModelError, ModelFiles};
 use crate::engine::{runtime, Engine, EngineConfig, Features};
-use crate::flow::confidence::{frame_confidence, LossMonitor};
-use crate::flow::draw::{self, LegendLine};
-use crate::flow::labels;
+use crate::flow::draw;
 use crate::flow::mask_file::{self, ColorMap};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
-use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
 use crate::flow::{warp::check_size, LabelMap};
 use crate::meta::{self, FlowResult};
@@ -110,9 +108,9 @@ struct State {
     input: ModelInput,
     /// The `working-size` the engine runs at.
     working_size: u32,
-    /// Names by class id: the model's, extended with `class-N` for ids that masks bring.
-    class_names: Vec<String>,
-    /// How many of `class_names` the model names.
+    /// Class names, compression and tracking-loss state of the readout.
+    readout: readout::Monitors,
+    /// How many of the readout's class names the model names.
     model_class_count: usize,
     /// The last warning about a reference mask's class ids, not repeated for every anchor.
     last_mask_warning: Option<String>,
@@ -121,8 +119,6 @@ struct State {
     /// caps change).
     pending_mask: Option<LabelMap>,
     frames: u64,
-    compression: CompressionMonitor,
-    tracking: LossMonitor,
     live: Live,
 }
 
@@ -235,7 +231,7 @@ impl PddFlow {
     /// Warns about class ids of an upstream mask that the model does not name, once per
     /// distinct warning (a segmenter may attach a mask every few frames).
     fn check_upstream_class_ids(&self, state: &mut State, mask: &LabelMap) {
-        let names = &state.class_names[..state.model_class_count];
+        let names = &state.readout.class_names[..state.model_class_count];
         let what = "the reference mask attached upstream";
         let warning = match mask_file::unnamed_ids(mask, names, what) {
             Ok(ids) if ids.is_empty() => None,
@@ -631,14 +627,15 @@ impl BaseTransformImpl for PddFlow {
             input: ModelInput::new(width, height),
             working_size: settings.working_size,
             model_class_count: class_names.len(),
-            class_names,
+            readout: readout::Monitors {
+                class_names,
+                ..Default::default()
+            },
             last_mask_warning: None,
             engine,
             video: None,
             pending_mask,
             frames: 0,
-            compression: CompressionMonitor::default(),
-            tracking: LossMonitor::default(),
             live: Live::default(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
@@ -759,7 +756,6 @@ impl BaseTransformImpl for PddFlow {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let started = Instant::now();
         let settings = lock(&self.settings).clone();
-        let mode = tracker::Mode::from(settings.mode);
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
@@ -770,70 +766,120 @@ impl BaseTransformImpl for PddFlow {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width() as usize, info.height() as usize);
-        // Mapping trusts a video meta's offsets and strides: check they stay inside the buffer.
-        if let Some(meta) = buffer.meta::<gst_video::VideoMeta>() {
-            let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
-                .map(|p| {
-                    let available = buffer.size().saturating_sub(meta.offset()[p]);
-                    (available, meta.stride()[p] as isize)
-                })
-                .collect();
-            self.check_layout(format, width, height, &layout)?;
-        }
+        self.check_video_meta(buffer, format, width, height)?;
         let anchor = self.anchor(state, buffer, width, height);
 
-        if let Some(mut result) = self.late_frame(state, &settings, &anchor, buffer) {
-            result.frame = state.tracker.skip();
-            result.skipped = true;
-            state.frames += 1;
-            state.live.skipped += 1;
-            state.live.consecutive_skips += 1;
+        if let Some(result) = self.skip_late_frame(state, &settings, &anchor, buffer) {
             drop(guard);
-            gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
             self.publish(buffer, &info, format, &settings, &result, &[], false)?;
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let luma = {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
-                |_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        (
-                            "Buffer of {} bytes is too small for {}x{} {:?}",
-                            buffer.size(),
-                            width,
-                            height,
-                            info.format()
-                        )
-                    );
-                    gst::FlowError::Error
-                },
-            )?;
-            // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
-            let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
-                .map(|p| {
-                    (
-                        frame.plane_data(p).unwrap_or(&[]),
-                        frame.plane_stride()[p as usize] as isize,
-                    )
-                })
-                .collect();
-            let planes = self.checked_planes(format, width, height, planes)?;
-            pixels::extract_luma(format, width, height, &planes)
+        let luma = self.read_luma(buffer, &info, format)?;
+        let step = self.track(state, &settings, &luma, (width, height), anchor)?;
+        let context = readout::Context {
+            frame_size: (width, height),
+            mode: settings.mode.into(),
+            execution_provider: state.engine.provider().name(),
+            pixel_spacing: settings.pixel_spacing,
+            tracking_threshold: settings.tracking_threshold,
         };
+        let mut frame = readout::frame(step, &context, &mut state.readout);
+        // Regions are found outside the lock: a property read need not wait for them.
+        drop(guard);
+        frame.find_vessels();
+        self.publish(
+            buffer,
+            &info,
+            format,
+            &settings,
+            &frame.result,
+            &frame.confidence,
+            frame.tracking_lost,
+        )?;
+        let with_flow = frame.with_flow();
+        self.finish_frame(frame.result, with_flow, &settings, started);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl PddFlow {
+    /// Mapping trusts a video meta's offsets and strides: checks they stay inside the buffer.
+    fn check_video_meta(
+        &self,
+        buffer: &gst::BufferRef,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+    ) -> Result<(), gst::FlowError> {
+        let Some(meta) = buffer.meta::<gst_video::VideoMeta>() else {
+            return Ok(());
+        };
+        let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
+            .map(|p| {
+                let available = buffer.size().saturating_sub(meta.offset()[p]);
+                (available, meta.stride()[p] as isize)
+            })
+            .collect();
+        self.check_layout(format, width, height, &layout)
+    }
+
+    /// The frame's 8-bit luma, `width * height` contiguous.
+    fn read_luma(
+        &self,
+        buffer: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+    ) -> Result<Vec<u8>, gst::FlowError> {
+        let (width, height) = (info.width() as usize, info.height() as usize);
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "Buffer of {} bytes is too small for {}x{} {:?}",
+                        buffer.size(),
+                        width,
+                        height,
+                        info.format()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
+        // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
+        let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
+            .map(|p| {
+                (
+                    frame.plane_data(p).unwrap_or(&[]),
+                    frame.plane_stride()[p as usize] as isize,
+                )
+            })
+            .collect();
+        let planes = self.checked_planes(format, width, height, planes)?;
+        Ok(pixels::extract_luma(format, width, height, &planes))
+    }
+
+    /// Runs the tracker on this frame at the current `working-size` and `mode`.
+    fn track(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        luma: &[u8],
+        (width, height): (usize, usize),
+        anchor: Anchor,
+    ) -> Result<tracker::Step, gst::FlowError> {
         // A new working size: the cached features are of the old size, so this frame becomes
         // the reference, carrying the propagated mask over.
         let resized = settings.working_size != state.working_size
             && self.change_working_size(state, settings.working_size)?;
-        let image = state.input.prepare(&luma, width, height);
-
+        let image = state.input.prepare(luma, width, height);
         // Never keep a reference whose features are of another size.
         let anchor = match anchor {
             Anchor::Keep if resized => Anchor::Carry,
             anchor => anchor,
         };
+        let mode = settings.mode.into();
         if state.tracker.mode() != mode {
             state.tracker.set_mode(mode);
         }
@@ -845,76 +891,9 @@ impl BaseTransformImpl for PddFlow {
                 gst::FlowError::Error
             })?;
         state.frames += 1;
-
-        let instances = step.instances;
-        let confidence = step.confidence;
-        let tracking_confidence = frame_confidence(&confidence);
-        let tracking_lost = state.tracking.update(
-            tracking_confidence,
-            settings.tracking_threshold as f32,
-            step.frame == step.reference_frame,
-        );
-        let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
-        if step.labels.is_some() {
-            // Every id in the metadata has a name: unnamed ones become class-N.
-            labels::extend_class_names(&mut state.class_names, areas.len());
-            areas.resize(state.class_names.len(), 0);
-        }
-        let vein_area = areas.get(labels::VEIN as usize).copied().unwrap_or(0);
-        if step.frame == step.reference_frame {
-            state.compression.anchor(step.frame, vein_area);
-        }
-        let ratio = state.compression.update(step.frame, vein_area);
-        let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
-        let with_flow = step.frame != step.reference_frame;
-        let mut result = FlowResult {
-            frame: step.frame,
-            reference_frame: step.reference_frame,
-            flow_scale: (
-                width as f64 / step.flow.width as f64,
-                height as f64 / step.flow.height as f64,
-            ),
-            flow: step.flow,
-            labels: step.labels,
-            class_names: state.class_names.clone(),
-            areas,
-            mode: mode.name().into(),
-            execution_provider: state.engine.provider().name().into(),
-            vein_compression_ratio: ratio,
-            pixel_spacing_mm: spacing,
-            vessels: Vec::new(),
-            tracking_confidence: tracking_confidence.map(f64::from),
-            skipped: false,
-        };
-        // Regions are found outside the lock: a property read need not wait for them.
-        drop(guard);
-        result.vessels = match (&instances, &result.labels) {
-            (Some((map, classes)), _) => {
-                let mut vessels =
-                    regions::find_instance_regions(map, classes, Some(&result.flow), 4);
-                for v in &mut vessels {
-                    v.confidence = confidence.get(v.id as usize - 1).map(|&c| f64::from(c));
-                }
-                vessels
-            }
-            (None, Some(labels)) => regions::find_regions(labels, Some(&result.flow), 4),
-            (None, None) => Vec::new(),
-        };
-        self.publish(
-            buffer,
-            &info,
-            format,
-            &settings,
-            &result,
-            &confidence,
-            tracking_lost,
-        )?;
-        self.finish_frame(result, with_flow, &settings, started);
-        Ok(gst::FlowSuccess::Ok)
+        Ok(step)
     }
-}
 
-impl PddFlow {
     /// Why this frame would anchor, from its upstream mask meta, a pending `reference-mask` or a
     /// re-anchor request.
     fn anchor(
@@ -948,11 +927,12 @@ impl PddFlow {
         }
     }
 
-    /// The last result to carry forward when this frame is late by downstream's QoS reports and
-    /// may be skipped: never an anchoring frame, never before a first result.
-    fn late_frame(
+    /// The last result, carried forward, when this frame is late by downstream's QoS reports
+    /// and may be skipped: never an anchoring frame, never before a first result. Counts the
+    /// skip.
+    fn skip_late_frame(
         &self,
-        state: &State,
+        state: &mut State,
         settings: &Settings,
         anchor: &Anchor,
         buffer: &gst::BufferRef,
@@ -968,11 +948,17 @@ impl PddFlow {
         let running_time = segment
             .downcast_ref::<gst::ClockTime>()?
             .to_running_time(buffer.pts()?)?;
-        state
-            .live
-            .qos
-            .is_late(running_time.nseconds())
-            .then(|| last.clone())
+        if !state.live.qos.is_late(running_time.nseconds()) {
+            return None;
+        }
+        let mut result = last.clone();
+        result.frame = state.tracker.skip();
+        result.skipped = true;
+        state.frames += 1;
+        state.live.skipped += 1;
+        state.live.consecutive_skips += 1;
+        gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
+        Some(result)
     }
 
     /// Keeps what a later late frame carries forward, records the processing time of a frame
@@ -1043,41 +1029,33 @@ impl PddFlow {
             );
             gst::FlowError::Error
         })?;
-        let spacing = result.pixel_spacing_mm;
-        for vessel in &result.vessels {
-            let name = labels::class_name(&result.class_names, vessel.label);
-            let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
-            let mut param = gst::Structure::builder("pddflow/vessel")
-                .field("id", vessel.id)
-                .field("label", vessel.label as u32)
-                .field("area", vessel.area)
-                .field("mean-motion-x", vessel.mean_motion.0)
-                .field("mean-motion-y", vessel.mean_motion.1)
-                .build();
-            if let Some(c) = vessel.confidence {
-                param.set("confidence", c);
-            }
-            if let Some(mm) = spacing {
-                param.set("area-mm2", regions::area_mm2(vessel.area, mm));
-            }
-            roi.add_param(param);
+        for roi in readout::rois(result) {
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, &roi.name, roi.bbox);
+            meta.add_param(roi.param);
         }
-        if settings.message_interval > 0
-            && result
-                .frame
-                .is_multiple_of(settings.message_interval as u64)
-        {
-            self.post_readout(result, buffer.pts());
+        if readout::posts_compression(result, settings.message_interval) {
+            self.post(readout::compression_message(result, buffer.pts()));
         }
         if tracking_lost {
-            self.post_tracking_lost(
+            let message = readout::tracking_lost_message(
                 result,
                 confidence,
                 settings.tracking_threshold,
                 buffer.pts(),
             );
+            gst::info!(CAT, imp = self, "tracking lost: {message}");
+            self.post(message);
         }
         Ok(())
+    }
+
+    /// Posts an element message from this element.
+    fn post(&self, structure: gst::Structure) {
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
     }
 
     /// Switches the engine to another `working-size`: an element error (naming the sizes the
@@ -1124,7 +1102,6 @@ impl PddFlow {
         settings: &Settings,
         result: &FlowResult,
     ) -> Result<(), gst::FlowError> {
-        let style = settings.overlay_style;
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, info).map_err(|_| {
                 gst::element_imp_error!(
@@ -1155,54 +1132,14 @@ impl PddFlow {
             info.height() as usize,
             &mut planes,
         );
-        let alpha = settings.overlay_alpha as f32;
-        if style.contains(OverlayStyle::FLOW) {
-            draw::draw_flow_colors(&mut canvas, &result.flow, alpha.max(0.5));
-        }
-        if let Some(labels) = &result.labels {
-            let (fill, contour) = (
-                style.contains(OverlayStyle::FILL),
-                style.contains(OverlayStyle::CONTOUR),
-            );
-            if fill || contour {
-                draw::draw_labels(&mut canvas, labels, alpha, fill, contour);
-            }
-        }
-        if style.contains(OverlayStyle::ARROWS) {
-            let spacing = (info.width().max(info.height()) / 24).max(8) as usize;
-            draw::draw_arrows(&mut canvas, &result.flow, spacing);
-        }
-        if style.contains(OverlayStyle::LEGEND) && result.labels.is_some() {
-            let lines: Vec<LegendLine> = (1..result.class_names.len())
-                // Classes absent from this frame stay out, except a vein that closed.
-                .filter(|&label| {
-                    result.areas.get(label).copied().unwrap_or(0) > 0
-                        || (label == labels::VEIN as usize
-                            && result.vein_compression_ratio.is_some())
-                })
-                .map(|label| {
-                    let area = result.areas.get(label).copied().unwrap_or(0);
-                    let mut text = match result.pixel_spacing_mm {
-                        Some(mm) => format!(
-                            "{} {:.1} mm2",
-                            result.class_names[label],
-                            regions::area_mm2(area, mm)
-                        ),
-                        None => format!("{} {} px", result.class_names[label], area),
-                    };
-                    if label == labels::VEIN as usize {
-                        if let Some(r) = result.vein_compression_ratio {
-                            text.push_str(&format!(" {:.0}%", r * 100.0));
-                        }
-                    }
-                    LegendLine {
-                        label: label as u8,
-                        text,
-                    }
-                })
-                .collect();
-            draw::draw_legend(&mut canvas, &lines);
-        }
+        draw::draw_overlay(
+            &mut canvas,
+            settings.overlay_style.into(),
+            settings.overlay_alpha as f32,
+            &result.flow,
+            result.labels.as_ref(),
+            &readout::legend(result),
+        );
         Ok(())
     }
 
@@ -1245,103 +1182,15 @@ impl PddFlow {
         })
     }
 
-    /// A `pddflow-compression` element message with this frame's areas and vein ratio.
-    fn post_readout(&self, result: &FlowResult, pts: Option<gst::ClockTime>) {
-        let area = |label: u8| result.areas.get(label as usize).copied().unwrap_or(0);
-        let mut s = gst::Structure::builder("pddflow-compression")
-            .field("frame", result.frame)
-            .field("reference-frame", result.reference_frame)
-            .field("vein-area", area(labels::VEIN))
-            .field("artery-area", area(labels::ARTERY))
-            .build();
-        if let Some(pts) = pts {
-            s.set("pts", pts);
-        }
-        if let Some(mm) = result.pixel_spacing_mm {
-            s.set("vein-area-mm2", regions::area_mm2(area(labels::VEIN), mm));
-            s.set(
-                "artery-area-mm2",
-                regions::area_mm2(area(labels::ARTERY), mm),
-            );
-        }
-        if let Some(r) = result.vein_compression_ratio {
-            s.set("vein-compression-ratio", r);
-        }
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// The `pddflow-tracking-lost` element message: the frame where the lowest vessel
-    /// confidence fell below `threshold`, and the ids of the vessels below it.
-    fn post_tracking_lost(
-        &self,
-        result: &FlowResult,
-        confidence: &[f32],
-        threshold: f64,
-        pts: Option<gst::ClockTime>,
-    ) {
-        let lost = confidence
-            .iter()
-            .enumerate()
-            .filter(|&(_, &c)| f64::from(c) < threshold)
-            .map(|(k, _)| k as u32 + 1);
-        let mut s = gst::Structure::builder("pddflow-tracking-lost")
-            .field("frame", result.frame)
-            .field("reference-frame", result.reference_frame)
-            .field("confidence", result.tracking_confidence.unwrap_or(0.0))
-            .field("threshold", threshold)
-            .field("vessel-ids", gst::Array::new(lost))
-            .build();
-        if let Some(pts) = pts {
-            s.set("pts", pts);
-        }
-        gst::info!(CAT, imp = self, "tracking lost: {s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// The `pddflow-summary` element message posted at EOS: one `segment` per reference frame,
-    /// and at the top level the segment with the smallest vein ratio (else the last one).
+    /// Posts the `pddflow-summary` element message (at EOS).
     fn post_summary(&self) {
         let threshold = lock(&self.settings).closure_threshold;
         let Some((frames, summary)) = lock(&self.state)
             .as_ref()
-            .map(|s| (s.frames, s.compression.summary(threshold)))
+            .map(|s| (s.frames, s.readout.compression.summary(threshold)))
         else {
             return;
         };
-        let segment_fields = |s: &mut gst::StructureRef, segment: &regions::Segment| {
-            s.set("reference-frame", segment.reference_frame);
-            if let Some(area) = segment.reference_vein_area {
-                s.set("reference-vein-area", area);
-            }
-            if let Some((ratio, frame)) = segment.min_ratio {
-                s.set("min-vein-compression-ratio", ratio);
-                s.set("min-ratio-frame", frame);
-            }
-        };
-        let segments = summary.segments.iter().map(|segment| {
-            let mut s = gst::Structure::builder("segment")
-                .field("frames", segment.frames)
-                .field("vein-closed", segment.vein_closed(threshold))
-                .build();
-            segment_fields(&mut s, segment);
-            s
-        });
-        let mut s = gst::Structure::builder("pddflow-summary")
-            .field("frames", frames)
-            .field("vein-closed", summary.vein_closed)
-            .field("closure-threshold", threshold)
-            .field("segments", gst::Array::new(segments))
-            .field("segments-dropped", summary.segments_dropped)
-            .build();
-        if let Some(named) = &summary.named {
-            segment_fields(&mut s, named);
-        }
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        self.post(readout::summary_message(frames, &summary, threshold));
     }
 }

@@ -8,6 +8,7 @@
 
 mod imp;
 pub mod live;
+mod readout;
 
 use gst::glib;
 use gst::prelude::*;
