@@ -265,7 +265,7 @@ pub struct FlowResult {
     pub class_names: Vec<String>,
     /// Pixel count per label id in `labels` (empty without labels).
     pub areas: Vec<u64>,
-    /// `keyframe` or `chain`.
+    /// `keyframe`, `chain` or `hybrid` ([`crate::flow::tracker::Mode::name`]).
     pub mode: String,
     /// The ONNX Runtime execution provider that computed the flow (`cpu` or `cuda`).
     pub execution_provider: String,
