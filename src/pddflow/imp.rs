@@ -48,6 +48,19 @@ const DEFAULT_SKIP_LATE: bool = true;
 /// hybrid 19.4 / 87.0 %, keyframe 15.0 / 72.9 %.
 const DEFAULT_TRACKING_THRESHOLD: f64 = 0.3;
 
+/// The model at `location` (a directory), or the built-in one when it is empty.
+fn load_model(location: &str) -> Result<ModelFiles, gst::ErrorMessage> {
+    if location.is_empty() {
+        ModelFiles::embedded()
+    } else {
+        ModelFiles::from_dir(&PathBuf::from(location))
+    }
+    .map_err(|e| match e {
+        ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
+        ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+    })
+}
+
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
         "pddflow",
@@ -556,52 +569,10 @@ impl BaseTransformImpl for PddFlow {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let model = if settings.model_location.is_empty() {
-            ModelFiles::embedded()
-        } else {
-            ModelFiles::from_dir(&PathBuf::from(&settings.model_location))
-        }
-        .map_err(|e| match e {
-            ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
-            ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
-        })?;
+        let model = load_model(&settings.model_location)?;
         let colors = ColorMap::with_entries(&settings.mask_colors)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let config = EngineConfig {
-            provider: settings.provider.into(),
-            strict_provider: settings.strict_provider,
-            device_id: settings.device_id,
-            threads: settings.threads as usize,
-            working_size: settings.working_size as usize,
-        };
-        // A working size the model does not take: a settings error naming those it does.
-        model
-            .spec
-            .size_for(settings.working_size as usize)
-            .map_err(|e| {
-                gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    ("{e}"),
-                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
-                )
-            })?;
-        if let Err(e) = runtime::runtime() {
-            return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
-        }
-        let engine = Engine::new(&model, &config)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
-        if let Some(reason) = &engine.fallback_reason {
-            if settings.provider == ExecutionProvider::Cuda {
-                gst::element_imp_warning!(
-                    self,
-                    gst::LibraryError::Settings,
-                    ("CUDA requested but running on CPU: {reason}"),
-                    ["Set strict-provider=true to fail instead of falling back."]
-                );
-            } else {
-                gst::info!(CAT, imp = self, "{reason}");
-            }
-        }
+        let engine = self.start_engine(&model, &settings)?;
         let spec = engine.spec().clone();
         let class_names = spec.class_names();
         let pending_mask = if settings.reference_mask.is_empty() {
@@ -804,6 +775,52 @@ impl BaseTransformImpl for PddFlow {
 }
 
 impl PddFlow {
+    /// The engine for `model` as the settings ask: a settings error for a working size the
+    /// model does not take, an init error without ONNX Runtime, a warning when CUDA was asked
+    /// for and the engine fell back to the CPU.
+    fn start_engine(
+        &self,
+        model: &ModelFiles,
+        settings: &Settings,
+    ) -> Result<Engine, gst::ErrorMessage> {
+        let config = EngineConfig {
+            provider: settings.provider.into(),
+            strict_provider: settings.strict_provider,
+            device_id: settings.device_id,
+            threads: settings.threads as usize,
+            working_size: settings.working_size as usize,
+        };
+        // A working size the model does not take: a settings error naming those it does.
+        model
+            .spec
+            .size_for(settings.working_size as usize)
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ("{e}"),
+                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
+                )
+            })?;
+        if let Err(e) = runtime::runtime() {
+            return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
+        }
+        let engine = Engine::new(model, &config)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+        if let Some(reason) = &engine.fallback_reason {
+            if settings.provider == ExecutionProvider::Cuda {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("CUDA requested but running on CPU: {reason}"),
+                    ["Set strict-provider=true to fail instead of falling back."]
+                );
+            } else {
+                gst::info!(CAT, imp = self, "{reason}");
+            }
+        }
+        Ok(engine)
+    }
+
     /// Mapping trusts a video meta's offsets and strides: checks they stay inside the buffer.
     fn check_video_meta(
         &self,
