@@ -1,5 +1,6 @@
-//! GObject glue of `pddflow`: properties, caps, events. The work is done by
-//! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
+//! GObject glue of `pddflow`: properties, caps, events, mapping frames. The work is done by
+//! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`]; what each frame
+//! attaches and posts comes from [`super::readout`], the overlay from [`crate::flow::draw`].
 
 use super::live::{LatencyReport, ProcessingTimes, Qos};
 use super::readout;
