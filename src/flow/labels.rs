@@ -1,5 +1,6 @@
 //! The label conventions that every label map follows (reference masks, the propagated masks in
 //! the metadata, datasets, the phantom): class ids, their default names, their overlay colours.
+//! The contract they implement: docs/contracts.md, "Labels".
 
 /// Class id of the background.
 pub const BACKGROUND: u8 = 0;
