@@ -6,8 +6,8 @@
 //! * [`REFERENCE_MASK_META_NAME`]: a reference label map given by an upstream element
 //!   (`usphantomsrc`, a segmentation model). `pddflow` re-anchors on any buffer that carries one.
 
-use crate::flow::mask_file::unnamed_class_name;
-use crate::flow::regions::Region;
+use crate::flow::labels;
+use crate::flow::regions::{area_mm2, Region};
 use crate::flow::{FlowField, LabelMap};
 
 /// Name of the custom meta holding pddflow's per-frame result.
@@ -228,6 +228,26 @@ fn reference_mask_fields(s: &gst::StructureRef) -> Result<LabelMap, String> {
     LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())
 }
 
+/// The propagated label map of the result attached to `buffer`, without decoding the rest of
+/// the result (the flow). `None` without a result or without labels; `Some(Err)` for malformed
+/// labels.
+pub fn result_labels(buffer: &gst::BufferRef) -> Option<Result<LabelMap, String>> {
+    let meta = gst::meta::CustomMeta::from_buffer(buffer, RESULT_META_NAME).ok()?;
+    result_labels_fields(meta.structure())
+}
+
+fn result_labels_fields(s: &gst::StructureRef) -> Option<Result<LabelMap, String>> {
+    if !s.has_field("labels") {
+        return None;
+    }
+    let labels = || {
+        let w = u32_field(s, "labels-width")?;
+        let h = u32_field(s, "labels-height")?;
+        LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec()).map_err(|e| e.to_string())
+    };
+    Some(labels())
+}
+
 /// One frame's result as `pddflow` attaches it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlowResult {
@@ -245,7 +265,7 @@ pub struct FlowResult {
     pub class_names: Vec<String>,
     /// Pixel count per label id in `labels` (empty without labels).
     pub areas: Vec<u64>,
-    /// `keyframe` or `chain`.
+    /// `keyframe`, `chain` or `hybrid` ([`crate::flow::tracker::Mode::name`]).
     pub mode: String,
     /// The ONNX Runtime execution provider that computed the flow (`cpu` or `cuda`).
     pub execution_provider: String,
@@ -314,11 +334,7 @@ impl FlowResult {
             s.set("tracking-confidence", c);
         }
         let vessels = self.vessels.iter().map(|v| {
-            let class = self
-                .class_names
-                .get(v.label as usize)
-                .cloned()
-                .unwrap_or_else(|| unnamed_class_name(v.label as usize));
+            let class = labels::class_name(&self.class_names, v.label);
             let mut vessel = gst::Structure::builder("vessel")
                 .field("id", v.id)
                 .field("label", v.label as u32)
@@ -341,7 +357,7 @@ impl FlowResult {
             s.set("pixel-spacing-mm", mm);
             s.set(
                 "areas-mm2",
-                gst::Array::new(self.areas.iter().map(|&a| a as f64 * mm * mm)),
+                gst::Array::new(self.areas.iter().map(|&a| area_mm2(a, mm))),
             );
         }
         Ok(())
@@ -369,16 +385,7 @@ impl FlowResult {
             flow.dx[i] = f32::from_le_bytes([px[0], px[1], px[2], px[3]]);
             flow.dy[i] = f32::from_le_bytes([px[4], px[5], px[6], px[7]]);
         }
-        let labels = if s.has_field("labels") {
-            let w = u32_field(s, "labels-width")?;
-            let h = u32_field(s, "labels-height")?;
-            Some(
-                LabelMap::from_vec(w, h, bytes_field(s, "labels")?.to_vec())
-                    .map_err(|e| e.to_string())?,
-            )
-        } else {
-            None
-        };
+        let labels = result_labels_fields(s).transpose()?;
         let array = |name: &str| -> Result<gst::Array, String> {
             s.get::<gst::Array>(name)
                 .map_err(|e| format!("field {name}: {e}"))
@@ -475,6 +482,10 @@ mod tests {
         let mut buffer = gst::Buffer::new();
         result.attach(buffer.get_mut().unwrap()).unwrap();
         assert_eq!(FlowResult::from_buffer(&buffer).unwrap().unwrap(), result);
+        assert_eq!(
+            result_labels(&buffer).unwrap().unwrap(),
+            result.labels.unwrap()
+        );
     }
 
     fn mask_fields(width: u32, height: u32, labels: Vec<u8>) -> gst::Structure {
@@ -534,6 +545,7 @@ mod tests {
         let mask = LabelMap::from_vec(3, 1, vec![1, 0, 2]).unwrap();
         let mut buffer = gst::Buffer::new();
         assert!(reference_mask(&buffer).is_none());
+        assert!(result_labels(&buffer).is_none());
         attach_reference_mask(buffer.get_mut().unwrap(), &mask).unwrap();
         assert_eq!(reference_mask(&buffer).unwrap().unwrap(), mask);
     }

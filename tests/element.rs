@@ -15,10 +15,7 @@ fn result(buffer: &gst::Buffer) -> FlowResult {
 
 #[test]
 fn every_format_negotiates_and_passes_pixels_through() {
-    use gst_video::VideoFormat::*;
-    for format in [
-        Gray8, Gray16Le, Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx, I420, Nv12,
-    ] {
+    for format in gstpddflow::pddflow::FORMATS {
         // Odd sizes give padded strides and odd chroma planes.
         for (w, h) in [(64, 48), (67, 45)] {
             let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
@@ -628,4 +625,25 @@ fn working_size_changed_while_playing_reanchors_with_the_propagated_mask() {
         errors.len() == 1 && errors[0].contains("it takes 32, 48, 64 (default)"),
         "{errors:?}"
     );
+}
+
+#[test]
+fn properties_start_at_their_declared_defaults() {
+    use gst::prelude::GstValueExt;
+    let (element, _bus) = element(&[]);
+    for pspec in element.list_properties() {
+        // Strings declare no default (None) and start empty: nothing to compare.
+        let writable = pspec.flags().contains(gst::glib::ParamFlags::WRITABLE);
+        if !writable || pspec.value_type() == String::static_type() {
+            continue;
+        }
+        let value = element.property_value(pspec.name());
+        let default = pspec.default_value();
+        assert_eq!(
+            value.compare(default),
+            Some(std::cmp::Ordering::Equal),
+            "{}: starts at {value:?}, declares {default:?}",
+            pspec.name()
+        );
+    }
 }

@@ -3,9 +3,10 @@
 
 use gst::prelude::*;
 use gst_base::prelude::*;
+use gstpddflow::flow::labels::{ARTERY as LABEL_ARTERY, VEIN as LABEL_VEIN};
 use gstpddflow::flow::metrics::score_class;
 use gstpddflow::flow::warp::warp_labels;
-use gstpddflow::phantom::anatomy::{VesselKind, LABEL_ARTERY, LABEL_VEIN};
+use gstpddflow::phantom::anatomy::VesselKind;
 use gstpddflow::phantom::{Phantom, PhantomParams, Scene};
 
 fn small(seed: u64) -> PhantomParams {

@@ -174,14 +174,8 @@ impl Out {
 }
 
 fn provider_request(name: &str) -> Result<ProviderRequest, String> {
-    match name {
-        "cpu" => Ok(ProviderRequest::Cpu),
-        "cuda" => Ok(ProviderRequest::Cuda),
-        "auto" => Ok(ProviderRequest::Auto),
-        other => Err(format!(
-            "--execution-provider {other}: use cpu, cuda or auto"
-        )),
-    }
+    name.parse()
+        .map_err(|e| format!("--execution-provider {e}"))
 }
 
 fn machine() -> String {

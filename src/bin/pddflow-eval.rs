@@ -18,7 +18,9 @@
 //! pddflow-eval --compare A.json B.json ... [--output TABLE.md]
 //! ```
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
+use gstpddflow::engine::ProviderRequest;
 use gstpddflow::eval::{
     dataset::{Dataset, ReferenceChoice},
     evaluate_element, frames_to_push,
@@ -26,22 +28,17 @@ use gstpddflow::eval::{
     run::ElementConfig,
     score_predictions, write_report,
 };
+use gstpddflow::flow::tracker::Mode;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Mode {
-    Keyframe,
-    Chain,
-    Hybrid,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Provider {
-    Cpu,
-    Cuda,
-    Auto,
+/// A clap parser for a type that has names: its possible values are those names.
+fn named<T: FromStr<Err = String> + Clone + Send + Sync + 'static>(
+    names: impl IntoIterator<Item = &'static str>,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -68,13 +65,13 @@ struct Args {
     /// Method name in the report (default: "pddflow MODE", or the predictions' manifest).
     #[arg(long)]
     name: Option<String>,
-    #[arg(long, value_enum, default_value = "keyframe")]
+    #[arg(long, default_value = "keyframe", value_parser = named::<Mode>(Mode::ALL.map(Mode::name)))]
     mode: Mode,
     /// Model directory (features.onnx, flow.onnx, model.json); default: the built-in model.
     #[arg(long)]
     model: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    execution_provider: Provider,
+    #[arg(long, default_value = "cpu", value_parser = named::<ProviderRequest>(ProviderRequest::ALL.map(ProviderRequest::name)))]
+    execution_provider: ProviderRequest,
     /// Fail instead of falling back to CPU when CUDA cannot be used.
     #[arg(long)]
     strict_provider: bool,
@@ -140,11 +137,7 @@ fn run(args: Args) -> Result<(), String> {
         Reference::First => ReferenceChoice::First,
         Reference::Random => ReferenceChoice::Random { seed: args.seed },
     };
-    let mode = match args.mode {
-        Mode::Keyframe => "keyframe",
-        Mode::Chain => "chain",
-        Mode::Hybrid => "hybrid",
-    };
+    let mode = args.mode.name();
     let (report, default_stem) = if let Some(pred) = &args.score_predictions {
         let name = match &args.name {
             Some(n) => n.clone(),
@@ -163,12 +156,7 @@ fn run(args: Args) -> Result<(), String> {
         let config = ElementConfig {
             mode: mode.into(),
             model: args.model.clone(),
-            execution_provider: match args.execution_provider {
-                Provider::Cpu => "cpu",
-                Provider::Cuda => "cuda",
-                Provider::Auto => "auto",
-            }
-            .into(),
+            execution_provider: args.execution_provider.name().into(),
             strict_provider: args.strict_provider,
             threads: args.threads,
             working_size: args.working_size,

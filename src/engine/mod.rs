@@ -23,6 +23,32 @@ pub enum ProviderRequest {
     Auto,
 }
 
+impl ProviderRequest {
+    /// Every request, in the order of [`ProviderRequest::name`]'s names.
+    pub const ALL: [ProviderRequest; 3] = [Self::Cpu, Self::Cuda, Self::Auto];
+
+    /// The request's name: the element's `execution-provider` nick, the tools'
+    /// `--execution-provider`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderRequest {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|request| request.name() == name)
+            .ok_or_else(|| format!("{name}: use cpu, cuda or auto"))
+    }
+}
+
 /// The provider that really runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -224,57 +250,69 @@ fn load_sessions(
     })
 }
 
+/// The graphs of one of the model's input sizes.
+fn graphs_of(model: &ModelFiles, size: (usize, usize)) -> Result<&SizeGraphs, String> {
+    model
+        .graphs_of(size)
+        .ok_or_else(|| format!("{}: no graphs for {}x{}", model.origin, size.0, size.1))
+}
+
+/// Why the CUDA execution provider cannot be used with this library, `None` when it can.
+fn cuda_unavailable(runtime: &runtime::Runtime) -> Option<String> {
+    match ep::CUDA::is_available() {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "the ONNX Runtime library {} was built without the CUDA execution provider; use \
+             the library of the onnxruntime-gpu package (ORT_DYLIB_PATH) for CUDA",
+            runtime.library.display()
+        )),
+        Err(e) => Some(format!("could not query the CUDA execution provider: {e}")),
+    }
+}
+
+/// Loads the sessions on CUDA when `config` asks for it and CUDA can be used, else on the CPU,
+/// with the reason for falling back (an error instead when CUDA is required).
+fn load_on_requested_provider(
+    runtime: &runtime::Runtime,
+    model: &ModelFiles,
+    graphs: &SizeGraphs,
+    config: &EngineConfig,
+) -> Result<(Sessions, Provider, Option<String>), String> {
+    let mut fallback_reason = None;
+    if config.provider != ProviderRequest::Cpu {
+        fallback_reason = match cuda_unavailable(runtime) {
+            Some(reason) => Some(reason),
+            None => match load_sessions(&runtime.environment, model, graphs, config, true) {
+                Ok(sessions) => return Ok((sessions, Provider::Cuda, None)),
+                // A contract violation is the model's fault, not CUDA's: no fallback hides it.
+                Err(e) if e.contains("does not follow the model contract") => return Err(e),
+                Err(e) => Some(e),
+            },
+        };
+    }
+    if let (Some(reason), true) = (&fallback_reason, config.cuda_required()) {
+        return Err(format!(
+            "CUDA was required (strict-provider) but cannot be used: {reason}"
+        ));
+    }
+    let sessions = load_sessions(&runtime.environment, model, graphs, config, false)?;
+    if config.provider == ProviderRequest::Auto {
+        // Auto falling back is expected behaviour, not something to warn about.
+        fallback_reason = fallback_reason.map(|r| format!("auto: using CPU ({r})"));
+    }
+    Ok((sessions, Provider::Cpu, fallback_reason))
+}
+
 impl Engine {
     /// Loads the runtime (first call only) and both sessions at `config.working_size`. CUDA
     /// failures fall back to CPU (see `fallback_reason`) unless `strict_provider` is set. A
     /// working size the model has no graphs for is an error that lists those it has.
     pub fn new(model: &ModelFiles, config: &EngineConfig) -> Result<Self, String> {
         let size = model.spec.size_for(config.working_size)?;
-        let graphs = model
-            .graphs_of(size)
-            .ok_or_else(|| format!("{}: no graphs for {}x{}", model.origin, size.0, size.1))?;
+        let graphs = graphs_of(model, size)?;
         let runtime = runtime::runtime()?;
-        let mut fallback_reason = None;
-        let want_cuda = config.provider != ProviderRequest::Cpu;
-        let mut use_cuda = false;
-        if want_cuda {
-            match ep::CUDA::is_available() {
-                Ok(true) => use_cuda = true,
-                Ok(false) => {
-                    fallback_reason = Some(format!(
-                        "the ONNX Runtime library {} was built without the CUDA execution provider; use \
-                         the library of the onnxruntime-gpu package (ORT_DYLIB_PATH) for CUDA",
-                        runtime.library.display()
-                    ))
-                }
-                Err(e) => fallback_reason = Some(format!("could not query the CUDA execution provider: {e}")),
-            }
-        }
-        let mut sessions = None;
-        if use_cuda {
-            match load_sessions(&runtime.environment, model, graphs, config, true) {
-                Ok(s) => sessions = Some((s, Provider::Cuda)),
-                // A contract violation is the model's fault, not CUDA's: no fallback hides it.
-                Err(e) if e.contains("does not follow the model contract") => return Err(e),
-                Err(e) => fallback_reason = Some(e),
-            }
-        }
-        if let (Some(reason), true) = (&fallback_reason, config.cuda_required()) {
-            return Err(format!(
-                "CUDA was required (strict-provider) but cannot be used: {reason}"
-            ));
-        }
-        let (sessions, provider) = match sessions {
-            Some(s) => s,
-            None => (
-                load_sessions(&runtime.environment, model, graphs, config, false)?,
-                Provider::Cpu,
-            ),
-        };
-        if config.provider == ProviderRequest::Auto && provider == Provider::Cpu {
-            // Auto falling back is expected behaviour, not something to warn about.
-            fallback_reason = fallback_reason.map(|r| format!("auto: using CPU ({r})"));
-        }
+        let (sessions, provider, fallback_reason) =
+            load_on_requested_provider(runtime, model, graphs, config)?;
         Ok(Self {
             model: model.clone(),
             config: config.clone(),
@@ -312,9 +350,7 @@ impl Engine {
         let index = match self.sessions.iter().position(|s| s.size == size) {
             Some(i) => i,
             None => {
-                let graphs = self.model.graphs_of(size).ok_or_else(|| {
-                    format!("{}: no graphs for {}x{}", self.model.origin, size.0, size.1)
-                })?;
+                let graphs = graphs_of(&self.model, size)?;
                 let runtime = runtime::runtime()?;
                 let sessions = load_sessions(
                     &runtime.environment,

@@ -1,6 +1,6 @@
 //! Model directories: `features.onnx`, `flow.onnx` and `model.json`, or the embedded default.
 
-use crate::flow::mask_file::unnamed_class_name;
+use crate::flow::labels;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -140,21 +140,25 @@ impl ModelSpec {
         }
     }
 
-    /// Class names indexed by label id, "background" for id 0 and "class-N" for gaps.
+    /// Class names indexed by label id, the contract's default names (background, vein,
+    /// artery) and "class-N" for the ids the model leaves out.
     pub fn class_names(&self) -> Vec<String> {
         let ids: BTreeMap<usize, &String> = self
             .classes
             .iter()
             .filter_map(|(k, v)| k.parse::<usize>().ok().map(|k| (k, v)))
             .collect();
-        let max = ids.keys().copied().max().unwrap_or(0).max(2);
+        // The contract's classes are always named, whatever the model lists.
+        let max = ids
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(labels::DEFAULT_NAMES.len() - 1);
         (0..=max)
-            .map(|i| match (i, ids.get(&i)) {
-                (_, Some(name)) => (*name).clone(),
-                (0, None) => "background".into(),
-                (1, None) => "vein".into(),
-                (2, None) => "artery".into(),
-                (i, None) => unnamed_class_name(i),
+            .map(|i| match ids.get(&i) {
+                Some(name) => (*name).clone(),
+                None => labels::default_name(i),
             })
             .collect()
     }

@@ -259,13 +259,10 @@ impl Sequence {
 
 /// Name of a label id given meta.json's names.
 pub fn label_name(names: &BTreeMap<u8, String>, id: u8) -> String {
-    match (names.get(&id), id) {
-        (Some(n), _) => n.clone(),
-        (None, 0) => "background".into(),
-        (None, 1) => "vein".into(),
-        (None, 2) => "artery".into(),
-        (None, i) => crate::flow::mask_file::unnamed_class_name(i as usize),
-    }
+    names
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| crate::flow::labels::default_name(id as usize))
 }
 
 fn fnv1a(s: &str) -> u64 {

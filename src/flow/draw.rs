@@ -1,8 +1,53 @@
 //! Overlays drawn in place: mask fill and outlines, the flow as an HSV colour wheel, flow arrows
 //! on a grid and a legend. Everything goes through [`Canvas`], so every format gets every style.
 
-use super::pixels::{label_color, Canvas};
+use super::labels;
+use super::pixels::Canvas;
 use super::{FlowField, LabelMap};
+
+/// The layers an overlay draws (the element's `overlay-style`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layers {
+    /// Mask fill at the overlay's alpha.
+    pub fill: bool,
+    /// Opaque mask outlines.
+    pub contour: bool,
+    /// The flow as an HSV colour wheel.
+    pub flow: bool,
+    /// Flow arrows on a grid.
+    pub arrows: bool,
+    /// The legend (drawn only with labels).
+    pub legend: bool,
+}
+
+/// Draws the chosen `layers` of one frame's result: the flow colours under the masks, arrows
+/// and legend on top. `alpha` is the mask fill's opacity; the flow colours stay at least half
+/// opaque so that they can be seen.
+pub fn draw_overlay(
+    canvas: &mut Canvas,
+    layers: Layers,
+    alpha: f32,
+    flow: &FlowField,
+    labels: Option<&LabelMap>,
+    legend: &[LegendLine],
+) {
+    if layers.flow {
+        draw_flow_colors(canvas, flow, alpha.max(0.5));
+    }
+    if let Some(labels) = labels {
+        if layers.fill || layers.contour {
+            draw_labels(canvas, labels, alpha, layers.fill, layers.contour);
+        }
+    }
+    if layers.arrows {
+        // About 24 arrows along the longer side, never closer than 8 pixels.
+        let spacing = (canvas.width.max(canvas.height) / 24).max(8);
+        draw_arrows(canvas, flow, spacing);
+    }
+    if layers.legend && labels.is_some() {
+        draw_legend(canvas, legend);
+    }
+}
 
 /// A line of the legend: the colour swatch's label id and its text.
 pub struct LegendLine {
@@ -41,7 +86,7 @@ pub fn draw_labels(canvas: &mut Canvas, labels: &LabelMap, alpha: f32, fill: boo
             } else {
                 0.0
             };
-            canvas.blend(x as i64, y as i64, label_color(l), a);
+            canvas.blend(x as i64, y as i64, labels::color(l), a);
         }
     }
 }
@@ -207,7 +252,7 @@ pub fn draw_legend(canvas: &mut Canvas, lines: &[LegendLine]) {
             canvas.blend(
                 4 + 3 * scale + k % (8 * scale),
                 y + k / (8 * scale),
-                label_color(line.label),
+                labels::color(line.label),
                 1.0,
             );
         }
@@ -257,6 +302,30 @@ mod tests {
         draw_labels(&mut canvas, &square_labels(), 0.5, false, true);
         assert_eq!(frame[2 * 5 + 2], 100);
         assert_ne!(frame[5 + 1], 100);
+    }
+
+    #[test]
+    fn overlay_draws_only_the_chosen_layers() {
+        let draw = |layers: Layers| {
+            let mut frame = [100u8; 25];
+            let mut planes = [(&mut frame[..], 5)];
+            let mut canvas = Canvas::new(PixelFormat::Gray8, 5, 5, &mut planes);
+            let flow = FlowField::zeros(5, 5);
+            draw_overlay(&mut canvas, layers, 0.5, &flow, Some(&square_labels()), &[]);
+            frame
+        };
+        assert_eq!(draw(Layers::default()), [100u8; 25]);
+        let contour = draw(Layers {
+            contour: true,
+            ..Layers::default()
+        });
+        assert_eq!(contour[2 * 5 + 2], 100, "the interior is not filled");
+        assert_ne!(contour[5 + 1], 100, "the outline is drawn");
+        let fill = draw(Layers {
+            fill: true,
+            ..Layers::default()
+        });
+        assert_ne!(fill[2 * 5 + 2], 100, "the interior is filled");
     }
 
     #[test]

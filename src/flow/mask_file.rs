@@ -11,7 +11,7 @@
 //!   (r = g = b) is read as grey;
 //! - with an alpha channel (grey + alpha, RGBA), fully transparent pixels are background.
 
-use super::pixels::label_color;
+use super::labels::{self, unnamed_class_name};
 use super::LabelMap;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -24,18 +24,6 @@ const MAX_DECODED_BYTES: usize = 512 << 20;
 const MAX_PIXELS: u64 = 1 << 27;
 /// Values or colours listed in a message before "…".
 const LISTED: usize = 12;
-
-/// Name of a class id that the model does not name.
-pub fn unnamed_class_name(id: usize) -> String {
-    format!("class-{id}")
-}
-
-/// Extends `names` (indexed by class id) to `count` entries, naming the new ids `class-N`.
-pub fn extend_class_names(names: &mut Vec<String>, count: usize) {
-    while names.len() < count {
-        names.push(unnamed_class_name(names.len()));
-    }
-}
 
 /// How a PNG stores its samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +59,8 @@ impl Default for ColorMap {
     /// …); pure blue (#0000ff) vein and pure red (#ff0000) artery, as annotation tools export.
     fn default() -> Self {
         let mut entries = vec![([0, 0, 0], 0)];
-        entries.extend((1..=8u8).map(|id| (label_color(id), id)));
-        entries.extend([([0, 0, 255], 1), ([255, 0, 0], 2)]);
+        entries.extend((1..=8u8).map(|id| (labels::color(id), id)));
+        entries.extend([([0, 0, 255], labels::VEIN), ([255, 0, 0], labels::ARTERY)]);
         Self { entries }
     }
 }
@@ -267,7 +255,16 @@ fn grey_ids(
         && present[max_value as usize]
         && found.iter().all(|&v| v == 0 || v == max_value as usize);
     let data: Vec<u8> = if binary {
-        values.iter().map(|&v| (v != 0) as u8).collect()
+        values
+            .iter()
+            .map(|&v| {
+                if v != 0 {
+                    labels::VEIN
+                } else {
+                    labels::BACKGROUND
+                }
+            })
+            .collect()
     } else if found.last().is_some_and(|&v| v > 255) {
         return Err(format!(
             "{encoding} mask with values {}: class ids must be 0 to 255 (0 background, 1 vein, \
@@ -388,7 +385,7 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["background", "vein", "artery"].map(String::from).to_vec()
+        labels::DEFAULT_NAMES.map(String::from).to_vec()
     }
 
     /// A PNG of `width` x `height` with `color`/`depth` and raw (packed, big-endian) rows.
@@ -549,8 +546,8 @@ mod tests {
             [0, 0, 0],
             [0, 0, 255],
             [255, 0, 0],
-            label_color(1),
-            label_color(2),
+            labels::color(1),
+            labels::color(2),
         ]);
         assert_eq!(ids(&bytes), vec![0, 1, 2, 1, 2]);
         let custom = ColorMap::with_entries("#00ff00=1; ffff00=2").unwrap();
@@ -623,14 +620,5 @@ mod tests {
             "{err}"
         );
         assert_eq!(unnamed_ids(&mask(vec![0, 0]), &names(), "m"), Ok(vec![]));
-    }
-
-    #[test]
-    fn unnamed_ids_get_class_n_names() {
-        let mut n = names();
-        extend_class_names(&mut n, 5);
-        assert_eq!(&n[3..], ["class-3", "class-4"]);
-        extend_class_names(&mut n, 2);
-        assert_eq!(n.len(), 5);
     }
 }

@@ -7,6 +7,7 @@ pub mod confidence;
 pub mod draw;
 pub mod flo;
 pub mod instances;
+pub mod labels;
 pub mod mask_file;
 pub mod metrics;
 pub mod pixels;

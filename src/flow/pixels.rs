@@ -93,23 +93,6 @@ impl PixelFormat {
     }
 }
 
-/// RGB colour of a label id for overlays: vein blue, artery red, others from a fixed palette.
-pub fn label_color(label: u8) -> [u8; 3] {
-    const PALETTE: [[u8; 3]; 6] = [
-        [40, 200, 80],
-        [250, 210, 40],
-        [200, 60, 220],
-        [40, 220, 220],
-        [250, 140, 30],
-        [160, 160, 255],
-    ];
-    match label {
-        1 => [40, 120, 255],
-        2 => [255, 50, 50],
-        l => PALETTE[(l as usize) % PALETTE.len()],
-    }
-}
-
 pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
     // BT.601 limited range, as GStreamer's default for SD-style YUV.
     let (r, g, b) = (r as f32, g as f32, b as f32);

@@ -121,8 +121,10 @@ fn regions_of(
     regions
 }
 
-/// Label id of the vein class in the contract's label maps.
-pub const VEIN: u8 = 1;
+/// An area in pixels as mm² at `spacing_mm` millimetres per (square) pixel.
+pub fn area_mm2(area: u64, spacing_mm: f64) -> f64 {
+    area as f64 * spacing_mm * spacing_mm
+}
 
 /// Segments kept for the summary; older ones are counted in
 /// [`CompressionSummary::segments_dropped`] (a live stream re-anchored by a segmenter every few

@@ -27,6 +27,32 @@ pub enum Mode {
     Hybrid,
 }
 
+impl Mode {
+    /// Every mode, in the order of [`Mode::name`]'s names.
+    pub const ALL: [Mode; 3] = [Mode::Keyframe, Mode::Chain, Mode::Hybrid];
+
+    /// The mode's name: the element's `mode` nick, the metadata's `mode` field, the tools'
+    /// `--mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Keyframe => "keyframe",
+            Mode::Chain => "chain",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|mode| mode.name() == name)
+            .ok_or_else(|| format!("{name}: use keyframe, chain or hybrid"))
+    }
+}
+
 /// Frames between two direct registrations in [`Mode::Hybrid`]: one extra flow-head run per
 /// this many frames.
 pub const HYBRID_CHECK_INTERVAL: u64 = 8;

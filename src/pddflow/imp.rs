@@ -1,15 +1,15 @@
-//! GObject glue of `pddflow`: properties, caps, events. The work is done by
-//! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`].
+//! GObject glue of `pddflow`: properties, caps, events, mapping frames. The work is done by
+//! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`]; what each frame
+//! attaches and posts comes from [`super::readout`], the overlay from [`crate::flow::draw`].
 
 use super::live::{LatencyReport, ProcessingTimes, Qos};
-use super::{ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
+use super::readout;
+use super::{pixel_format, ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
 use crate::engine::model::{ModelError, ModelFiles};
-use crate::engine::{runtime, Engine, EngineConfig, Features, ProviderRequest};
-use crate::flow::confidence::{frame_confidence, LossMonitor};
-use crate::flow::draw::{self, LegendLine};
+use crate::engine::{runtime, Engine, EngineConfig, Features};
+use crate::flow::draw;
 use crate::flow::mask_file::{self, ColorMap};
 use crate::flow::pixels::{self, Canvas, ModelInput, PixelFormat};
-use crate::flow::regions::{self, CompressionMonitor};
 use crate::flow::tracker::{self, Anchor, Tracker};
 use crate::flow::{warp::check_size, LabelMap};
 use crate::meta::{self, FlowResult};
@@ -19,17 +19,48 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use gst_video::VideoFormat;
 use once_cell::sync::Lazy;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+// Property defaults: `Settings::default` and the ParamSpecs both read these.
+const DEFAULT_MODE: Mode = Mode::Keyframe;
+const DEFAULT_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
+const DEFAULT_STRICT_PROVIDER: bool = false;
+const DEFAULT_DEVICE_ID: i32 = 0;
+/// The default model is small: one thread is fastest on small or busy CPUs.
+const DEFAULT_THREADS: u32 = 1;
+/// 0: the model's default input size.
+const DEFAULT_WORKING_SIZE: u32 = 0;
+const DEFAULT_OVERLAY: bool = false;
+const DEFAULT_OVERLAY_STYLE: OverlayStyle = OverlayStyle::FILL
+    .union(OverlayStyle::CONTOUR)
+    .union(OverlayStyle::LEGEND);
+const DEFAULT_OVERLAY_ALPHA: f64 = 0.35;
+/// 0: unknown, areas in pixels only.
+const DEFAULT_PIXEL_SPACING: f64 = 0.0;
+const DEFAULT_MESSAGE_INTERVAL: u32 = 30;
+const DEFAULT_CLOSURE_THRESHOLD: f64 = 0.1;
+const DEFAULT_SKIP_LATE: bool = true;
 /// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
 /// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
 /// hybrid 19.4 / 87.0 %, keyframe 15.0 / 72.9 %.
 const DEFAULT_TRACKING_THRESHOLD: f64 = 0.3;
+
+/// The model at `location` (a directory), or the built-in one when it is empty.
+fn load_model(location: &str) -> Result<ModelFiles, gst::ErrorMessage> {
+    if location.is_empty() {
+        ModelFiles::embedded()
+    } else {
+        ModelFiles::from_dir(&PathBuf::from(location))
+    }
+    .map_err(|e| match e {
+        ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
+        ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+    })
+}
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -38,22 +69,6 @@ static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
         Some("PDD-Net optical flow"),
     )
 });
-
-fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
-    Some(match format {
-        VideoFormat::Gray8 => PixelFormat::Gray8,
-        VideoFormat::Gray16Le => PixelFormat::Gray16Le,
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::I420 => PixelFormat::I420,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        _ => return None,
-    })
-}
 
 #[derive(Clone, Debug)]
 struct Settings {
@@ -80,22 +95,22 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model_location: String::new(),
-            mode: Mode::Keyframe,
-            provider: ExecutionProvider::Cpu,
-            strict_provider: false,
-            device_id: 0,
-            threads: 1,
-            working_size: 0,
+            mode: DEFAULT_MODE,
+            provider: DEFAULT_PROVIDER,
+            strict_provider: DEFAULT_STRICT_PROVIDER,
+            device_id: DEFAULT_DEVICE_ID,
+            threads: DEFAULT_THREADS,
+            working_size: DEFAULT_WORKING_SIZE,
             reference_mask: String::new(),
             mask_colors: String::new(),
-            overlay: false,
-            overlay_style: OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND,
-            overlay_alpha: 0.35,
-            pixel_spacing: 0.0,
-            message_interval: 30,
-            closure_threshold: 0.1,
+            overlay: DEFAULT_OVERLAY,
+            overlay_style: DEFAULT_OVERLAY_STYLE,
+            overlay_alpha: DEFAULT_OVERLAY_ALPHA,
+            pixel_spacing: DEFAULT_PIXEL_SPACING,
+            message_interval: DEFAULT_MESSAGE_INTERVAL,
+            closure_threshold: DEFAULT_CLOSURE_THRESHOLD,
             tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
-            skip_late: true,
+            skip_late: DEFAULT_SKIP_LATE,
         }
     }
 }
@@ -107,9 +122,9 @@ struct State {
     input: ModelInput,
     /// The `working-size` the engine runs at.
     working_size: u32,
-    /// Names by class id: the model's, extended with `class-N` for ids that masks bring.
-    class_names: Vec<String>,
-    /// How many of `class_names` the model names.
+    /// Class names, compression and tracking-loss state of the readout.
+    readout: readout::Monitors,
+    /// How many of the readout's class names the model names.
     model_class_count: usize,
     /// The last warning about a reference mask's class ids, not repeated for every anchor.
     last_mask_warning: Option<String>,
@@ -118,8 +133,6 @@ struct State {
     /// caps change).
     pending_mask: Option<LabelMap>,
     frames: u64,
-    compression: CompressionMonitor,
-    tracking: LossMonitor,
     live: Live,
 }
 
@@ -158,14 +171,6 @@ impl ObjectSubclass for PddFlow {
 }
 
 impl PddFlow {
-    fn mode_of(mode: Mode) -> tracker::Mode {
-        match mode {
-            Mode::Keyframe => tracker::Mode::Keyframe,
-            Mode::Chain => tracker::Mode::Chain,
-            Mode::Hybrid => tracker::Mode::Hybrid,
-        }
-    }
-
     fn request_reanchor(&self) {
         gst::info!(CAT, imp = self, "re-anchoring on the next frame");
         self.reanchor.store(true, Ordering::SeqCst);
@@ -240,7 +245,7 @@ impl PddFlow {
     /// Warns about class ids of an upstream mask that the model does not name, once per
     /// distinct warning (a segmenter may attach a mask every few frames).
     fn check_upstream_class_ids(&self, state: &mut State, mask: &LabelMap) {
-        let names = &state.class_names[..state.model_class_count];
+        let names = &state.readout.class_names[..state.model_class_count];
         let what = "the reference mask attached upstream";
         let warning = match mask_file::unnamed_ids(mask, names, what) {
             Ok(ids) if ids.is_empty() => None,
@@ -266,13 +271,13 @@ impl ObjectImpl for PddFlow {
                     .blurb("Directory with features.onnx, flow.onnx and model.json; empty for the built-in model")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("mode", Mode::Keyframe)
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
                     .blurb("keyframe: every frame against the cached reference; chain: frame to frame; \
                             hybrid: chain, re-based on the reference every 8 frames when that matches better")
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+                glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_PROVIDER)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider to run the model on")
                     .mutable_ready()
@@ -281,7 +286,7 @@ impl ObjectImpl for PddFlow {
                     .nick("Strict provider")
                     .blurb("With execution-provider=cuda: fail to start instead of falling back to CPU \
                             when CUDA cannot be used (no effect with cpu or auto)")
-                    .default_value(false)
+                    .default_value(DEFAULT_STRICT_PROVIDER)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("active-provider")
@@ -294,7 +299,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("CUDA device index")
                     .minimum(0)
                     .maximum(64)
-                    .default_value(0)
+                    .default_value(DEFAULT_DEVICE_ID)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
@@ -302,7 +307,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("ONNX Runtime intra-op threads per model (0 = ONNX Runtime's default, all cores). \
                             The default model is small: one thread is fastest on small or busy CPUs")
                     .maximum(256)
-                    .default_value(1)
+                    .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("working-size")
@@ -313,7 +318,7 @@ impl ObjectImpl for PddFlow {
                             next frame, carrying the propagated mask over. A size the model does not take \
                             is an error that lists those it does")
                     .maximum(65536)
-                    .default_value(0)
+                    .default_value(DEFAULT_WORKING_SIZE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("reference-mask")
@@ -333,13 +338,13 @@ impl ObjectImpl for PddFlow {
                 glib::ParamSpecBoolean::builder("overlay")
                     .nick("Overlay")
                     .blurb("Draw the propagated masks into the frame (vein blue, artery red)")
-                    .default_value(false)
+                    .default_value(DEFAULT_OVERLAY)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFlags::builder::<OverlayStyle>("overlay-style")
                     .nick("Overlay style")
                     .blurb("Layers drawn when overlay is on")
-                    .default_value(OverlayStyle::FILL | OverlayStyle::CONTOUR | OverlayStyle::LEGEND)
+                    .default_value(DEFAULT_OVERLAY_STYLE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("pixel-spacing")
@@ -347,14 +352,14 @@ impl ObjectImpl for PddFlow {
                     .blurb("Millimetres per frame pixel (isotropic) for areas in mm^2; 0 = unknown")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(0.0)
+                    .default_value(DEFAULT_PIXEL_SPACING)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("message-interval")
                     .nick("Message interval")
                     .blurb("Post a pddflow-compression element message every N frames (0 = never); a \
                             pddflow-summary message is always posted at EOS")
-                    .default_value(30)
+                    .default_value(DEFAULT_MESSAGE_INTERVAL)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("closure-threshold")
@@ -362,7 +367,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("Vein compression ratio (area / reference area) at or below which the vein counts as closed")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.1)
+                    .default_value(DEFAULT_CLOSURE_THRESHOLD)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("tracking-threshold")
@@ -380,7 +385,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("Opacity of the mask fill (outlines are opaque)")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.35)
+                    .default_value(DEFAULT_OVERLAY_ALPHA)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("skip-late")
@@ -388,7 +393,7 @@ impl ObjectImpl for PddFlow {
                     .blurb("When downstream's QoS events say a frame is already late (a live source \
                             outpacing the model), skip its flow and carry the last mask forward, \
                             flagged skipped in the metadata; reference frames are never skipped")
-                    .default_value(true)
+                    .default_value(DEFAULT_SKIP_LATE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
@@ -426,12 +431,8 @@ impl ObjectImpl for PddFlow {
                     .expect("type checked")
                     .unwrap_or_default()
             }
-            "mode" => {
-                settings.mode = value.get().expect("type checked");
-                if let Some(state) = lock(&self.state).as_mut() {
-                    state.tracker.set_mode(Self::mode_of(settings.mode));
-                }
-            }
+            // Applied to the tracker by the next frame.
+            "mode" => settings.mode = value.get().expect("type checked"),
             "execution-provider" => settings.provider = value.get().expect("type checked"),
             "strict-provider" => settings.strict_provider = value.get().expect("type checked"),
             "device-id" => settings.device_id = value.get().expect("type checked"),
@@ -569,56 +570,10 @@ impl BaseTransformImpl for PddFlow {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let model = if settings.model_location.is_empty() {
-            ModelFiles::embedded()
-        } else {
-            ModelFiles::from_dir(&PathBuf::from(&settings.model_location))
-        }
-        .map_err(|e| match e {
-            ModelError::Missing(e) => gst::error_msg!(gst::ResourceError::NotFound, ("{e}")),
-            ModelError::Invalid(e) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
-        })?;
+        let model = load_model(&settings.model_location)?;
         let colors = ColorMap::with_entries(&settings.mask_colors)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let config = EngineConfig {
-            provider: match settings.provider {
-                ExecutionProvider::Cpu => ProviderRequest::Cpu,
-                ExecutionProvider::Cuda => ProviderRequest::Cuda,
-                ExecutionProvider::Auto => ProviderRequest::Auto,
-            },
-            strict_provider: settings.strict_provider,
-            device_id: settings.device_id,
-            threads: settings.threads as usize,
-            working_size: settings.working_size as usize,
-        };
-        // A working size the model does not take: a settings error naming those it does.
-        model
-            .spec
-            .size_for(settings.working_size as usize)
-            .map_err(|e| {
-                gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    ("{e}"),
-                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
-                )
-            })?;
-        if let Err(e) = runtime::runtime() {
-            return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
-        }
-        let engine = Engine::new(&model, &config)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
-        if let Some(reason) = &engine.fallback_reason {
-            if settings.provider == ExecutionProvider::Cuda {
-                gst::element_imp_warning!(
-                    self,
-                    gst::LibraryError::Settings,
-                    ("CUDA requested but running on CPU: {reason}"),
-                    ["Set strict-provider=true to fail instead of falling back."]
-                );
-            } else {
-                gst::info!(CAT, imp = self, "{reason}");
-            }
-        }
+        let engine = self.start_engine(&model, &settings)?;
         let spec = engine.spec().clone();
         let class_names = spec.class_names();
         let pending_mask = if settings.reference_mask.is_empty() {
@@ -640,18 +595,19 @@ impl BaseTransformImpl for PddFlow {
             engine.provider().name()
         );
         *lock(&self.state) = Some(State {
-            tracker: Tracker::new(Self::mode_of(settings.mode)),
+            tracker: Tracker::new(settings.mode.into()),
             input: ModelInput::new(width, height),
             working_size: settings.working_size,
             model_class_count: class_names.len(),
-            class_names,
+            readout: readout::Monitors {
+                class_names,
+                ..Default::default()
+            },
             last_mask_warning: None,
             engine,
             video: None,
             pending_mask,
             frames: 0,
-            compression: CompressionMonitor::default(),
-            tracking: LossMonitor::default(),
             live: Live::default(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
@@ -772,7 +728,6 @@ impl BaseTransformImpl for PddFlow {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let started = Instant::now();
         let settings = lock(&self.settings).clone();
-        let mode = settings.mode;
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
@@ -783,72 +738,168 @@ impl BaseTransformImpl for PddFlow {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width() as usize, info.height() as usize);
-        // Mapping trusts a video meta's offsets and strides: check they stay inside the buffer.
-        if let Some(meta) = buffer.meta::<gst_video::VideoMeta>() {
-            let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
-                .map(|p| {
-                    let available = buffer.size().saturating_sub(meta.offset()[p]);
-                    (available, meta.stride()[p] as isize)
-                })
-                .collect();
-            self.check_layout(format, width, height, &layout)?;
-        }
+        self.check_video_meta(buffer, format, width, height)?;
         let anchor = self.anchor(state, buffer, width, height);
 
-        if let Some(mut result) = self.late_frame(state, &settings, &anchor, buffer) {
-            result.frame = state.tracker.skip();
-            result.skipped = true;
-            state.frames += 1;
-            state.live.skipped += 1;
-            state.live.consecutive_skips += 1;
+        if let Some(result) = self.skip_late_frame(state, &settings, &anchor, buffer) {
             drop(guard);
-            gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
             self.publish(buffer, &info, format, &settings, &result, &[], false)?;
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let luma = {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(
-                |_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        (
-                            "Buffer of {} bytes is too small for {}x{} {:?}",
-                            buffer.size(),
-                            width,
-                            height,
-                            info.format()
-                        )
-                    );
-                    gst::FlowError::Error
-                },
-            )?;
-            // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
-            let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
-                .map(|p| {
-                    (
-                        frame.plane_data(p).unwrap_or(&[]),
-                        frame.plane_stride()[p as usize] as isize,
-                    )
-                })
-                .collect();
-            let planes = self.checked_planes(format, width, height, planes)?;
-            pixels::extract_luma(format, width, height, &planes)
+        let luma = self.read_luma(buffer, &info, format)?;
+        let step = self.track(state, &settings, &luma, (width, height), anchor)?;
+        let context = readout::Context {
+            frame_size: (width, height),
+            mode: settings.mode.into(),
+            execution_provider: state.engine.provider().name(),
+            pixel_spacing: settings.pixel_spacing,
+            tracking_threshold: settings.tracking_threshold,
         };
+        let mut frame = readout::frame(step, &context, &mut state.readout);
+        // Regions are found outside the lock: a property read need not wait for them.
+        drop(guard);
+        frame.find_vessels();
+        self.publish(
+            buffer,
+            &info,
+            format,
+            &settings,
+            &frame.result,
+            &frame.confidence,
+            frame.tracking_lost,
+        )?;
+        let with_flow = frame.with_flow();
+        self.finish_frame(frame.result, with_flow, &settings, started);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl PddFlow {
+    /// The engine for `model` as the settings ask: a settings error for a working size the
+    /// model does not take, an init error without ONNX Runtime, a warning when CUDA was asked
+    /// for and the engine fell back to the CPU.
+    fn start_engine(
+        &self,
+        model: &ModelFiles,
+        settings: &Settings,
+    ) -> Result<Engine, gst::ErrorMessage> {
+        let config = EngineConfig {
+            provider: settings.provider.into(),
+            strict_provider: settings.strict_provider,
+            device_id: settings.device_id,
+            threads: settings.threads as usize,
+            working_size: settings.working_size as usize,
+        };
+        // A working size the model does not take: a settings error naming those it does.
+        model
+            .spec
+            .size_for(settings.working_size as usize)
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ("{e}"),
+                    ["Set working-size to one of the listed sizes, or 0 for the model's default."]
+                )
+            })?;
+        if let Err(e) = runtime::runtime() {
+            return Err(gst::error_msg!(gst::LibraryError::Init, ["{e}"]));
+        }
+        let engine = Engine::new(model, &config)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+        if let Some(reason) = &engine.fallback_reason {
+            if settings.provider == ExecutionProvider::Cuda {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("CUDA requested but running on CPU: {reason}"),
+                    ["Set strict-provider=true to fail instead of falling back."]
+                );
+            } else {
+                gst::info!(CAT, imp = self, "{reason}");
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Mapping trusts a video meta's offsets and strides: checks they stay inside the buffer.
+    fn check_video_meta(
+        &self,
+        buffer: &gst::BufferRef,
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+    ) -> Result<(), gst::FlowError> {
+        let Some(meta) = buffer.meta::<gst_video::VideoMeta>() else {
+            return Ok(());
+        };
+        let layout: Vec<(usize, isize)> = (0..meta.n_planes() as usize)
+            .map(|p| {
+                let available = buffer.size().saturating_sub(meta.offset()[p]);
+                (available, meta.stride()[p] as isize)
+            })
+            .collect();
+        self.check_layout(format, width, height, &layout)
+    }
+
+    /// The frame's 8-bit luma, `width * height` contiguous.
+    fn read_luma(
+        &self,
+        buffer: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+    ) -> Result<Vec<u8>, gst::FlowError> {
+        let (width, height) = (info.width() as usize, info.height() as usize);
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "Buffer of {} bytes is too small for {}x{} {:?}",
+                        buffer.size(),
+                        width,
+                        height,
+                        info.format()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
+        // Strides and plane starts of this buffer (its GstVideoMeta when it has one).
+        let planes: Vec<(&[u8], isize)> = (0..frame.n_planes())
+            .map(|p| {
+                (
+                    frame.plane_data(p).unwrap_or(&[]),
+                    frame.plane_stride()[p as usize] as isize,
+                )
+            })
+            .collect();
+        let planes = self.checked_planes(format, width, height, planes)?;
+        Ok(pixels::extract_luma(format, width, height, &planes))
+    }
+
+    /// Runs the tracker on this frame at the current `working-size` and `mode`.
+    fn track(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        luma: &[u8],
+        (width, height): (usize, usize),
+        anchor: Anchor,
+    ) -> Result<tracker::Step, gst::FlowError> {
         // A new working size: the cached features are of the old size, so this frame becomes
         // the reference, carrying the propagated mask over.
         let resized = settings.working_size != state.working_size
             && self.change_working_size(state, settings.working_size)?;
-        let image = state.input.prepare(&luma, width, height);
-
+        let image = state.input.prepare(luma, width, height);
         // Never keep a reference whose features are of another size.
         let anchor = match anchor {
             Anchor::Keep if resized => Anchor::Carry,
             anchor => anchor,
         };
-        if state.tracker.mode() != Self::mode_of(mode) {
-            state.tracker.set_mode(Self::mode_of(mode));
+        let mode = settings.mode.into();
+        if state.tracker.mode() != mode {
+            state.tracker.set_mode(mode);
         }
         let step = state
             .tracker
@@ -858,80 +909,9 @@ impl BaseTransformImpl for PddFlow {
                 gst::FlowError::Error
             })?;
         state.frames += 1;
-
-        let instances = step.instances;
-        let confidence = step.confidence;
-        let tracking_confidence = frame_confidence(&confidence);
-        let tracking_lost = state.tracking.update(
-            tracking_confidence,
-            settings.tracking_threshold as f32,
-            step.frame == step.reference_frame,
-        );
-        let mut areas = step.labels.as_ref().map(|l| l.areas()).unwrap_or_default();
-        if step.labels.is_some() {
-            // Every id in the metadata has a name: unnamed ones become class-N.
-            mask_file::extend_class_names(&mut state.class_names, areas.len());
-            areas.resize(state.class_names.len(), 0);
-        }
-        let vein_area = areas.get(regions::VEIN as usize).copied().unwrap_or(0);
-        if step.frame == step.reference_frame {
-            state.compression.anchor(step.frame, vein_area);
-        }
-        let ratio = state.compression.update(step.frame, vein_area);
-        let spacing = (settings.pixel_spacing > 0.0).then_some(settings.pixel_spacing);
-        let with_flow = step.frame != step.reference_frame;
-        let mut result = FlowResult {
-            frame: step.frame,
-            reference_frame: step.reference_frame,
-            flow_scale: (
-                width as f64 / step.flow.width as f64,
-                height as f64 / step.flow.height as f64,
-            ),
-            flow: step.flow,
-            labels: step.labels,
-            class_names: state.class_names.clone(),
-            areas,
-            mode: match mode {
-                Mode::Keyframe => "keyframe".into(),
-                Mode::Chain => "chain".into(),
-                Mode::Hybrid => "hybrid".into(),
-            },
-            execution_provider: state.engine.provider().name().into(),
-            vein_compression_ratio: ratio,
-            pixel_spacing_mm: spacing,
-            vessels: Vec::new(),
-            tracking_confidence: tracking_confidence.map(f64::from),
-            skipped: false,
-        };
-        // Regions are found outside the lock: a property read need not wait for them.
-        drop(guard);
-        result.vessels = match (&instances, &result.labels) {
-            (Some((map, classes)), _) => {
-                let mut vessels =
-                    regions::find_instance_regions(map, classes, Some(&result.flow), 4);
-                for v in &mut vessels {
-                    v.confidence = confidence.get(v.id as usize - 1).map(|&c| f64::from(c));
-                }
-                vessels
-            }
-            (None, Some(labels)) => regions::find_regions(labels, Some(&result.flow), 4),
-            (None, None) => Vec::new(),
-        };
-        self.publish(
-            buffer,
-            &info,
-            format,
-            &settings,
-            &result,
-            &confidence,
-            tracking_lost,
-        )?;
-        self.finish_frame(result, with_flow, &settings, started);
-        Ok(gst::FlowSuccess::Ok)
+        Ok(step)
     }
-}
 
-impl PddFlow {
     /// Why this frame would anchor, from its upstream mask meta, a pending `reference-mask` or a
     /// re-anchor request.
     fn anchor(
@@ -965,11 +945,12 @@ impl PddFlow {
         }
     }
 
-    /// The last result to carry forward when this frame is late by downstream's QoS reports and
-    /// may be skipped: never an anchoring frame, never before a first result.
-    fn late_frame(
+    /// The last result, carried forward, when this frame is late by downstream's QoS reports
+    /// and may be skipped: never an anchoring frame, never before a first result. Counts the
+    /// skip.
+    fn skip_late_frame(
         &self,
-        state: &State,
+        state: &mut State,
         settings: &Settings,
         anchor: &Anchor,
         buffer: &gst::BufferRef,
@@ -985,11 +966,17 @@ impl PddFlow {
         let running_time = segment
             .downcast_ref::<gst::ClockTime>()?
             .to_running_time(buffer.pts()?)?;
-        state
-            .live
-            .qos
-            .is_late(running_time.nseconds())
-            .then(|| last.clone())
+        if !state.live.qos.is_late(running_time.nseconds()) {
+            return None;
+        }
+        let mut result = last.clone();
+        result.frame = state.tracker.skip();
+        result.skipped = true;
+        state.frames += 1;
+        state.live.skipped += 1;
+        state.live.consecutive_skips += 1;
+        gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
+        Some(result)
     }
 
     /// Keeps what a later late frame carries forward, records the processing time of a frame
@@ -1060,45 +1047,33 @@ impl PddFlow {
             );
             gst::FlowError::Error
         })?;
-        let spacing = result.pixel_spacing_mm;
-        for vessel in &result.vessels {
-            let name = result
-                .class_names
-                .get(vessel.label as usize)
-                .cloned()
-                .unwrap_or_else(|| mask_file::unnamed_class_name(vessel.label as usize));
-            let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &name, vessel.bbox);
-            let mut param = gst::Structure::builder("pddflow/vessel")
-                .field("id", vessel.id)
-                .field("label", vessel.label as u32)
-                .field("area", vessel.area)
-                .field("mean-motion-x", vessel.mean_motion.0)
-                .field("mean-motion-y", vessel.mean_motion.1)
-                .build();
-            if let Some(c) = vessel.confidence {
-                param.set("confidence", c);
-            }
-            if let Some(mm) = spacing {
-                param.set("area-mm2", vessel.area as f64 * mm * mm);
-            }
-            roi.add_param(param);
+        for roi in readout::rois(result) {
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, &roi.name, roi.bbox);
+            meta.add_param(roi.param);
         }
-        if settings.message_interval > 0
-            && result
-                .frame
-                .is_multiple_of(settings.message_interval as u64)
-        {
-            self.post_readout(result, buffer.pts());
+        if readout::posts_compression(result, settings.message_interval) {
+            self.post(readout::compression_message(result, buffer.pts()));
         }
         if tracking_lost {
-            self.post_tracking_lost(
+            let message = readout::tracking_lost_message(
                 result,
                 confidence,
                 settings.tracking_threshold,
                 buffer.pts(),
             );
+            gst::info!(CAT, imp = self, "tracking lost: {message}");
+            self.post(message);
         }
         Ok(())
+    }
+
+    /// Posts an element message from this element.
+    fn post(&self, structure: gst::Structure) {
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
     }
 
     /// Switches the engine to another `working-size`: an element error (naming the sizes the
@@ -1145,7 +1120,6 @@ impl PddFlow {
         settings: &Settings,
         result: &FlowResult,
     ) -> Result<(), gst::FlowError> {
-        let style = settings.overlay_style;
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, info).map_err(|_| {
                 gst::element_imp_error!(
@@ -1176,54 +1150,14 @@ impl PddFlow {
             info.height() as usize,
             &mut planes,
         );
-        let alpha = settings.overlay_alpha as f32;
-        if style.contains(OverlayStyle::FLOW) {
-            draw::draw_flow_colors(&mut canvas, &result.flow, alpha.max(0.5));
-        }
-        if let Some(labels) = &result.labels {
-            let (fill, contour) = (
-                style.contains(OverlayStyle::FILL),
-                style.contains(OverlayStyle::CONTOUR),
-            );
-            if fill || contour {
-                draw::draw_labels(&mut canvas, labels, alpha, fill, contour);
-            }
-        }
-        if style.contains(OverlayStyle::ARROWS) {
-            let spacing = (info.width().max(info.height()) / 24).max(8) as usize;
-            draw::draw_arrows(&mut canvas, &result.flow, spacing);
-        }
-        if style.contains(OverlayStyle::LEGEND) && result.labels.is_some() {
-            let lines: Vec<LegendLine> = (1..result.class_names.len())
-                // Classes absent from this frame stay out, except a vein that closed.
-                .filter(|&label| {
-                    result.areas.get(label).copied().unwrap_or(0) > 0
-                        || (label == regions::VEIN as usize
-                            && result.vein_compression_ratio.is_some())
-                })
-                .map(|label| {
-                    let area = result.areas.get(label).copied().unwrap_or(0);
-                    let mut text = match result.pixel_spacing_mm {
-                        Some(mm) => format!(
-                            "{} {:.1} mm2",
-                            result.class_names[label],
-                            area as f64 * mm * mm
-                        ),
-                        None => format!("{} {} px", result.class_names[label], area),
-                    };
-                    if label == regions::VEIN as usize {
-                        if let Some(r) = result.vein_compression_ratio {
-                            text.push_str(&format!(" {:.0}%", r * 100.0));
-                        }
-                    }
-                    LegendLine {
-                        label: label as u8,
-                        text,
-                    }
-                })
-                .collect();
-            draw::draw_legend(&mut canvas, &lines);
-        }
+        draw::draw_overlay(
+            &mut canvas,
+            settings.overlay_style.into(),
+            settings.overlay_alpha as f32,
+            &result.flow,
+            result.labels.as_ref(),
+            &readout::legend(result),
+        );
         Ok(())
     }
 
@@ -1266,100 +1200,15 @@ impl PddFlow {
         })
     }
 
-    /// A `pddflow-compression` element message with this frame's areas and vein ratio.
-    fn post_readout(&self, result: &FlowResult, pts: Option<gst::ClockTime>) {
-        let area = |label: usize| result.areas.get(label).copied().unwrap_or(0);
-        let mut s = gst::Structure::builder("pddflow-compression")
-            .field("frame", result.frame)
-            .field("reference-frame", result.reference_frame)
-            .field("vein-area", area(1))
-            .field("artery-area", area(2))
-            .build();
-        if let Some(pts) = pts {
-            s.set("pts", pts);
-        }
-        if let Some(mm) = result.pixel_spacing_mm {
-            s.set("vein-area-mm2", area(1) as f64 * mm * mm);
-            s.set("artery-area-mm2", area(2) as f64 * mm * mm);
-        }
-        if let Some(r) = result.vein_compression_ratio {
-            s.set("vein-compression-ratio", r);
-        }
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// The `pddflow-tracking-lost` element message: the frame where the lowest vessel
-    /// confidence fell below `threshold`, and the ids of the vessels below it.
-    fn post_tracking_lost(
-        &self,
-        result: &FlowResult,
-        confidence: &[f32],
-        threshold: f64,
-        pts: Option<gst::ClockTime>,
-    ) {
-        let lost = confidence
-            .iter()
-            .enumerate()
-            .filter(|&(_, &c)| f64::from(c) < threshold)
-            .map(|(k, _)| k as u32 + 1);
-        let mut s = gst::Structure::builder("pddflow-tracking-lost")
-            .field("frame", result.frame)
-            .field("reference-frame", result.reference_frame)
-            .field("confidence", result.tracking_confidence.unwrap_or(0.0))
-            .field("threshold", threshold)
-            .field("vessel-ids", gst::Array::new(lost))
-            .build();
-        if let Some(pts) = pts {
-            s.set("pts", pts);
-        }
-        gst::info!(CAT, imp = self, "tracking lost: {s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// The `pddflow-summary` element message posted at EOS: one `segment` per reference frame,
-    /// and at the top level the segment with the smallest vein ratio (else the last one).
+    /// Posts the `pddflow-summary` element message (at EOS).
     fn post_summary(&self) {
         let threshold = lock(&self.settings).closure_threshold;
         let Some((frames, summary)) = lock(&self.state)
             .as_ref()
-            .map(|s| (s.frames, s.compression.summary(threshold)))
+            .map(|s| (s.frames, s.readout.compression.summary(threshold)))
         else {
             return;
         };
-        let segment_fields = |s: &mut gst::StructureRef, segment: &regions::Segment| {
-            s.set("reference-frame", segment.reference_frame);
-            if let Some(area) = segment.reference_vein_area {
-                s.set("reference-vein-area", area);
-            }
-            if let Some((ratio, frame)) = segment.min_ratio {
-                s.set("min-vein-compression-ratio", ratio);
-                s.set("min-ratio-frame", frame);
-            }
-        };
-        let segments = summary.segments.iter().map(|segment| {
-            let mut s = gst::Structure::builder("segment")
-                .field("frames", segment.frames)
-                .field("vein-closed", segment.vein_closed(threshold))
-                .build();
-            segment_fields(&mut s, segment);
-            s
-        });
-        let mut s = gst::Structure::builder("pddflow-summary")
-            .field("frames", frames)
-            .field("vein-closed", summary.vein_closed)
-            .field("closure-threshold", threshold)
-            .field("segments", gst::Array::new(segments))
-            .field("segments-dropped", summary.segments_dropped)
-            .build();
-        if let Some(named) = &summary.named {
-            segment_fields(&mut s, named);
-        }
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        self.post(readout::summary_message(frames, &summary, threshold));
     }
 }

@@ -8,23 +8,50 @@
 
 mod imp;
 pub mod live;
+mod readout;
 
 use gst::glib;
 use gst::prelude::*;
+use gst_video::VideoFormat;
+
+use crate::engine::ProviderRequest;
+use crate::flow::draw;
+use crate::flow::pixels::PixelFormat;
+use crate::flow::tracker;
+
+/// Every raw video format `pddflow` (and `pddflowmask`) accepts, with the [`PixelFormat`] the
+/// pure code reads and draws it as: the one list behind the pad templates and [`pixel_format`].
+const FORMAT_TABLE: [(VideoFormat, PixelFormat); 10] = [
+    (VideoFormat::Gray8, PixelFormat::Gray8),
+    (VideoFormat::Gray16Le, PixelFormat::Gray16Le),
+    (VideoFormat::Rgb, PixelFormat::Rgb),
+    (VideoFormat::Bgr, PixelFormat::Bgr),
+    (VideoFormat::Rgba, PixelFormat::Rgba),
+    (VideoFormat::Bgra, PixelFormat::Bgra),
+    (VideoFormat::Rgbx, PixelFormat::Rgbx),
+    (VideoFormat::Bgrx, PixelFormat::Bgrx),
+    (VideoFormat::I420, PixelFormat::I420),
+    (VideoFormat::Nv12, PixelFormat::Nv12),
+];
 
 /// The raw video formats `pddflow` (and `pddflowmask`) accept.
-pub const FORMATS: [gst_video::VideoFormat; 10] = [
-    gst_video::VideoFormat::Gray8,
-    gst_video::VideoFormat::Gray16Le,
-    gst_video::VideoFormat::Rgb,
-    gst_video::VideoFormat::Bgr,
-    gst_video::VideoFormat::Rgba,
-    gst_video::VideoFormat::Bgra,
-    gst_video::VideoFormat::Rgbx,
-    gst_video::VideoFormat::Bgrx,
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Nv12,
-];
+pub const FORMATS: [VideoFormat; FORMAT_TABLE.len()] = {
+    let mut formats = [VideoFormat::Unknown; FORMAT_TABLE.len()];
+    let mut i = 0;
+    while i < formats.len() {
+        formats[i] = FORMAT_TABLE[i].0;
+        i += 1;
+    }
+    formats
+};
+
+/// The pixel format a GStreamer video format is read as; `None` for a format not in [`FORMATS`].
+pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    FORMAT_TABLE
+        .iter()
+        .find(|&&(video, _)| video == format)
+        .map(|&(_, pixel)| pixel)
+}
 
 /// Name of the custom downstream event structure that re-anchors the reference.
 pub const REANCHOR_EVENT: &str = "pddflow-reanchor";
@@ -56,6 +83,16 @@ pub enum Mode {
     Hybrid = 2,
 }
 
+impl From<Mode> for tracker::Mode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Keyframe => tracker::Mode::Keyframe,
+            Mode::Chain => tracker::Mode::Chain,
+            Mode::Hybrid => tracker::Mode::Hybrid,
+        }
+    }
+}
+
 /// Execution provider request (`execution-provider` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -74,6 +111,16 @@ pub enum ExecutionProvider {
         nick = "auto"
     )]
     Auto = 2,
+}
+
+impl From<ExecutionProvider> for ProviderRequest {
+    fn from(provider: ExecutionProvider) -> Self {
+        match provider {
+            ExecutionProvider::Cpu => ProviderRequest::Cpu,
+            ExecutionProvider::Cuda => ProviderRequest::Cuda,
+            ExecutionProvider::Auto => ProviderRequest::Auto,
+        }
+    }
 }
 
 /// Overlay layers (`overlay-style` property).
@@ -97,6 +144,18 @@ pub enum OverlayStyle {
     LEGEND = 0b10000,
 }
 
+impl From<OverlayStyle> for draw::Layers {
+    fn from(style: OverlayStyle) -> Self {
+        draw::Layers {
+            fill: style.contains(OverlayStyle::FILL),
+            contour: style.contains(OverlayStyle::CONTOUR),
+            flow: style.contains(OverlayStyle::FLOW),
+            arrows: style.contains(OverlayStyle::ARROWS),
+            legend: style.contains(OverlayStyle::LEGEND),
+        }
+    }
+}
+
 /// A custom event that makes the next frame the reference, carrying the propagated mask over.
 pub fn reanchor_event() -> gst::Event {
     gst::event::CustomDownstream::new(gst::Structure::new_empty(REANCHOR_EVENT))
@@ -115,4 +174,38 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         PddFlow::static_type(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_formats_and_only_those_have_a_pixel_format() {
+        for format in FORMATS {
+            assert!(pixel_format(format).is_some(), "{format:?}");
+        }
+        assert_eq!(pixel_format(VideoFormat::Nv12), Some(PixelFormat::Nv12));
+        assert_eq!(pixel_format(VideoFormat::Yuy2), None);
+    }
+
+    /// The element's enum nicks are the names the pure types parse and print.
+    #[test]
+    fn nicks_are_the_pure_types_names() {
+        fn nick(value: impl ToValue) -> String {
+            let value = value.to_value();
+            let (_, enum_value) = glib::EnumValue::from_value(&value).unwrap();
+            enum_value.nick().to_string()
+        }
+        for mode in [Mode::Keyframe, Mode::Chain, Mode::Hybrid] {
+            assert_eq!(nick(mode), tracker::Mode::from(mode).name());
+        }
+        for provider in [
+            ExecutionProvider::Cpu,
+            ExecutionProvider::Cuda,
+            ExecutionProvider::Auto,
+        ] {
+            assert_eq!(nick(provider), ProviderRequest::from(provider).name());
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! GObject glue of `pddflowmask`.
 
 use crate::flow::pixels::PixelFormat;
-use crate::meta::RESULT_META_NAME;
+use crate::meta;
 use crate::sync::lock;
 use gst::glib;
 use gst::prelude::*;
@@ -176,15 +176,10 @@ impl BaseTransformImpl for PddFlowMask {
         };
         let scale = *lock(&self.scale) as u16;
         let (w, h) = (info.width() as usize, info.height() as usize);
-        let labels = gst::meta::CustomMeta::from_buffer(inbuf, RESULT_META_NAME)
-            .ok()
-            .and_then(|m| {
-                let s = m.structure();
-                let lw = s.get::<u32>("labels-width").ok()? as usize;
-                let lh = s.get::<u32>("labels-height").ok()? as usize;
-                let bytes = s.get::<glib::Bytes>("labels").ok()?;
-                ((lw, lh) == (w, h) && bytes.len() == w * h).then(|| bytes.to_vec())
-            });
+        let labels = meta::result_labels(inbuf)
+            .and_then(Result::ok)
+            .filter(|l| (l.width, l.height) == (w, h))
+            .map(|l| l.data);
         if labels.is_none() && !self.warned.swap(true, Ordering::SeqCst) {
             gst::element_imp_warning!(
                 self,

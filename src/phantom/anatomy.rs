@@ -10,11 +10,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 use super::params::{PhantomParams, Scene};
-
-/// Label of a vein in label maps.
-pub const LABEL_VEIN: u8 = 1;
-/// Label of an artery in label maps.
-pub const LABEL_ARTERY: u8 = 2;
+use crate::flow::labels;
 
 /// Backscattered intensity of muscle, the reference of the echogenicity scale (0 dB).
 const ECHO_MUSCLE: f32 = 1.0;
@@ -90,8 +86,8 @@ pub struct Vessel {
 impl Vessel {
     pub fn label(&self) -> u8 {
         match self.kind {
-            VesselKind::Vein => LABEL_VEIN,
-            VesselKind::Artery => LABEL_ARTERY,
+            VesselKind::Vein => labels::VEIN,
+            VesselKind::Artery => labels::ARTERY,
         }
     }
 
@@ -252,7 +248,7 @@ pub fn nepers_per_px(alpha_db_cm_mhz: f32, frequency_mhz: f32, spacing_mm: f32) 
 }
 
 impl Anatomy {
-    /// Label (0, [`LABEL_VEIN`], [`LABEL_ARTERY`]) of the rest position `(x, y)`.
+    /// Label (0, [`labels::VEIN`], [`labels::ARTERY`]) of the rest position `(x, y)`.
     #[inline]
     pub fn label_at(&self, x: f32, y: f32) -> u8 {
         for v in &self.vessels {
@@ -296,22 +292,14 @@ impl Anatomy {
     fn leg(params: &PhantomParams, grid: Grid, margins: Margins, rng: &mut ChaCha8Rng) -> Self {
         let spacing = params.spacing_mm();
         let mm = 1.0 / spacing;
-        let (w, h) = (params.width as f32, params.height as f32);
-        let skin = 0.4 * mm;
-        let dermis = 1.8 * mm;
         let fat_bottom = uniform(rng, 3.0, 9.0).min(0.25 * params.depth_mm).max(2.5) * mm;
-        let fascia = Curve {
-            x_start: grid.x0 as f32,
-            x_end: (grid.x0 + grid.width as i32) as f32,
-            y0: fat_bottom,
-            slope: uniform(rng, -0.08, 0.08),
-            amp: uniform(rng, 0.2, 1.0) * mm,
-            freq: std::f32::consts::TAU / (uniform(rng, 15.0, 40.0) * mm),
-            phase: uniform(rng, 0.0, std::f32::consts::TAU),
-            sigma: 0.25 * mm,
-            level: ECHO_FASCIA,
-            reflect: REFLECT_FASCIA,
+        let layers = Layers {
+            mm,
+            skin: 0.4 * mm,
+            dermis: 1.8 * mm,
+            fat_bottom,
         };
+        let fascia = fascia(rng, &grid, fat_bottom, mm);
         let vessels = place_vessels(params, rng, fascia.y0 + fascia.amp, margins);
         let deepest = vessels
             .iter()
@@ -320,210 +308,24 @@ impl Anatomy {
         let deep_boundary = deepest + uniform(rng, 6.0, 16.0) * mm;
         let bone = rng.random_bool(0.4).then(|| {
             let radius = uniform(rng, 40.0, 90.0) * mm;
-            (uniform(rng, 0.15, 0.85) * w, deep_boundary + radius, radius)
-        });
-
-        let mut curves = vec![fascia];
-        let fat_septa = rng.random_range(8..20);
-        for _ in 0..fat_septa {
-            let x_start = uniform(rng, grid.x0 as f32, w);
-            curves.push(Curve {
-                x_start,
-                x_end: x_start + uniform(rng, 6.0, 30.0) * mm,
-                y0: uniform(rng, dermis, fat_bottom),
-                slope: uniform(rng, -0.15, 0.15),
-                amp: uniform(rng, 0.0, 0.6) * mm,
-                freq: std::f32::consts::TAU / (uniform(rng, 3.0, 10.0) * mm),
-                phase: uniform(rng, 0.0, std::f32::consts::TAU),
-                sigma: 0.12 * mm,
-                level: ECHO_SEPTUM,
-                reflect: REFLECT_SEPTUM,
-            });
-        }
-        let intermuscular = rng.random_range(2..6);
-        for _ in 0..intermuscular {
-            let x_start = uniform(rng, grid.x0 as f32, 0.6 * w);
-            curves.push(Curve {
-                x_start,
-                x_end: x_start + uniform(rng, 0.4, 1.2) * w,
-                y0: uniform(rng, fat_bottom + 4.0 * mm, h.min(deep_boundary)),
-                slope: uniform(rng, -0.25, 0.25),
-                amp: uniform(rng, 0.3, 1.5) * mm,
-                freq: std::f32::consts::TAU / (uniform(rng, 10.0, 30.0) * mm),
-                phase: uniform(rng, 0.0, std::f32::consts::TAU),
-                sigma: 0.2 * mm,
-                level: ECHO_FASCIA * 0.5,
-                reflect: REFLECT_FASCIA * 0.6,
-            });
-        }
-        let area_mm2 = (grid.width * grid.height) as f32 * spacing * spacing;
-        let streaks = (area_mm2 / 5.0) as usize;
-        for _ in 0..streaks {
-            let x_start = uniform(rng, grid.x0 as f32, (grid.x0 + grid.width as i32) as f32);
-            let length = uniform(rng, 0.8, 4.0) * mm;
-            curves.push(Curve {
-                x_start,
-                x_end: x_start + length,
-                y0: uniform(rng, fat_bottom, (grid.y0 + grid.height as i32) as f32),
-                slope: uniform(rng, -0.5, 0.5),
-                amp: 0.0,
-                freq: 0.0,
-                phase: 0.0,
-                sigma: 0.1 * mm,
-                level: ECHO_STREAK,
-                reflect: 0.0,
-            });
-        }
-
-        let muscle_fine = ValueNoise::new(rng, &grid, 1.5 * mm);
-        let muscle_coarse = ValueNoise::new(rng, &grid, 6.0 * mm);
-        let fat_lobules = ValueNoise::new(rng, &grid, 2.5 * mm);
-        let thrombus_texture = ValueNoise::new(rng, &grid, 1.0 * mm);
-
-        let n = grid.width * grid.height;
-        let mut echo = vec![0.0f32; n];
-        let mut alpha = vec![0.0f32; n];
-        let mut blood = vec![false; n];
-        let fascia_curve = &curves[0];
-        for j in 0..grid.height {
-            let y = (grid.y0 + j as i32) as f32;
-            for i in 0..grid.width {
-                let x = (grid.x0 + i as i32) as f32;
-                let k = j * grid.width + i;
-                let (e, a) = if y < 0.0 {
-                    (0.0, 0.0)
-                } else if y < skin {
-                    (ECHO_SKIN, ALPHA_SKIN)
-                } else if y < dermis {
-                    (ECHO_DERMIS, ALPHA_SKIN)
-                } else if y < fascia_curve.y_at(x) {
-                    let lobule = (0.7 * fat_lobules.sample(x, y)).exp();
-                    (ECHO_FAT * lobule, ALPHA_FAT)
-                } else {
-                    let texture =
-                        (0.6 * muscle_fine.sample(x, y) + 0.4 * muscle_coarse.sample(x, y)).exp();
-                    (ECHO_MUSCLE * texture, ALPHA_MUSCLE)
-                };
-                echo[k] = e;
-                alpha[k] = a;
-                if let Some((bx, by, radius)) = bone {
-                    let r = ((x - bx).powi(2) + (y - by).powi(2)).sqrt();
-                    let d = r - radius;
-                    if d < 0.0 {
-                        echo[k] = ECHO_MARROW;
-                        alpha[k] = ALPHA_BONE;
-                    }
-                    let sigma = 0.35 * mm;
-                    if d.abs() < 3.0 * sigma && y < by {
-                        echo[k] += ECHO_CORTEX * (-0.5 * (d / sigma).powi(2)).exp();
-                    }
-                }
+            Bone {
+                x: uniform(rng, 0.15, 0.85) * params.width as f32,
+                y: deep_boundary + radius,
+                radius,
             }
-        }
-        let mut interfaces = Vec::new();
+        });
+        let mut curves = vec![fascia];
+        curves.extend(tissue_curves(rng, &grid, &layers, params, deep_boundary));
+        let textures = Textures::new(rng, &grid, mm);
+
+        let (mut echo, mut alpha) = layer_rasters(&grid, &layers, &curves[0], &textures, bone);
         for curve in &curves {
             draw_curve(&mut echo, &grid, curve, mm);
-            curve_interface(&mut interfaces, &grid, curve, mm);
         }
-        // The skin surface: a continuous bright line just under the probe.
-        let skin_line = Curve {
-            x_start: grid.x0 as f32,
-            x_end: (grid.x0 + grid.width as i32) as f32,
-            y0: 0.15 * mm,
-            slope: 0.0,
-            amp: 0.0,
-            freq: 0.0,
-            phase: 0.0,
-            sigma: 0.0,
-            level: 0.0,
-            reflect: REFLECT_SKIN,
-        };
-        curve_interface(&mut interfaces, &grid, &skin_line, mm);
-        // No interface runs through a lumen, a vessel wall or the bone.
-        interfaces.retain(|p| {
-            let in_vessel = vessels.iter().any(|v| {
-                let reach = 1.0 + (v.wall + 1.0) / (0.5 * (v.a + v.b));
-                v.norm(p.x, p.y) <= reach * (1.0 + v.pulsation)
-            });
-            let in_bone = bone.is_some_and(|(bx, by, radius)| {
-                (p.x - bx).powi(2) + (p.y - by).powi(2) < radius * radius
-            });
-            !in_vessel && !in_bone
-        });
-        if let Some((bx, by, radius)) = bone {
-            // The upper half of the cortex, as seen from above.
-            let steps = (std::f32::consts::PI * radius / INTERFACE_STEP) as usize;
-            for i in 0..steps {
-                let theta = std::f32::consts::PI * (1.0 + i as f32 / steps as f32);
-                let facing = theta.sin().abs();
-                interfaces.push(Interface {
-                    x: bx + radius * theta.cos(),
-                    y: by + radius * theta.sin(),
-                    amplitude: REFLECT_CORTEX * (0.3 + 0.7 * facing.powi(4)),
-                });
-            }
-        }
+        let interfaces = specular_interfaces(&grid, &curves, &vessels, bone, mm);
+        let mut blood = vec![false; grid.width * grid.height];
         for v in &vessels {
-            // Intima and adventitia: two outlines, which the beam sees best at the top and
-            // bottom of the lumen (specular reflection needs a surface facing the probe).
-            let mean_radius = 0.5 * (v.a + v.b);
-            for rho in [
-                1.0 + 0.15 * v.wall / mean_radius,
-                1.0 + 0.9 * v.wall / mean_radius,
-            ] {
-                let steps = (std::f32::consts::TAU * v.a.max(v.b) * rho / INTERFACE_STEP) as usize;
-                for i in 0..steps {
-                    let theta = std::f32::consts::TAU * i as f32 / steps as f32;
-                    let (nx, ny) = (theta.cos() / v.a, theta.sin() / v.b);
-                    let facing = ny.abs() / (nx * nx + ny * ny).sqrt();
-                    interfaces.push(Interface {
-                        x: v.cx + rho * v.a * theta.cos(),
-                        y: v.cy + rho * v.b * theta.sin(),
-                        amplitude: REFLECT_WALL * (0.1 + 0.9 * facing.powi(4)),
-                    });
-                }
-            }
-        }
-        for v in &vessels {
-            let reach = v.extent() + 1.6 * mm;
-            let i_lo = ((v.cx - reach).floor() as i32 - grid.x0).max(0) as usize;
-            let i_hi =
-                ((v.cx + reach).ceil() as i32 - grid.x0).clamp(0, grid.width as i32) as usize;
-            let j_lo = ((v.cy - reach).floor() as i32 - grid.y0).max(0) as usize;
-            let j_hi =
-                ((v.cy + reach).ceil() as i32 - grid.y0).clamp(0, grid.height as i32) as usize;
-            let mean_radius = 0.5 * (v.a + v.b);
-            let wall = v.wall / mean_radius;
-            let sheath = 1.5 * mm / mean_radius;
-            for j in j_lo..j_hi {
-                let y = (grid.y0 + j as i32) as f32;
-                for i in i_lo..i_hi {
-                    let x = (grid.x0 + i as i32) as f32;
-                    let k = j * grid.width + i;
-                    let rho = v.norm(x, y);
-                    if rho <= 1.0 {
-                        if v.thrombosed {
-                            let t = (0.8 * thrombus_texture.sample(x, y)).exp();
-                            echo[k] = ECHO_THROMBUS * t;
-                            alpha[k] = ALPHA_THROMBUS;
-                        } else {
-                            echo[k] = ECHO_BLOOD;
-                            alpha[k] = ALPHA_BLOOD;
-                            blood[k] = true;
-                        }
-                    } else if rho <= 1.0 + wall {
-                        // Specular wall: brightest where the beam (vertical) hits it head-on.
-                        let nx = (x - v.cx) / (v.a * v.a);
-                        let ny = (y - v.cy) / (v.b * v.b);
-                        let cos2 = ny * ny / (nx * nx + ny * ny + 1e-12);
-                        echo[k] = ECHO_WALL * (0.05 + 0.95 * cos2 * cos2);
-                        alpha[k] = ALPHA_MUSCLE;
-                    } else if rho <= 1.0 + wall + sheath {
-                        let fade = 1.0 - (rho - 1.0 - wall) / sheath;
-                        echo[k] += ECHO_SHEATH * fade * (0.5 + muscle_fine.sample(x, y).abs());
-                    }
-                }
-            }
+            paint_vessel(v, &grid, mm, &textures, &mut echo, &mut alpha, &mut blood);
         }
         let to_nepers = nepers_per_px(1.0, params.frequency_mhz, spacing);
         for a in &mut alpha {
@@ -552,6 +354,317 @@ impl Anatomy {
             })
             .collect();
         self
+    }
+}
+
+/// Depths of the leg's superficial layers in pixels, and pixels per millimetre.
+struct Layers {
+    mm: f32,
+    skin: f32,
+    dermis: f32,
+    fat_bottom: f32,
+}
+
+/// A bone cross-section below the muscle: centre and radius in pixels.
+#[derive(Clone, Copy)]
+struct Bone {
+    x: f32,
+    y: f32,
+    radius: f32,
+}
+
+/// The random textures of muscle, fat and thrombus.
+struct Textures {
+    muscle_fine: ValueNoise,
+    muscle_coarse: ValueNoise,
+    fat_lobules: ValueNoise,
+    thrombus: ValueNoise,
+}
+
+impl Textures {
+    fn new(rng: &mut ChaCha8Rng, grid: &Grid, mm: f32) -> Self {
+        Self {
+            muscle_fine: ValueNoise::new(rng, grid, 1.5 * mm),
+            muscle_coarse: ValueNoise::new(rng, grid, 6.0 * mm),
+            fat_lobules: ValueNoise::new(rng, grid, 2.5 * mm),
+            thrombus: ValueNoise::new(rng, grid, 1.0 * mm),
+        }
+    }
+}
+
+/// The muscle fascia under the fat, across the whole grid.
+fn fascia(rng: &mut ChaCha8Rng, grid: &Grid, fat_bottom: f32, mm: f32) -> Curve {
+    Curve {
+        x_start: grid.x0 as f32,
+        x_end: (grid.x0 + grid.width as i32) as f32,
+        y0: fat_bottom,
+        slope: uniform(rng, -0.08, 0.08),
+        amp: uniform(rng, 0.2, 1.0) * mm,
+        freq: std::f32::consts::TAU / (uniform(rng, 15.0, 40.0) * mm),
+        phase: uniform(rng, 0.0, std::f32::consts::TAU),
+        sigma: 0.25 * mm,
+        level: ECHO_FASCIA,
+        reflect: REFLECT_FASCIA,
+    }
+}
+
+/// Septa in the fat, intermuscular fasciae and short streaks in the muscle.
+fn tissue_curves(
+    rng: &mut ChaCha8Rng,
+    grid: &Grid,
+    layers: &Layers,
+    params: &PhantomParams,
+    deep_boundary: f32,
+) -> Vec<Curve> {
+    let &Layers {
+        mm,
+        dermis,
+        fat_bottom,
+        ..
+    } = layers;
+    let (w, h) = (params.width as f32, params.height as f32);
+    let mut curves = Vec::new();
+    let fat_septa = rng.random_range(8..20);
+    for _ in 0..fat_septa {
+        let x_start = uniform(rng, grid.x0 as f32, w);
+        curves.push(Curve {
+            x_start,
+            x_end: x_start + uniform(rng, 6.0, 30.0) * mm,
+            y0: uniform(rng, dermis, fat_bottom),
+            slope: uniform(rng, -0.15, 0.15),
+            amp: uniform(rng, 0.0, 0.6) * mm,
+            freq: std::f32::consts::TAU / (uniform(rng, 3.0, 10.0) * mm),
+            phase: uniform(rng, 0.0, std::f32::consts::TAU),
+            sigma: 0.12 * mm,
+            level: ECHO_SEPTUM,
+            reflect: REFLECT_SEPTUM,
+        });
+    }
+    let intermuscular = rng.random_range(2..6);
+    for _ in 0..intermuscular {
+        let x_start = uniform(rng, grid.x0 as f32, 0.6 * w);
+        curves.push(Curve {
+            x_start,
+            x_end: x_start + uniform(rng, 0.4, 1.2) * w,
+            y0: uniform(rng, fat_bottom + 4.0 * mm, h.min(deep_boundary)),
+            slope: uniform(rng, -0.25, 0.25),
+            amp: uniform(rng, 0.3, 1.5) * mm,
+            freq: std::f32::consts::TAU / (uniform(rng, 10.0, 30.0) * mm),
+            phase: uniform(rng, 0.0, std::f32::consts::TAU),
+            sigma: 0.2 * mm,
+            level: ECHO_FASCIA * 0.5,
+            reflect: REFLECT_FASCIA * 0.6,
+        });
+    }
+    let spacing = params.spacing_mm();
+    let area_mm2 = (grid.width * grid.height) as f32 * spacing * spacing;
+    let streaks = (area_mm2 / 5.0) as usize;
+    for _ in 0..streaks {
+        let x_start = uniform(rng, grid.x0 as f32, (grid.x0 + grid.width as i32) as f32);
+        let length = uniform(rng, 0.8, 4.0) * mm;
+        curves.push(Curve {
+            x_start,
+            x_end: x_start + length,
+            y0: uniform(rng, fat_bottom, (grid.y0 + grid.height as i32) as f32),
+            slope: uniform(rng, -0.5, 0.5),
+            amp: 0.0,
+            freq: 0.0,
+            phase: 0.0,
+            sigma: 0.1 * mm,
+            level: ECHO_STREAK,
+            reflect: 0.0,
+        });
+    }
+    curves
+}
+
+/// Echogenicity and attenuation (dB/(cm·MHz)) of skin, dermis, fat, muscle and bone per raster
+/// cell, before vessels and curves are drawn.
+fn layer_rasters(
+    grid: &Grid,
+    layers: &Layers,
+    fascia: &Curve,
+    textures: &Textures,
+    bone: Option<Bone>,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = grid.width * grid.height;
+    let mut echo = vec![0.0f32; n];
+    let mut alpha = vec![0.0f32; n];
+    for j in 0..grid.height {
+        let y = (grid.y0 + j as i32) as f32;
+        for i in 0..grid.width {
+            let x = (grid.x0 + i as i32) as f32;
+            let k = j * grid.width + i;
+            let (e, a) = if y < 0.0 {
+                (0.0, 0.0)
+            } else if y < layers.skin {
+                (ECHO_SKIN, ALPHA_SKIN)
+            } else if y < layers.dermis {
+                (ECHO_DERMIS, ALPHA_SKIN)
+            } else if y < fascia.y_at(x) {
+                let lobule = (0.7 * textures.fat_lobules.sample(x, y)).exp();
+                (ECHO_FAT * lobule, ALPHA_FAT)
+            } else {
+                let texture = (0.6 * textures.muscle_fine.sample(x, y)
+                    + 0.4 * textures.muscle_coarse.sample(x, y))
+                .exp();
+                (ECHO_MUSCLE * texture, ALPHA_MUSCLE)
+            };
+            echo[k] = e;
+            alpha[k] = a;
+            if let Some(Bone {
+                x: bx,
+                y: by,
+                radius,
+            }) = bone
+            {
+                let r = ((x - bx).powi(2) + (y - by).powi(2)).sqrt();
+                let d = r - radius;
+                if d < 0.0 {
+                    echo[k] = ECHO_MARROW;
+                    alpha[k] = ALPHA_BONE;
+                }
+                let sigma = 0.35 * layers.mm;
+                if d.abs() < 3.0 * sigma && y < by {
+                    echo[k] += ECHO_CORTEX * (-0.5 * (d / sigma).powi(2)).exp();
+                }
+            }
+        }
+    }
+    (echo, alpha)
+}
+
+/// The specular interfaces: along the curves and the skin surface (except through a vessel or
+/// the bone), the bone's upper cortex and each vessel's intima and adventitia.
+fn specular_interfaces(
+    grid: &Grid,
+    curves: &[Curve],
+    vessels: &[Vessel],
+    bone: Option<Bone>,
+    mm: f32,
+) -> Vec<Interface> {
+    let mut interfaces = Vec::new();
+    for curve in curves {
+        curve_interface(&mut interfaces, grid, curve, mm);
+    }
+    // The skin surface: a continuous bright line just under the probe.
+    let skin_line = Curve {
+        x_start: grid.x0 as f32,
+        x_end: (grid.x0 + grid.width as i32) as f32,
+        y0: 0.15 * mm,
+        slope: 0.0,
+        amp: 0.0,
+        freq: 0.0,
+        phase: 0.0,
+        sigma: 0.0,
+        level: 0.0,
+        reflect: REFLECT_SKIN,
+    };
+    curve_interface(&mut interfaces, grid, &skin_line, mm);
+    // No interface runs through a lumen, a vessel wall or the bone.
+    interfaces.retain(|p| {
+        let in_vessel = vessels.iter().any(|v| {
+            let reach = 1.0 + (v.wall + 1.0) / (0.5 * (v.a + v.b));
+            v.norm(p.x, p.y) <= reach * (1.0 + v.pulsation)
+        });
+        let in_bone = bone.is_some_and(
+            |Bone {
+                 x: bx,
+                 y: by,
+                 radius,
+             }| { (p.x - bx).powi(2) + (p.y - by).powi(2) < radius * radius },
+        );
+        !in_vessel && !in_bone
+    });
+    if let Some(Bone {
+        x: bx,
+        y: by,
+        radius,
+    }) = bone
+    {
+        // The upper half of the cortex, as seen from above.
+        let steps = (std::f32::consts::PI * radius / INTERFACE_STEP) as usize;
+        for i in 0..steps {
+            let theta = std::f32::consts::PI * (1.0 + i as f32 / steps as f32);
+            let facing = theta.sin().abs();
+            interfaces.push(Interface {
+                x: bx + radius * theta.cos(),
+                y: by + radius * theta.sin(),
+                amplitude: REFLECT_CORTEX * (0.3 + 0.7 * facing.powi(4)),
+            });
+        }
+    }
+    for v in vessels {
+        // Intima and adventitia: two outlines, which the beam sees best at the top and
+        // bottom of the lumen (specular reflection needs a surface facing the probe).
+        let mean_radius = 0.5 * (v.a + v.b);
+        for rho in [
+            1.0 + 0.15 * v.wall / mean_radius,
+            1.0 + 0.9 * v.wall / mean_radius,
+        ] {
+            let steps = (std::f32::consts::TAU * v.a.max(v.b) * rho / INTERFACE_STEP) as usize;
+            for i in 0..steps {
+                let theta = std::f32::consts::TAU * i as f32 / steps as f32;
+                let (nx, ny) = (theta.cos() / v.a, theta.sin() / v.b);
+                let facing = ny.abs() / (nx * nx + ny * ny).sqrt();
+                interfaces.push(Interface {
+                    x: v.cx + rho * v.a * theta.cos(),
+                    y: v.cy + rho * v.b * theta.sin(),
+                    amplitude: REFLECT_WALL * (0.1 + 0.9 * facing.powi(4)),
+                });
+            }
+        }
+    }
+    interfaces
+}
+
+/// Paints one vessel into the rasters: its lumen (blood, or thrombus), its specular wall and
+/// the sheath around it.
+fn paint_vessel(
+    v: &Vessel,
+    grid: &Grid,
+    mm: f32,
+    textures: &Textures,
+    echo: &mut [f32],
+    alpha: &mut [f32],
+    blood: &mut [bool],
+) {
+    let reach = v.extent() + 1.6 * mm;
+    let i_lo = ((v.cx - reach).floor() as i32 - grid.x0).max(0) as usize;
+    let i_hi = ((v.cx + reach).ceil() as i32 - grid.x0).clamp(0, grid.width as i32) as usize;
+    let j_lo = ((v.cy - reach).floor() as i32 - grid.y0).max(0) as usize;
+    let j_hi = ((v.cy + reach).ceil() as i32 - grid.y0).clamp(0, grid.height as i32) as usize;
+    let mean_radius = 0.5 * (v.a + v.b);
+    let wall = v.wall / mean_radius;
+    let sheath = 1.5 * mm / mean_radius;
+    for j in j_lo..j_hi {
+        let y = (grid.y0 + j as i32) as f32;
+        for i in i_lo..i_hi {
+            let x = (grid.x0 + i as i32) as f32;
+            let k = j * grid.width + i;
+            let rho = v.norm(x, y);
+            if rho <= 1.0 {
+                if v.thrombosed {
+                    let t = (0.8 * textures.thrombus.sample(x, y)).exp();
+                    echo[k] = ECHO_THROMBUS * t;
+                    alpha[k] = ALPHA_THROMBUS;
+                } else {
+                    echo[k] = ECHO_BLOOD;
+                    alpha[k] = ALPHA_BLOOD;
+                    blood[k] = true;
+                }
+            } else if rho <= 1.0 + wall {
+                // Specular wall: brightest where the beam (vertical) hits it head-on.
+                let nx = (x - v.cx) / (v.a * v.a);
+                let ny = (y - v.cy) / (v.b * v.b);
+                let cos2 = ny * ny / (nx * nx + ny * ny + 1e-12);
+                echo[k] = ECHO_WALL * (0.05 + 0.95 * cos2 * cos2);
+                alpha[k] = ALPHA_MUSCLE;
+            } else if rho <= 1.0 + wall + sheath {
+                let fade = 1.0 - (rho - 1.0 - wall) / sheath;
+                echo[k] += ECHO_SHEATH * fade * (0.5 + textures.muscle_fine.sample(x, y).abs());
+            }
+        }
     }
 }
 

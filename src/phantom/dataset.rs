@@ -22,6 +22,7 @@ use super::imaging::mix_seed;
 use super::params::PhantomParams;
 use super::simulator::{Frame, Phantom};
 use crate::flow::flo::write_flo;
+use crate::flow::labels;
 
 /// CPU time (user + system) this process has used, in seconds, from `/proc/self/stat`
 /// (Linux); `None` elsewhere. On a shared machine it measures cost regardless of other load.
@@ -99,6 +100,10 @@ pub fn write_gray_png(path: &Path, width: usize, height: usize, data: &[u8]) -> 
 fn meta_json(name: &str, phantom: &Phantom, frames: usize) -> serde_json::Value {
     let params = phantom.params();
     let spacing = params.spacing_mm() as f64;
+    let label_names: serde_json::Map<String, serde_json::Value> = [labels::VEIN, labels::ARTERY]
+        .into_iter()
+        .map(|id| (id.to_string(), labels::default_name(id as usize).into()))
+        .collect();
     serde_json::json!({
         "source": "usphantomsrc",
         "sequence": name,
@@ -108,7 +113,7 @@ fn meta_json(name: &str, phantom: &Phantom, frames: usize) -> serde_json::Value 
         "height": params.height,
         "pixel_spacing_mm": [spacing, spacing],
         "frame_rate": params.fps,
-        "labels": { "1": "vein", "2": "artery" },
+        "labels": label_names,
         "flow": "backward to frame 0: p + flow(p) is where p was in the first frame",
         "parameters": params,
         "vessels": phantom.anatomy().vessels,
