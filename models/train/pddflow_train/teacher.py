@@ -38,6 +38,11 @@ import cv2
 import numpy as np
 
 
+def to_u8(frame):
+    """A [0,1] float frame as the 8-bit image OpenCV's flow methods take (rounded)."""
+    return np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 class DISTeacher:
     PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -57,9 +62,7 @@ class DISTeacher:
         self.id = f"dis-{preset}"
 
     def __call__(self, ref, cur):
-        r = np.clip(ref * 255 + 0.5, 0, 255).astype(np.uint8)
-        c = np.clip(cur * 255 + 0.5, 0, 255).astype(np.uint8)
-        return self.dis.calc(c, r, None)
+        return self.dis.calc(to_u8(cur), to_u8(ref), None)
 
 
 class ContribTeacher:
@@ -76,9 +79,7 @@ class ContribTeacher:
         self.id = name
 
     def __call__(self, ref, cur):
-        r = np.clip(ref * 255 + 0.5, 0, 255).astype(np.uint8)
-        c = np.clip(cur * 255 + 0.5, 0, 255).astype(np.uint8)
-        return self.flow.calc(c, r, None)
+        return self.flow.calc(to_u8(cur), to_u8(ref), None)
 
 
 class OnnxTeacher:
