@@ -6,7 +6,6 @@
 //! element) and [`phantom`] (the synthetic ultrasound source).
 
 pub mod engine;
-pub mod eval;
 pub mod flow;
 pub mod meta;
 pub mod pddflow;

@@ -4,8 +4,8 @@
 //! (leg cross-section: layers, fascia, muscle, bone, veins and arteries as echogenicity and
 //! attenuation maps), [`motion`] (compression, pulsation, probe motion, and the exact maps
 //! between frames and rest tissue), [`imaging`] (linear-probe PSF in IQ, envelope, attenuation,
-//! TGC, noise, log compression), [`simulator`] (scatterers and frame rendering) and
-//! [`dataset`] (the `pddflow-phantom` writer).
+//! TGC, noise, log compression) and [`simulator`] (scatterers and frame rendering); the
+//! `pddflow-phantom` dataset writer is in the tools crate (`tools/src/phantom_dataset.rs`).
 //!
 //! Conventions: tissue coordinates are frame-0 pixel coordinates. For frame `t` the backward
 //! map `T_t` gives the frame-0 position of each pixel; the ground-truth flow is `T_t(p) - p`
@@ -17,7 +17,6 @@
 //! ```
 
 pub mod anatomy;
-pub mod dataset;
 pub mod imaging;
 mod imp;
 pub mod motion;

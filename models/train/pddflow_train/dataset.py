@@ -1,4 +1,4 @@
-"""Dataset access for pddflow training: the layout pddflow-eval reads (src/eval/dataset.rs) and
+"""Dataset access for pddflow training: the layout pddflow-eval reads (tools/src/eval/dataset.rs) and
 pddflow-phantom writes.
 
 DATASET/<seq>/frames/NNNNNN.png   8-bit B-mode frames, in display order

@@ -2,7 +2,7 @@
 validation during training (train.py), flow methods that are not an ONNX model (OpenCV, teachers,
 PyTorch variants) and quick tables.
 
-The reference protocol is `pddflow-eval` (src/eval; `--score-predictions DIR` scores the masks of
+The reference protocol is `pddflow-eval` (tools/src/eval; `--score-predictions DIR` scores the masks of
 any method), which propagates through the element itself; the numbers of README.md and
 BENCHMARKS.md come from it. This module follows its rules:
 

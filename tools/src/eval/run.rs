@@ -5,9 +5,9 @@
 
 use super::dataset::{load_frame, load_mask, Frame, Sequence};
 use super::EvalError;
-use crate::flow::LabelMap;
-use crate::meta::{attach_reference_mask, FlowResult};
 use gst::prelude::*;
+use gstpddflow::flow::LabelMap;
+use gstpddflow::meta::{attach_reference_mask, FlowResult};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ pub fn init() -> Result<(), EvalError> {
     static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         gst::init().map_err(|e| format!("GStreamer could not be initialised: {e}"))?;
-        crate::plugin_register_static()
+        gstpddflow::plugin_register_static()
             .map_err(|e| format!("the pddflow plugin could not be registered: {e}"))
     })
     .clone()

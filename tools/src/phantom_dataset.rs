@@ -18,11 +18,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::imaging::mix_seed;
-use super::params::PhantomParams;
-use super::simulator::{Frame, Phantom};
-use crate::flow::flo::write_flo;
-use crate::flow::labels;
+use gstpddflow::flow::flo::write_flo;
+use gstpddflow::flow::labels;
+use gstpddflow::phantom::imaging::mix_seed;
+use gstpddflow::phantom::PhantomParams;
+use gstpddflow::phantom::{Frame, Phantom};
 
 /// CPU time (user + system) this process has used, in seconds, from `/proc/self/stat`
 /// (Linux); `None` elsewhere. On a shared machine it measures cost regardless of other load.
@@ -170,7 +170,9 @@ pub fn write_dataset(options: &DatasetOptions, progress: &(dyn Fn(u64) + Sync)) 
         jobs.par_iter()
             .map_init(
                 || None,
-                |workspace: &mut Option<(usize, super::Workspace)>, &(s, f)| -> Result<()> {
+                |workspace: &mut Option<(usize, gstpddflow::phantom::Workspace)>,
+                 &(s, f)|
+                 -> Result<()> {
                     let (_, dir, phantom) = &phantoms[s];
                     if workspace.as_ref().is_none_or(|(owner, _)| *owner != s) {
                         *workspace = Some((s, phantom.workspace()));
@@ -224,7 +226,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(seq.join("meta.json")).unwrap()).unwrap();
         assert_eq!(meta["source"], "usphantomsrc");
         assert_eq!(meta["labels"]["2"], "artery");
-        let flow = crate::flow::flo::read_flo(&seq.join("flow/000002.flo")).unwrap();
+        let flow = gstpddflow::flow::flo::read_flo(&seq.join("flow/000002.flo")).unwrap();
         assert_eq!((flow.width, flow.height), (48, 40));
     }
 }

@@ -15,8 +15,8 @@ use image::imageops::FilterType;
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use gstpddflow::phantom::dataset::{process_cpu_seconds, write_dataset, DatasetOptions};
 use gstpddflow::phantom::{Phantom, PhantomParams};
+use pddflow_tools::phantom_dataset::{process_cpu_seconds, write_dataset, DatasetOptions};
 
 #[derive(Parser, Debug)]
 #[command(

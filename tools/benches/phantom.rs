@@ -13,7 +13,7 @@ use gstpddflow::phantom::{Phantom, PhantomParams};
 
 const FRAMES: u64 = 400;
 
-use gstpddflow::phantom::dataset::process_cpu_seconds as cpu_seconds;
+use pddflow_tools::phantom_dataset::process_cpu_seconds as cpu_seconds;
 
 fn report(label: &str, frames: u64, wall: f64, cpu: Option<f64>, threads: usize) {
     let mut line = format!(

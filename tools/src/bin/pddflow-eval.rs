@@ -21,15 +21,15 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use gstpddflow::engine::ProviderRequest;
-use gstpddflow::eval::{
+use gstpddflow::flow::tracker::Mode;
+use indicatif::{ProgressBar, ProgressStyle};
+use pddflow_tools::eval::{
     dataset::{Dataset, ReferenceChoice},
     evaluate_element, frames_to_push,
     report::{comparison_markdown, Report},
     run::ElementConfig,
     score_predictions, write_report,
 };
-use gstpddflow::flow::tracker::Mode;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -141,7 +141,7 @@ fn run(args: Args) -> Result<(), String> {
     let (report, default_stem) = if let Some(pred) = &args.score_predictions {
         let name = match &args.name {
             Some(n) => n.clone(),
-            None => gstpddflow::eval::Manifest::read(pred)
+            None => pddflow_tools::eval::Manifest::read(pred)
                 .map_err(|e| e.to_string())?
                 .map(|m| m.method)
                 .filter(|m| !m.is_empty())

@@ -3,8 +3,8 @@
 //! flow of (-3, -2) model pixels, i.e. content moving (+6, +3) frame pixels at 128x96 over the
 //! 64x64 model input.
 
-use gstpddflow::eval::report::Report;
 use gstpddflow::flow::LabelMap;
+use pddflow_tools::eval::report::Report;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +12,7 @@ const W: usize = 128;
 const H: usize = 96;
 
 fn model(name: &str) -> String {
-    format!("{}/tests/models/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../tests/models/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn eval(args: &[&str]) -> (bool, String, String) {

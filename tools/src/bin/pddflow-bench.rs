@@ -25,9 +25,11 @@ use clap::Parser;
 use gst::prelude::*;
 use gstpddflow::engine::model::ModelFiles;
 use gstpddflow::engine::{Engine, EngineConfig, ProviderRequest};
-use gstpddflow::eval::bench::{markdown_table, parse_size, rss_kb, rss_trend, text_table, Timings};
 use gstpddflow::flow::tracker::FlowBackend;
 use gstpddflow::flow::LabelMap;
+use pddflow_tools::eval::bench::{
+    markdown_table, parse_size, rss_kb, rss_trend, text_table, Timings,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -122,7 +124,7 @@ struct Args {
     #[arg(long, default_value = "python3")]
     python: String,
     /// scripts/baselines.py.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/baselines.py"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/baselines.py"))]
     baselines: PathBuf,
     /// Sizes of the OpenCV table (default: the model-only and end-to-end sizes).
     #[arg(long, value_delimiter = ',')]
@@ -931,7 +933,7 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
         ),
     );
     let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
-    let trend = gstpddflow::eval::bench::rss_trend(&report.rss, 0.2, 4096);
+    let trend = pddflow_tools::eval::bench::rss_trend(&report.rss, 0.2, 4096);
     out.table(
         &[
             "frames",

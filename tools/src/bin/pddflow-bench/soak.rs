@@ -3,7 +3,7 @@
 //! seeks, property changes), watching errors and the process's resident memory.
 
 use gst::prelude::*;
-use gstpddflow::eval::bench::rss_kb;
+use pddflow_tools::eval::bench::rss_kb;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -538,7 +538,7 @@ fn propagation_comparison(reports: &[Report], names: &[(Option<u8>, String)]) ->
 mod tests {
     use super::*;
     use crate::eval::score::{label_areas, score_frame, summarise_sequence};
-    use crate::flow::LabelMap;
+    use gstpddflow::flow::LabelMap;
 
     fn report() -> Report {
         let mut a = LabelMap::new(16, 16);

@@ -1,6 +1,6 @@
 //! Scores with the evaluation protocol (docs/evaluation.md) and their aggregation.
 //!
-//! Per frame and class: Dice, HD95 and HD (from [`crate::flow::metrics::score_class`]), in pixels
+//! Per frame and class: Dice, HD95 and HD (from [`gstpddflow::flow::metrics::score_class`]), in pixels
 //! and, where the pixel spacing is known, in millimetres. A class absent from both maps is
 //! skipped; absent from one only, it scores Dice 0 and an infinite distance, recorded as a
 //! *missed* frame (`null` distances in JSON).
@@ -33,8 +33,8 @@
 //! mean of the medians and the largest ratio, extra regions as the mean of the means, the
 //! largest count and the share of all frames.
 
-use crate::flow::metrics::{score_class, ClassScore};
-use crate::flow::LabelMap;
+use gstpddflow::flow::metrics::{score_class, ClassScore};
+use gstpddflow::flow::LabelMap;
 use serde::{Deserialize, Serialize};
 
 /// A frame whose true area of a class is below this fraction of the class's area in the
@@ -143,10 +143,10 @@ pub fn score_frame(
     spacing_mm: Option<(f64, f64)>,
 ) -> FrameScore {
     let (truth_regions, predicted_regions) = (
-        crate::flow::regions::find_regions(truth, None, 0),
-        crate::flow::regions::find_regions(prediction, None, 0),
+        gstpddflow::flow::regions::find_regions(truth, None, 0),
+        gstpddflow::flow::regions::find_regions(prediction, None, 0),
     );
-    let regions = |all: &[crate::flow::regions::Region], label: u8| {
+    let regions = |all: &[gstpddflow::flow::regions::Region], label: u8| {
         Some(all.iter().filter(|r| r.label == label).count())
     };
     let classes = labels

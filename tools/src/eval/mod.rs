@@ -53,8 +53,8 @@ impl EvalError {
     }
 }
 
-use crate::flow::LabelMap;
 use dataset::{load_mask_sized_as, Dataset, Frame, ReferenceChoice, Sequence};
+use gstpddflow::flow::LabelMap;
 use report::{Report, Timing};
 use score::{label_areas, score_frame, summarise_sequence, FrameScore, SequenceScores};
 use serde::{Deserialize, Serialize};
@@ -262,11 +262,11 @@ pub fn evaluate_element(
     );
     report.mode = Some(config.mode.clone());
     let files = match &config.model {
-        Some(dir) => crate::engine::model::ModelFiles::from_dir(dir),
-        None => crate::engine::model::ModelFiles::embedded(),
+        Some(dir) => gstpddflow::engine::model::ModelFiles::from_dir(dir),
+        None => gstpddflow::engine::model::ModelFiles::embedded(),
     };
     // The input size the flow ran at (the element refused the run otherwise).
-    let at = |m: &crate::engine::model::ModelFiles| {
+    let at = |m: &gstpddflow::engine::model::ModelFiles| {
         m.spec
             .size_for(config.working_size as usize)
             .map(|(w, h)| format!(", at {w}x{h}"))

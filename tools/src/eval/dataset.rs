@@ -9,7 +9,7 @@
 //! A directory that itself holds `frames/` is read as a dataset of one sequence.
 
 use super::EvalError;
-use crate::flow::LabelMap;
+use gstpddflow::flow::LabelMap;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -262,7 +262,7 @@ pub fn label_name(names: &BTreeMap<u8, String>, id: u8) -> String {
     names
         .get(&id)
         .cloned()
-        .unwrap_or_else(|| crate::flow::labels::default_name(id as usize))
+        .unwrap_or_else(|| gstpddflow::flow::labels::default_name(id as usize))
 }
 
 fn fnv1a(s: &str) -> u64 {
