@@ -459,242 +459,18 @@ fn run(args: Args) -> Result<(), String> {
     // The input sizes measured, for the OpenCV table.
     let mut model_sizes: Vec<String> = Vec::new();
     if !skip("model") {
-        out.section(
-            "Model only (ONNX Runtime, no GStreamer)",
-            "Milliseconds per frame, mean (median) over repeated runs on a speckle-like image \
-             pair. Cached = features of the current frame + flow (the reference's features are \
-             kept, as pddflow does); uncached = features of both frames + flow.",
-        );
-        let mut rows = Vec::new();
-        for &working_size in &args.working_sizes {
-            if !models
-                .iter()
-                .any(|(_, m)| m.spec.size_for(working_size).is_ok())
-            {
-                return Err(format!(
-                    "--working-sizes {working_size}: no model takes it ({})",
-                    models
-                        .iter()
-                        .map(|(n, m)| format!("{n}: {}", m.spec.sizes_text()))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
-            }
-        }
-        for (name, model) in &models {
-            let sizes = args
-                .working_sizes
-                .iter()
-                .copied()
-                .filter(|&s| model.spec.size_for(s).is_ok());
-            for (working_size, t) in sizes.flat_map(|s| args.threads.iter().map(move |&t| (s, t))) {
-                let size = model.spec.size_for(working_size)?;
-                eprintln!(
-                    "model only: {name} at {}x{}, {t} thread(s)...",
-                    size.0, size.1
-                );
-                let r = model_only(model, name, t, working_size, &args)?;
-                model_sizes.push(format!("{}x{}", size.0, size.1));
-                // The end-to-end runs' overhead is taken over the model at their size.
-                if model.spec.size_for(args.e2e_working_size as usize) == Ok(size) {
-                    cached_ms.insert((name.clone(), t), r.cached.mean_ms);
-                }
-                let ms = |t: &Timings| format!("{:.2} ({:.2})", t.mean_ms, t.median_ms);
-                rows.push(vec![
-                    r.name.clone(),
-                    format!("{}x{}", r.size.0, r.size.1),
-                    r.threads.to_string(),
-                    r.provider.clone(),
-                    ms(&r.features),
-                    ms(&r.flow),
-                    ms(&r.cached),
-                    ms(&r.uncached),
-                    format!("{:.2}x", r.uncached.mean_ms / r.cached.mean_ms),
-                    format!("{:.1}", 1000.0 / r.cached.mean_ms),
-                ]);
-            }
-        }
-        out.table(
-            &[
-                "model",
-                "input",
-                "threads",
-                "provider",
-                "features ms",
-                "flow ms",
-                "cached ms/frame",
-                "uncached ms/frame",
-                "caching speed-up",
-                "cached fps",
-            ],
-            &rows,
-        );
+        model_section(&args, &models, &mut cached_ms, &mut model_sizes, &mut out)?;
     }
 
     let tmp = tempfile_dir()?;
     // 2. End to end.
     if !skip("e2e") {
-        let e2e_name = match &args.e2e_model {
-            Some(dir) => {
-                let m = ModelFiles::from_dir(dir)?;
-                format!("{} ({})", dir.display(), m.spec.name)
-            }
-            None => models
-                .iter()
-                .find(|(n, _)| n.starts_with("built-in"))
-                .map(|(n, _)| n.clone())
-                .ok_or("the end-to-end runs need a model: this build has no built-in model; give --e2e-model DIR")?,
-        };
-        out.section(
-            "End to end (GStreamer)",
-            &format!(
-                "`{} num-buffers={} ! {} ! pddflow threads={} ! fakesink sync=false`, model \
-                 {e2e_name}, a two-disc reference mask given with reference-mask. Frames per second \
-                 at the sink after a 10% warm-up. The source alone is timed too. Overhead = \
-                 end-to-end ms/frame minus model-only cached ms/frame at the same thread count \
-                 (luma extraction, resizing, warping the mask at frame size, overlay, metadata, \
-                 the source).",
-                args.source,
-                args.e2e_frames,
-                caps(0, 0).replace("width=0,height=0", "width=W,height=H"),
-                args.e2e_threads
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            ),
-        );
-        let mut rows = Vec::new();
-        for size in &args.sizes {
-            let (w, h) = parse_size(size)?;
-            let mask = write_mask(&tmp, w, h)?;
-            eprintln!("end to end: {w}x{h} source alone...");
-            let src_only = run_pipeline(
-                &format!(
-                    "{} num-buffers={} ! {} ! fakesink name=sink sync=false",
-                    args.source,
-                    args.e2e_frames,
-                    caps(w, h)
-                ),
-                0,
-            )?;
-            let src_fps = fps(&src_only.arrivals);
-            for &threads in &args.e2e_threads {
-                let model_ms = cached_ms
-                    .get(&(e2e_name.clone(), threads as usize))
-                    .copied();
-                for mode in ["keyframe", "chain"] {
-                    for overlay in [false, true] {
-                        eprintln!(
-                            "end to end: {w}x{h} {threads} thread(s) {mode} overlay={overlay}..."
-                        );
-                        let run = run_pipeline(
-                            &format!(
-                                "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
-                                args.source,
-                                args.e2e_frames,
-                                caps(w, h),
-                                pddflow_desc(&args, threads, mode, overlay, &mask)
-                            ),
-                            0,
-                        )?;
-                        let f = fps(&run.arrivals);
-                        let ms = f.map(|f| 1000.0 / f);
-                        rows.push(vec![
-                            format!("{w}x{h}"),
-                            threads.to_string(),
-                            mode.to_string(),
-                            if overlay { "on" } else { "off" }.to_string(),
-                            f.map_or("–".into(), |f| format!("{f:.1}")),
-                            ms.map_or("–".into(), |m| format!("{m:.2}")),
-                            src_fps.map_or("–".into(), |f| format!("{:.2}", 1000.0 / f)),
-                            match (ms, model_ms) {
-                                (Some(e), Some(m)) => format!("{:+.2}", e - m),
-                                _ => "–".into(),
-                            },
-                        ]);
-                    }
-                }
-            }
-        }
-        out.table(
-            &[
-                "frame",
-                "threads",
-                "mode",
-                "overlay",
-                "fps",
-                "ms/frame",
-                "source alone ms/frame",
-                "overhead over model-only ms",
-            ],
-            &rows,
-        );
-        if rows.iter().any(|r| r[7] == "–") {
-            out.line(&format!(
-                "(Overhead – : no model-only row for {e2e_name} at that thread count.)"
-            ));
-        }
+        e2e_section(&args, &models, &cached_ms, &tmp, &mut out)?;
     }
 
     // 3. Long run.
     if !skip("long") && args.long_frames > 0 {
-        let (w, h) = parse_size(&args.long_size)?;
-        let mask = write_mask(&tmp, w, h)?;
-        out.section(
-            "Memory over a long run",
-            &format!(
-                "{} frames at {w}x{h}, chain mode, no overlay; RSS sampled at the sink every {} \
-                 frames; the first 20% are a warm-up. 100,000 frames: `pddflow-bench --skip \
-                 model,e2e,opencv --long-frames 100000`.",
-                args.long_frames,
-                (args.long_frames / 50).max(1)
-            ),
-        );
-        eprintln!("long run: {} frames at {w}x{h}...", args.long_frames);
-        let t = Instant::now();
-        let run = run_pipeline(
-            &format!(
-                "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
-                args.source,
-                args.long_frames,
-                caps(w, h),
-                pddflow_desc(
-                    &args,
-                    args.e2e_threads.first().copied().unwrap_or(1),
-                    "chain",
-                    false,
-                    &mask
-                )
-            ),
-            (args.long_frames / 50).max(1),
-        )?;
-        let secs = t.elapsed().as_secs_f64();
-        match rss_trend(&run.rss, 0.2, 4096) {
-            Some(tr) => out.table(
-                &[
-                    "frames",
-                    "seconds",
-                    "fps",
-                    "RSS after warm-up MB",
-                    "RSS at end MB",
-                    "max MB",
-                    "slope kB/1000 frames",
-                    "flat (< 4 MB growth)",
-                ],
-                &[vec![
-                    run.arrivals.len().to_string(),
-                    format!("{secs:.1}"),
-                    fps(&run.arrivals).map_or("–".into(), |f| format!("{f:.1}")),
-                    format!("{:.1}", tr.start_kb as f64 / 1024.0),
-                    format!("{:.1}", tr.end_kb as f64 / 1024.0),
-                    format!("{:.1}", tr.max_kb as f64 / 1024.0),
-                    format!("{:.1}", tr.slope_kb_per_1000),
-                    if tr.flat { "yes" } else { "NO" }.to_string(),
-                ]],
-            ),
-            None => out.line("Too few RSS samples for a trend (raise --long-frames)."),
-        }
+        long_section(&args, &tmp, &mut out)?;
     }
 
     // 5. Soak (reported here, before OpenCV, with the other long runs).
@@ -710,85 +486,7 @@ fn run(args: Args) -> Result<(), String> {
 
     // 4. OpenCV.
     if !skip("opencv") && !args.python.is_empty() {
-        let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
-            let mut s: Vec<String> = if model_sizes.is_empty() {
-                models
-                    .iter()
-                    .map(|(_, m)| format!("{}x{}", m.spec.input_width, m.spec.input_height))
-                    .collect()
-            } else {
-                model_sizes.clone()
-            };
-            s.extend(args.sizes.iter().cloned());
-            s
-        } else {
-            args.opencv_sizes.clone()
-        };
-        sizes.dedup();
-        let mut seen = std::collections::BTreeSet::new();
-        sizes.retain(|s| seen.insert(s.clone()));
-        let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
-        eprintln!("OpenCV: {} sizes...", sizes.len());
-        let output = std::process::Command::new(&args.python)
-            .arg(&args.baselines)
-            .args([
-                "time",
-                "--sizes",
-                &sizes.join(","),
-                "--threads",
-                &threads.join(","),
-            ])
-            .args(["--frames", "20", "--max-seconds", "1.5", "--json", "-"])
-            .stderr(std::process::Stdio::inherit())
-            .output();
-        out.section(
-            "OpenCV optical flow (scripts/baselines.py time)",
-            "Flow only (no warping), milliseconds per frame pair, mean (median), on a speckle-like \
-             pair, with cv2.setNumThreads(threads). Farneback with OpenCV's example parameters; \
-             DIS with its presets.",
-        );
-        match output {
-            Ok(o) if o.status.success() => {
-                let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-                    .map_err(|e| format!("baselines.py time printed no JSON: {e}"))?;
-                let rows: Vec<Vec<String>> = v["rows"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|r| {
-                                vec![
-                                    r["method"].as_str().unwrap_or("?").to_string(),
-                                    format!("{}x{}", r["width"], r["height"]),
-                                    r["threads"].to_string(),
-                                    format!(
-                                        "{:.2} ({:.2})",
-                                        r["mean_ms"].as_f64().unwrap_or(f64::NAN),
-                                        r["median_ms"].as_f64().unwrap_or(f64::NAN)
-                                    ),
-                                    format!(
-                                        "{:.1}",
-                                        1000.0 / r["mean_ms"].as_f64().unwrap_or(f64::NAN)
-                                    ),
-                                ]
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.line(&format!(
-                    "OpenCV {}",
-                    v["opencv"].as_str().unwrap_or("(unknown version)")
-                ));
-                out.table(&["method", "size", "threads", "ms/frame", "fps"], &rows);
-            }
-            Ok(o) => out.line(&format!(
-                "OpenCV timings failed ({} exited with {}); give --python with opencv-python-headless",
-                args.python, o.status
-            )),
-            Err(e) => out.line(&format!(
-                "OpenCV timings skipped: cannot run {}: {e}",
-                args.python
-            )),
-        }
+        opencv_section(&args, &models, &model_sizes, &mut out)?;
     }
 
     out.section("Memory", "");
@@ -808,6 +506,351 @@ fn run(args: Args) -> Result<(), String> {
     }
     if soak_errors > 0 {
         return Err(format!("the soak saw {soak_errors} errors (listed above)"));
+    }
+    Ok(())
+}
+
+/// Section 1, model only: each model at each working size and thread count, cached and
+/// uncached. Fills in the cached times (the end-to-end overhead is taken over them) and the sizes
+/// measured (the OpenCV table's).
+fn model_section(
+    args: &Args,
+    models: &[(String, ModelFiles)],
+    cached_ms: &mut BTreeMap<(String, usize), f64>,
+    model_sizes: &mut Vec<String>,
+    out: &mut Out,
+) -> Result<(), String> {
+    out.section(
+        "Model only (ONNX Runtime, no GStreamer)",
+        "Milliseconds per frame, mean (median) over repeated runs on a speckle-like image \
+         pair. Cached = features of the current frame + flow (the reference's features are \
+         kept, as pddflow does); uncached = features of both frames + flow.",
+    );
+    let mut rows = Vec::new();
+    for &working_size in &args.working_sizes {
+        if !models
+            .iter()
+            .any(|(_, m)| m.spec.size_for(working_size).is_ok())
+        {
+            return Err(format!(
+                "--working-sizes {working_size}: no model takes it ({})",
+                models
+                    .iter()
+                    .map(|(n, m)| format!("{n}: {}", m.spec.sizes_text()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+    }
+    for (name, model) in models {
+        let sizes = args
+            .working_sizes
+            .iter()
+            .copied()
+            .filter(|&s| model.spec.size_for(s).is_ok());
+        for (working_size, t) in sizes.flat_map(|s| args.threads.iter().map(move |&t| (s, t))) {
+            let size = model.spec.size_for(working_size)?;
+            eprintln!(
+                "model only: {name} at {}x{}, {t} thread(s)...",
+                size.0, size.1
+            );
+            let r = model_only(model, name, t, working_size, args)?;
+            model_sizes.push(format!("{}x{}", size.0, size.1));
+            // The end-to-end runs' overhead is taken over the model at their size.
+            if model.spec.size_for(args.e2e_working_size as usize) == Ok(size) {
+                cached_ms.insert((name.clone(), t), r.cached.mean_ms);
+            }
+            let ms = |t: &Timings| format!("{:.2} ({:.2})", t.mean_ms, t.median_ms);
+            rows.push(vec![
+                r.name.clone(),
+                format!("{}x{}", r.size.0, r.size.1),
+                r.threads.to_string(),
+                r.provider.clone(),
+                ms(&r.features),
+                ms(&r.flow),
+                ms(&r.cached),
+                ms(&r.uncached),
+                format!("{:.2}x", r.uncached.mean_ms / r.cached.mean_ms),
+                format!("{:.1}", 1000.0 / r.cached.mean_ms),
+            ]);
+        }
+    }
+    out.table(
+        &[
+            "model",
+            "input",
+            "threads",
+            "provider",
+            "features ms",
+            "flow ms",
+            "cached ms/frame",
+            "uncached ms/frame",
+            "caching speed-up",
+            "cached fps",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// Section 2, end to end: GStreamer pipelines per frame size, thread count, mode and overlay.
+fn e2e_section(
+    args: &Args,
+    models: &[(String, ModelFiles)],
+    cached_ms: &BTreeMap<(String, usize), f64>,
+    tmp: &Path,
+    out: &mut Out,
+) -> Result<(), String> {
+    let e2e_name = match &args.e2e_model {
+        Some(dir) => {
+            let m = ModelFiles::from_dir(dir)?;
+            format!("{} ({})", dir.display(), m.spec.name)
+        }
+        None => models
+            .iter()
+            .find(|(n, _)| n.starts_with("built-in"))
+            .map(|(n, _)| n.clone())
+            .ok_or("the end-to-end runs need a model: this build has no built-in model; give --e2e-model DIR")?,
+    };
+    out.section(
+        "End to end (GStreamer)",
+        &format!(
+            "`{} num-buffers={} ! {} ! pddflow threads={} ! fakesink sync=false`, model \
+             {e2e_name}, a two-disc reference mask given with reference-mask. Frames per second \
+             at the sink after a 10% warm-up. The source alone is timed too. Overhead = \
+             end-to-end ms/frame minus model-only cached ms/frame at the same thread count \
+             (luma extraction, resizing, warping the mask at frame size, overlay, metadata, \
+             the source).",
+            args.source,
+            args.e2e_frames,
+            caps(0, 0).replace("width=0,height=0", "width=W,height=H"),
+            args.e2e_threads
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        ),
+    );
+    let mut rows = Vec::new();
+    for size in &args.sizes {
+        let (w, h) = parse_size(size)?;
+        let mask = write_mask(tmp, w, h)?;
+        eprintln!("end to end: {w}x{h} source alone...");
+        let src_only = run_pipeline(
+            &format!(
+                "{} num-buffers={} ! {} ! fakesink name=sink sync=false",
+                args.source,
+                args.e2e_frames,
+                caps(w, h)
+            ),
+            0,
+        )?;
+        let src_fps = fps(&src_only.arrivals);
+        for &threads in &args.e2e_threads {
+            let model_ms = cached_ms
+                .get(&(e2e_name.clone(), threads as usize))
+                .copied();
+            for mode in ["keyframe", "chain"] {
+                for overlay in [false, true] {
+                    eprintln!(
+                        "end to end: {w}x{h} {threads} thread(s) {mode} overlay={overlay}..."
+                    );
+                    let run = run_pipeline(
+                        &format!(
+                            "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                            args.source,
+                            args.e2e_frames,
+                            caps(w, h),
+                            pddflow_desc(args, threads, mode, overlay, &mask)
+                        ),
+                        0,
+                    )?;
+                    let f = fps(&run.arrivals);
+                    let ms = f.map(|f| 1000.0 / f);
+                    rows.push(vec![
+                        format!("{w}x{h}"),
+                        threads.to_string(),
+                        mode.to_string(),
+                        if overlay { "on" } else { "off" }.to_string(),
+                        f.map_or("–".into(), |f| format!("{f:.1}")),
+                        ms.map_or("–".into(), |m| format!("{m:.2}")),
+                        src_fps.map_or("–".into(), |f| format!("{:.2}", 1000.0 / f)),
+                        match (ms, model_ms) {
+                            (Some(e), Some(m)) => format!("{:+.2}", e - m),
+                            _ => "–".into(),
+                        },
+                    ]);
+                }
+            }
+        }
+    }
+    out.table(
+        &[
+            "frame",
+            "threads",
+            "mode",
+            "overlay",
+            "fps",
+            "ms/frame",
+            "source alone ms/frame",
+            "overhead over model-only ms",
+        ],
+        &rows,
+    );
+    if rows.iter().any(|r| r[7] == "–") {
+        out.line(&format!(
+            "(Overhead – : no model-only row for {e2e_name} at that thread count.)"
+        ));
+    }
+    Ok(())
+}
+
+/// Section 3, memory over a long chain-mode run.
+fn long_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
+    let (w, h) = parse_size(&args.long_size)?;
+    let mask = write_mask(tmp, w, h)?;
+    out.section(
+        "Memory over a long run",
+        &format!(
+            "{} frames at {w}x{h}, chain mode, no overlay; RSS sampled at the sink every {} \
+             frames; the first 20% are a warm-up. 100,000 frames: `pddflow-bench --skip \
+             model,e2e,opencv --long-frames 100000`.",
+            args.long_frames,
+            (args.long_frames / 50).max(1)
+        ),
+    );
+    eprintln!("long run: {} frames at {w}x{h}...", args.long_frames);
+    let t = Instant::now();
+    let run = run_pipeline(
+        &format!(
+            "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+            args.source,
+            args.long_frames,
+            caps(w, h),
+            pddflow_desc(
+                args,
+                args.e2e_threads.first().copied().unwrap_or(1),
+                "chain",
+                false,
+                &mask
+            )
+        ),
+        (args.long_frames / 50).max(1),
+    )?;
+    let secs = t.elapsed().as_secs_f64();
+    match rss_trend(&run.rss, 0.2, 4096) {
+        Some(tr) => out.table(
+            &[
+                "frames",
+                "seconds",
+                "fps",
+                "RSS after warm-up MB",
+                "RSS at end MB",
+                "max MB",
+                "slope kB/1000 frames",
+                "flat (< 4 MB growth)",
+            ],
+            &[vec![
+                run.arrivals.len().to_string(),
+                format!("{secs:.1}"),
+                fps(&run.arrivals).map_or("–".into(), |f| format!("{f:.1}")),
+                format!("{:.1}", tr.start_kb as f64 / 1024.0),
+                format!("{:.1}", tr.end_kb as f64 / 1024.0),
+                format!("{:.1}", tr.max_kb as f64 / 1024.0),
+                format!("{:.1}", tr.slope_kb_per_1000),
+                if tr.flat { "yes" } else { "NO" }.to_string(),
+            ]],
+        ),
+        None => out.line("Too few RSS samples for a trend (raise --long-frames)."),
+    }
+    Ok(())
+}
+
+/// Section 4, OpenCV's flow timings (scripts/baselines.py time) at the model and frame sizes.
+fn opencv_section(
+    args: &Args,
+    models: &[(String, ModelFiles)],
+    model_sizes: &[String],
+    out: &mut Out,
+) -> Result<(), String> {
+    let mut sizes: Vec<String> = if args.opencv_sizes.is_empty() {
+        let mut s: Vec<String> = if model_sizes.is_empty() {
+            models
+                .iter()
+                .map(|(_, m)| format!("{}x{}", m.spec.input_width, m.spec.input_height))
+                .collect()
+        } else {
+            model_sizes.to_vec()
+        };
+        s.extend(args.sizes.iter().cloned());
+        s
+    } else {
+        args.opencv_sizes.clone()
+    };
+    sizes.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    sizes.retain(|s| seen.insert(s.clone()));
+    let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
+    eprintln!("OpenCV: {} sizes...", sizes.len());
+    let output = std::process::Command::new(&args.python)
+        .arg(&args.baselines)
+        .args([
+            "time",
+            "--sizes",
+            &sizes.join(","),
+            "--threads",
+            &threads.join(","),
+        ])
+        .args(["--frames", "20", "--max-seconds", "1.5", "--json", "-"])
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    out.section(
+        "OpenCV optical flow (scripts/baselines.py time)",
+        "Flow only (no warping), milliseconds per frame pair, mean (median), on a speckle-like \
+         pair, with cv2.setNumThreads(threads). Farneback with OpenCV's example parameters; \
+         DIS with its presets.",
+    );
+    match output {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+                .map_err(|e| format!("baselines.py time printed no JSON: {e}"))?;
+            let rows: Vec<Vec<String>> = v["rows"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            vec![
+                                r["method"].as_str().unwrap_or("?").to_string(),
+                                format!("{}x{}", r["width"], r["height"]),
+                                r["threads"].to_string(),
+                                format!(
+                                    "{:.2} ({:.2})",
+                                    r["mean_ms"].as_f64().unwrap_or(f64::NAN),
+                                    r["median_ms"].as_f64().unwrap_or(f64::NAN)
+                                ),
+                                format!(
+                                    "{:.1}",
+                                    1000.0 / r["mean_ms"].as_f64().unwrap_or(f64::NAN)
+                                ),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.line(&format!(
+                "OpenCV {}",
+                v["opencv"].as_str().unwrap_or("(unknown version)")
+            ));
+            out.table(&["method", "size", "threads", "ms/frame", "fps"], &rows);
+        }
+        Ok(o) => out.line(&format!(
+            "OpenCV timings failed ({} exited with {}); give --python with opencv-python-headless",
+            args.python, o.status
+        )),
+        Err(e) => out.line(&format!(
+            "OpenCV timings skipped: cannot run {}: {e}",
+            args.python
+        )),
     }
     Ok(())
 }
