@@ -10,6 +10,7 @@
 //! * of what remains, only the largest connected region of each instance is kept, so pieces
 //!   that break off do not stay behind in tissue as extra vessels.
 
+use super::components::components;
 use super::{FlowField, LabelMap};
 
 /// Below this Jacobian determinant of the backward mapping, a vessel pixel counts as folded.
@@ -30,54 +31,23 @@ pub struct Instances {
     pub reference_areas: Vec<u64>,
 }
 
-/// Connected regions (4-connectivity) of a label map's non-zero pixels: a map of region ids
-/// (0 background, then 1, 2, ... in scan order) and per region its label and area.
-fn connected_regions(labels: &LabelMap) -> (Vec<u32>, Vec<(u8, u64)>) {
-    let (w, h) = (labels.width, labels.height);
-    let mut ids = vec![0u32; w * h];
-    let mut regions = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..w * h {
-        let label = labels.data[start];
-        if label == 0 || ids[start] != 0 {
-            continue;
-        }
-        regions.push((label, 0u64));
-        let id = regions.len() as u32;
-        ids[start] = id;
-        stack.push(start);
-        let mut area = 0u64;
-        while let Some(i) = stack.pop() {
-            area += 1;
-            for n in super::neighbours4(i, w, h).into_iter().flatten() {
-                if ids[n] == 0 && labels.data[n] == label {
-                    ids[n] = id;
-                    stack.push(n);
-                }
-            }
-        }
-        regions.last_mut().expect("pushed above").1 = area;
-    }
-    (ids, regions)
-}
-
 impl Instances {
     /// One instance per connected vessel of `classes` (a class label map), numbered in scan
     /// order. `None` when there are more vessels than an 8-bit instance map holds (255): the
     /// caller then propagates classes as they are.
     pub fn from_classes(classes: &LabelMap) -> Option<Self> {
-        let (ids, regions) = connected_regions(classes);
-        if regions.len() > u8::MAX as usize {
+        let found = components(classes);
+        if found.components.len() > u8::MAX as usize {
             return None;
         }
+        let mut map = LabelMap::new(classes.width, classes.height);
+        for run in &found.runs {
+            map.data[run.pixels(classes.width)].fill(run.component as u8 + 1);
+        }
         Some(Self {
-            map: LabelMap {
-                width: classes.width,
-                height: classes.height,
-                data: ids.into_iter().map(|id| id as u8).collect(),
-            },
-            classes: regions.iter().map(|&(label, _)| label).collect(),
-            reference_areas: regions.iter().map(|&(_, area)| area).collect(),
+            map,
+            classes: found.components.iter().map(|c| c.label).collect(),
+            reference_areas: found.components.iter().map(|c| c.area).collect(),
         })
     }
 
@@ -192,37 +162,27 @@ pub fn clean_propagated(
             }
         }
     }
-    let (regions_map, regions) = connected_regions(instance_map);
-    // The largest region of each instance id.
-    let mut largest = [0u32; 256];
+    let found = components(instance_map);
+    // The largest component of each instance id (the first of equal ones).
+    let mut largest = [u32::MAX; 256];
     let mut largest_area = [0u64; 256];
-    for (k, &(id, area)) in regions.iter().enumerate() {
-        if area > largest_area[id as usize] {
-            largest_area[id as usize] = area;
-            largest[id as usize] = k as u32 + 1;
+    for (k, c) in found.components.iter().enumerate() {
+        if c.area > largest_area[c.label as usize] {
+            largest_area[c.label as usize] = c.area;
+            largest[c.label as usize] = k as u32;
         }
     }
-    let mut corners = vec![(usize::MAX, usize::MAX, 0usize, 0usize); 256];
-    for (i, (id, &region)) in instance_map.data.iter_mut().zip(&regions_map).enumerate() {
-        if *id != 0 {
-            if largest[*id as usize] == region {
-                stats[*id as usize].kept += 1;
-                let (x, y) = (i % w, i / w);
-                let c = &mut corners[*id as usize];
-                *c = (c.0.min(x), c.1.min(y), c.2.max(x), c.3.max(y));
-            } else {
-                *id = 0;
-            }
+    for (k, c) in found.components.iter().enumerate() {
+        if largest[c.label as usize] == k as u32 {
+            let s = &mut stats[c.label as usize];
+            s.kept = c.area;
+            s.bbox = c.bbox();
         }
     }
-    for (s, &(x0, y0, x1, y1)) in stats.iter_mut().zip(&corners) {
-        if s.kept > 0 {
-            s.bbox = (
-                x0 as u32,
-                y0 as u32,
-                (x1 - x0 + 1) as u32,
-                (y1 - y0 + 1) as u32,
-            );
+    for run in &found.runs {
+        let id = found.components[run.component as usize].label;
+        if largest[id as usize] != run.component {
+            instance_map.data[run.pixels(w)].fill(0);
         }
     }
     stats.truncate(count + 1);

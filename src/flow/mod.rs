@@ -3,6 +3,7 @@
 //! Flow convention (backward flow): for each pixel `p` of the current frame, `flow(p) = (dx, dy)`
 //! such that `p + flow(p)` is where `p` was in the reference frame.
 
+pub mod components;
 pub mod confidence;
 pub mod draw;
 pub mod flo;
@@ -33,18 +34,6 @@ pub enum FlowError {
     Image(#[from] image::ImageError),
     #[error("invalid data: {0}")]
     Invalid(String),
-}
-
-/// The 4-connected neighbours of pixel `i` in a `w x h` grid (row-major).
-#[inline]
-pub(crate) fn neighbours4(i: usize, w: usize, h: usize) -> [Option<usize>; 4] {
-    let (x, y) = (i % w, i / w);
-    [
-        (x > 0).then(|| i - 1),
-        (x + 1 < w).then(|| i + 1),
-        (y > 0).then(|| i - w),
-        (y + 1 < h).then(|| i + w),
-    ]
 }
 
 /// An 8-bit label map: 0 background, 1 vein, 2 artery (other ids allowed).

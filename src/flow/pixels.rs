@@ -256,12 +256,31 @@ impl<'a, 'b> Canvas<'a, 'b> {
 
 #[inline]
 fn blend(dst: u8, src: u8, alpha: f32) -> u8 {
-    (dst as f32 + (src as f32 - dst as f32) * alpha.min(1.0)).round() as u8
+    let v = dst as f32 + (src as f32 - dst as f32) * alpha.min(1.0);
+    // `v.round()` is a libm call per channel of every overlay pixel; for 0.5 <= v <= 255 adding
+    // 0.5 is exact in f32 and the truncating cast rounds the same way (half away from zero).
+    if v < 0.5 {
+        0
+    } else {
+        (v + 0.5) as u8
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blending_rounds_half_away_from_zero_like_f32_round() {
+        for dst in 0..=255u8 {
+            for src in [0u8, 1, 7, 128, 200, 254, 255] {
+                for alpha in [0.0f32, 1e-7, 0.1, 0.35, 0.5, 0.55, 0.999_999, 1.0, 1.5] {
+                    let exact = (dst as f32 + (src as f32 - dst as f32) * alpha.min(1.0)).round();
+                    assert_eq!(blend(dst, src, alpha), exact as u8, "{dst} {src} {alpha}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn luma_of_packed_and_planar_formats() {

@@ -1,6 +1,7 @@
 //! Vessels as connected regions of a label map, with their boxes, areas and mean motion, and
 //! the compression readout of a deep-vein-thrombosis exam.
 
+use super::components::components;
 use super::{FlowField, LabelMap};
 
 /// One connected region of a single label (4-connectivity).
@@ -50,68 +51,41 @@ fn regions_of(
     identify: impl Fn(u8) -> (u32, u8),
 ) -> Vec<Region> {
     let (w, h) = (labels.width, labels.height);
-    let mut seen = vec![false; w * h];
-    let mut regions = Vec::new();
-    let mut stack = Vec::new();
-    let (sx, sy) = flow
-        .map(|f| (w as f32 / f.width as f32, h as f32 / f.height as f32))
-        .unwrap_or((1.0, 1.0));
-    // Mean motion samples the flow at the nearest grid cell: exact enough for an average and
-    // far cheaper than interpolating at every pixel of a large frame.
-    let nearest = |n: usize, cells: usize| -> Vec<usize> {
-        (0..n)
-            .map(|i| ((2 * i + 1) * cells / (2 * n)).min(cells.saturating_sub(1)))
-            .collect()
-    };
-    let (flow_cols, flow_rows) = flow
-        .map(|f| (nearest(w, f.width), nearest(h, f.height)))
-        .unwrap_or_default();
-    for start in 0..w * h {
-        let label = labels.data[start];
-        if label == 0 || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-        let mut area = 0u64;
-        let (mut mx, mut my) = (0f64, 0f64);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            area += 1;
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
-            if let Some(f) = flow {
-                let cell = flow_rows[y] * f.width + flow_cols[x];
-                mx -= (f.dx[cell] * sx) as f64;
-                my -= (f.dy[cell] * sy) as f64;
+    let found = components(labels);
+    // Mean motion sums the flow at the nearest grid cell of each pixel: exact enough for an
+    // average and far cheaper than interpolating at every pixel of a large frame.
+    let mut motion = vec![(0f64, 0f64); found.components.len()];
+    if let Some(f) = flow.filter(|f| f.width > 0 && f.height > 0) {
+        let (sx, sy) = (w as f32 / f.width as f32, h as f32 / f.height as f32);
+        let nearest =
+            |i: usize, n: usize, cells: usize| ((2 * i + 1) * cells / (2 * n)).min(cells - 1);
+        let flow_cols: Vec<usize> = (0..w).map(|x| nearest(x, w, f.width)).collect();
+        for run in &found.runs {
+            let row = nearest(run.y as usize, h, f.height) * f.width;
+            let m = &mut motion[run.component as usize];
+            for &col in &flow_cols[run.x0 as usize..run.x1 as usize] {
+                m.0 -= (f.dx[row + col] * sx) as f64;
+                m.1 -= (f.dy[row + col] * sy) as f64;
             }
-            for n in super::neighbours4(i, w, h).into_iter().flatten() {
-                if !seen[n] && labels.data[n] == label {
-                    seen[n] = true;
-                    stack.push(n);
-                }
-            }
-        }
-        if area >= min_area {
-            let (id, label) = identify(label);
-            regions.push(Region {
-                id,
-                label,
-                bbox: (
-                    x0 as u32,
-                    y0 as u32,
-                    (x1 - x0 + 1) as u32,
-                    (y1 - y0 + 1) as u32,
-                ),
-                area,
-                mean_motion: (mx / area as f64, my / area as f64),
-                confidence: None,
-            });
         }
     }
+    let mut regions: Vec<Region> = found
+        .components
+        .iter()
+        .zip(&motion)
+        .filter(|(c, _)| c.area >= min_area)
+        .map(|(c, &(mx, my))| {
+            let (id, label) = identify(c.label);
+            Region {
+                id,
+                label,
+                bbox: c.bbox(),
+                area: c.area,
+                mean_motion: (mx / c.area as f64, my / c.area as f64),
+                confidence: None,
+            }
+        })
+        .collect();
     regions.sort_by(|a, b| {
         a.label
             .cmp(&b.label)
