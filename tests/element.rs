@@ -321,6 +321,176 @@ fn overlay_draws_the_mask() {
     assert!(at(16, 16)[0] > 50 && at(16, 16)[1] < 30, "filled interior");
 }
 
+/// A 64x64 RGB harness on `pddflow overlay=true` with `overlay-style` `style`, set up by
+/// `downstream` (its sink caps, the metas it proposes) before the caps are negotiated, and a
+/// grey (100) frame carrying an artery square (x 24..40, y 32..48) as its reference mask, below
+/// the legend.
+fn overlay_run(
+    style: &str,
+    downstream: impl FnOnce(&mut gst_check::Harness),
+) -> (gst::Buffer, gst::Buffer, gst_check::Harness) {
+    let (element, _bus) = element(&[
+        ("model-location", &test_model("identity_pool")),
+        ("overlay", &true),
+    ]);
+    element.set_property_from_str("overlay-style", style);
+    let mut h = harness(&element);
+    downstream(&mut h);
+    h.set_src_caps(overlay_info().to_caps().unwrap());
+    let mut input = gst::Buffer::from_mut_slice(vec![100u8; overlay_info().size()]);
+    attach_reference_mask(input.get_mut().unwrap(), &square(64, 64, 24, 32, 16, 2)).unwrap();
+    let out = h.push_and_pull(input.clone()).unwrap();
+    (input, out, h)
+}
+
+fn overlay_info() -> gst_video::VideoInfo {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 64, 64)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .unwrap()
+}
+
+/// The RGB pixel at `(x, y)` of a 64x64 RGB frame.
+fn rgb_at(data: &[u8], x: usize, y: usize) -> [u8; 3] {
+    let i = y * overlay_info().stride()[0] as usize + 3 * x;
+    [data[i], data[i + 1], data[i + 2]]
+}
+
+/// `out`'s pixels with its overlay compositions blended on, as a sink that renders them would.
+fn blend_compositions(out: &gst::Buffer) -> Vec<u8> {
+    let mut blended = gst::Buffer::from_mut_slice(out.map_readable().unwrap().to_vec());
+    {
+        let info = overlay_info();
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(blended.get_mut().unwrap(), &info)
+                .unwrap();
+        for meta in out.iter_meta::<gst_video::VideoOverlayCompositionMeta>() {
+            meta.overlay().blend(&mut frame).unwrap();
+        }
+    }
+    let data = blended.map_readable().unwrap().to_vec();
+    data
+}
+
+fn negotiated_feature(h: &gst_check::Harness) -> bool {
+    let caps = h.sinkpad().unwrap().current_caps().expect("negotiated");
+    caps.features(0)
+        .unwrap()
+        .contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
+}
+
+/// Downstream that blends overlay rectangles itself (it proposes the meta, as glimagesink and
+/// the compositors do): the overlay is attached as a composition and the pixels stay
+/// untouched; rendered, it looks like the overlay blended in place.
+#[test]
+fn overlay_is_attached_as_a_composition_when_downstream_proposes_the_meta() {
+    let (input, out, h) = overlay_run("fill+contour+legend", |h| {
+        h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    });
+    assert!(negotiated_feature(&h), "the caps carry the feature");
+    assert_eq!(
+        out.map_readable().unwrap().as_slice(),
+        input.map_readable().unwrap().as_slice(),
+        "pixels untouched"
+    );
+    let metas: Vec<_> = out
+        .iter_meta::<gst_video::VideoOverlayCompositionMeta>()
+        .collect();
+    assert_eq!(metas.len(), 1, "one composition attached");
+    assert_eq!(metas[0].overlay().n_rectangles(), 1);
+    let blended = blend_compositions(&out);
+    assert_eq!(
+        rgb_at(&blended, 24, 32),
+        [255, 50, 50],
+        "opaque artery outline"
+    );
+    let interior = rgb_at(&blended, 32, 40);
+    assert!(
+        interior[0] > 130 && interior[1] < 95,
+        "filled: {interior:?}"
+    );
+    assert_eq!(
+        rgb_at(&blended, 60, 60),
+        [100; 3],
+        "nothing outside the mask"
+    );
+    assert!(rgb_at(&blended, 5, 5)[0] < 60, "the legend box");
+    assert_eq!(
+        rgb_at(&blended, 10, 10),
+        [255, 50, 50],
+        "the legend's artery swatch"
+    );
+
+    // The same as blending in place (downstream without the meta), up to rounding.
+    let (_, in_place, _) = overlay_run("fill+contour+legend", |_| {});
+    let in_place = in_place.map_readable().unwrap();
+    let worst = in_place
+        .iter()
+        .zip(&blended)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 3,
+        "composition and in-place overlay differ by {worst}"
+    );
+}
+
+/// Downstream that takes only caps with the feature (an application asking for it): the
+/// overlay is attached even without an ALLOCATION answer that proposes the meta.
+#[test]
+fn overlay_is_attached_when_downstream_takes_only_caps_with_the_feature() {
+    let (input, out, h) = overlay_run("fill+contour", |h| {
+        h.set_sink_caps_str("video/x-raw(meta:GstVideoOverlayComposition),format=RGB");
+    });
+    assert!(negotiated_feature(&h));
+    assert_eq!(
+        out.map_readable().unwrap().as_slice(),
+        input.map_readable().unwrap().as_slice(),
+        "pixels untouched"
+    );
+    let blended = blend_compositions(&out);
+    assert_eq!(rgb_at(&blended, 24, 32), [255, 50, 50]);
+    assert_eq!(rgb_at(&blended, 0, 0), [100; 3]);
+}
+
+/// Downstream without the composition feature in its caps, or with it but rendering no metas
+/// (ANY caps, no meta proposed: fakesink, appsink): the overlay is blended in place, as before.
+#[test]
+fn overlay_is_blended_in_place_when_downstream_does_not_render_compositions() {
+    type Setup = fn(&mut gst_check::Harness);
+    let cases: [(&str, Setup, bool); 2] = [
+        ("ANY caps, no meta proposed", |_| {}, true),
+        (
+            "caps without the feature, meta proposed",
+            |h| {
+                h.set_sink_caps_str("video/x-raw,format=RGB");
+                h.add_propose_allocation_meta(
+                    gst_video::VideoOverlayCompositionMeta::meta_api(),
+                    None,
+                );
+            },
+            false,
+        ),
+    ];
+    for (case, setup, feature) in cases {
+        let (_, out, h) = overlay_run("fill+contour", setup);
+        assert_eq!(negotiated_feature(&h), feature, "{case}");
+        let data = out.map_readable().unwrap();
+        assert_eq!(
+            rgb_at(&data, 24, 32),
+            [255, 50, 50],
+            "{case}: drawn in place"
+        );
+        assert_eq!(rgb_at(&data, 0, 0), [100; 3], "{case}");
+        assert!(
+            out.meta::<gst_video::VideoOverlayCompositionMeta>()
+                .is_none(),
+            "{case}: no composition"
+        );
+    }
+}
+
 /// Whether `execution-provider=cuda` runs on CUDA here: only with a GPU build of ONNX Runtime and
 /// a usable device. Either way the element must say which provider it really uses.
 fn cuda_outcome() -> (String, Vec<String>, FlowResult) {

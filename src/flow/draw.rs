@@ -1,8 +1,10 @@
 //! Overlays drawn in place: mask fill and outlines, the flow as an HSV colour wheel, flow arrows
 //! on a grid and a legend. Everything goes through [`Canvas`], so every format gets every style.
+//! [`render_overlay`] draws the same layers into a transparent image of their own instead, for
+//! downstream to blend (the element's overlay composition).
 
 use super::labels;
-use super::pixels::Canvas;
+use super::pixels::{Canvas, PixelFormat};
 use super::{FlowField, LabelMap};
 
 /// The layers an overlay draws (the element's `overlay-style`).
@@ -47,6 +49,92 @@ pub fn draw_overlay(
     if layers.legend && labels.is_some() {
         draw_legend(canvas, legend);
     }
+}
+
+/// The overlay drawn alone: the part of a frame that it covers, as straight-alpha (not
+/// premultiplied) BGRA, the byte order of GStreamer's overlay rectangles on little-endian
+/// machines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverlayImage {
+    /// Where the image goes on the frame (its top-left corner, frame pixels).
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+    /// `width * height` pixels, B, G, R, A each, rows of `4 * width` bytes.
+    pub bgra: Vec<u8>,
+}
+
+impl OverlayImage {
+    /// The BGRA bytes of pixel `(x, y)` of the image (image coordinates).
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 4] {
+        let i = 4 * (y * self.width + x);
+        [
+            self.bgra[i],
+            self.bgra[i + 1],
+            self.bgra[i + 2],
+            self.bgra[i + 3],
+        ]
+    }
+}
+
+/// [`draw_overlay`] for a `width` x `height` frame, drawn into a transparent image instead of
+/// the frame, cropped to what it covers: `None` when it covers nothing (no layer drawn, or no
+/// labels yet with only mask layers). Composited over the frame ("over", straight alpha), it
+/// gives what [`draw_overlay`] draws into an RGB frame, up to rounding.
+pub fn render_overlay(
+    (width, height): (usize, usize),
+    layers: Layers,
+    alpha: f32,
+    flow: &FlowField,
+    labels: Option<&LabelMap>,
+    legend: &[LegendLine],
+) -> Option<OverlayImage> {
+    if width == 0 || height == 0 {
+        return None;
+    }
+    let mut image = vec![0u8; width * height * 4];
+    {
+        let mut planes = [(&mut image[..], 4 * width)];
+        let mut canvas = Canvas::new(PixelFormat::Bgra, width, height, &mut planes).with_alpha();
+        draw_overlay(&mut canvas, layers, alpha, flow, labels, legend);
+    }
+    // The bounding box of the covered (alpha > 0) pixels.
+    let covered = |y: usize| image[4 * y * width..4 * (y + 1) * width].chunks_exact(4);
+    let y0 = (0..height).find(|&y| covered(y).any(|p| p[3] > 0))?;
+    let y1 = (y0..height).rev().find(|&y| covered(y).any(|p| p[3] > 0))?;
+    let (mut x0, mut x1) = (width, 0);
+    for y in y0..=y1 {
+        for (x, p) in covered(y).enumerate() {
+            if p[3] > 0 {
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+            }
+        }
+    }
+    let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+    let mut bgra = Vec::with_capacity(w * h * 4);
+    for y in y0..=y1 {
+        for p in image[4 * (y * width + x0)..4 * (y * width + x1 + 1)].chunks_exact(4) {
+            bgra.extend_from_slice(&unpremultiply([p[0], p[1], p[2], p[3]]));
+        }
+    }
+    Some(OverlayImage {
+        x: x0,
+        y: y0,
+        width: w,
+        height: h,
+        bgra,
+    })
+}
+
+/// A premultiplied BGRA pixel as straight alpha (transparent pixels stay all zero).
+fn unpremultiply([b, g, r, a]: [u8; 4]) -> [u8; 4] {
+    if a == 0 {
+        return [0; 4];
+    }
+    let un = |c: u8| ((c as u32 * 255 + a as u32 / 2) / a as u32).min(255) as u8;
+    [un(b), un(g), un(r), a]
 }
 
 /// A line of the legend: the colour swatch's label id and its text.
@@ -270,7 +358,6 @@ pub fn draw_legend(canvas: &mut Canvas, lines: &[LegendLine]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::pixels::PixelFormat;
 
     fn square_labels() -> LabelMap {
         let mut labels = LabelMap::new(5, 5);
@@ -354,6 +441,136 @@ mod tests {
                 );
             }
             assert!(frame.iter().filter(|&&v| v > 0).count() > 50);
+        }
+    }
+
+    fn fill_and_contour() -> Layers {
+        Layers {
+            fill: true,
+            contour: true,
+            ..Layers::default()
+        }
+    }
+
+    #[test]
+    fn rendered_overlay_is_cropped_to_what_it_covers_in_straight_alpha() {
+        let mut labels = LabelMap::new(8, 6);
+        for y in 1..4 {
+            for x in 2..5 {
+                labels.data[y * 8 + x] = 2;
+            }
+        }
+        let flow = FlowField::zeros(8, 6);
+        let image =
+            render_overlay((8, 6), fill_and_contour(), 0.5, &flow, Some(&labels), &[]).unwrap();
+        assert_eq!((image.x, image.y, image.width, image.height), (2, 1, 3, 3));
+        assert_eq!(image.bgra.len(), 3 * 3 * 4);
+        // The outline is opaque in the artery colour (BGRA), the interior half covered.
+        assert_eq!(image.pixel(0, 0), [50, 50, 255, 255]);
+        let [b, g, r, a] = image.pixel(1, 1);
+        assert_eq!(a, 128);
+        for (c, want) in [(b, 50), (g, 50), (r, 255)] {
+            assert!(c.abs_diff(want) <= 2, "{:?}", image.pixel(1, 1));
+        }
+    }
+
+    #[test]
+    fn nothing_drawn_renders_no_image() {
+        let flow = FlowField::zeros(8, 6);
+        let legend = [LegendLine {
+            label: 1,
+            text: "vein".into(),
+        }];
+        let all_but_flow = Layers {
+            legend: true,
+            ..fill_and_contour()
+        };
+        assert_eq!(
+            render_overlay((8, 6), all_but_flow, 0.5, &flow, None, &legend),
+            None,
+            "mask layers and the legend need labels"
+        );
+        let labels = LabelMap::new(8, 6);
+        assert_eq!(
+            render_overlay((8, 6), fill_and_contour(), 0.5, &flow, Some(&labels), &[]),
+            None,
+            "background only"
+        );
+        let square = square_labels();
+        assert_eq!(
+            render_overlay((5, 5), Layers::default(), 0.5, &flow, Some(&square), &[]),
+            None,
+            "no layer"
+        );
+    }
+
+    /// Every layer rendered alone and composited over an RGB frame ("over", straight alpha)
+    /// looks like the same layers drawn into the frame.
+    #[test]
+    fn rendered_overlay_composited_over_a_frame_matches_drawing_in_place() {
+        let (w, h) = (48, 40);
+        let mut labels = LabelMap::new(w, h);
+        for y in 20..34 {
+            for x in 6..20 {
+                labels.data[y * w + x] = 1;
+            }
+            for x in 28..44 {
+                labels.data[y * w + x] = 2;
+            }
+        }
+        let flow = FlowField::constant(16, 16, -1.5, 0.5);
+        let legend = [
+            LegendLine {
+                label: 1,
+                text: "vein 42".into(),
+            },
+            LegendLine {
+                label: 2,
+                text: "artery".into(),
+            },
+        ];
+        let frame: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
+        for layers in [
+            Layers {
+                legend: true,
+                ..fill_and_contour()
+            },
+            Layers {
+                fill: true,
+                contour: true,
+                flow: true,
+                arrows: true,
+                legend: true,
+            },
+        ] {
+            let mut in_place = frame.clone();
+            {
+                let mut planes = [(&mut in_place[..], 3 * w)];
+                let mut canvas = Canvas::new(PixelFormat::Rgb, w, h, &mut planes);
+                draw_overlay(&mut canvas, layers, 0.35, &flow, Some(&labels), &legend);
+            }
+            let image =
+                render_overlay((w, h), layers, 0.35, &flow, Some(&labels), &legend).unwrap();
+            let mut composited = frame.clone();
+            for y in 0..image.height {
+                for x in 0..image.width {
+                    let [b, g, r, a] = image.pixel(x, y);
+                    let i = 3 * ((image.y + y) * w + image.x + x);
+                    for (c, src) in [r, g, b].into_iter().enumerate() {
+                        let dst = composited[i + c] as u32;
+                        composited[i + c] =
+                            ((src as u32 * a as u32 + dst * (255 - a as u32) + 127) / 255) as u8;
+                    }
+                }
+            }
+            let worst = in_place
+                .iter()
+                .zip(&composited)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst <= 2, "{layers:?}: differs by up to {worst}");
+            assert_ne!(composited, frame, "{layers:?}: something is drawn");
         }
     }
 }

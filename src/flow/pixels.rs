@@ -177,6 +177,8 @@ pub struct Canvas<'a, 'b> {
     pub width: usize,
     pub height: usize,
     planes: &'a mut [(&'b mut [u8], usize)],
+    /// Whether [`Canvas::blend`] also composites coverage into the alpha byte of RGBA and BGRA.
+    alpha: bool,
 }
 
 impl<'a, 'b> Canvas<'a, 'b> {
@@ -192,7 +194,19 @@ impl<'a, 'b> Canvas<'a, 'b> {
             width,
             height,
             planes,
+            alpha: false,
         }
+    }
+
+    /// A canvas that draws an image of its own rather than onto video: [`Canvas::blend`] also
+    /// composites the coverage into the alpha byte (RGBA and BGRA; other formats have none).
+    /// Started from transparent black (all zeros), the image is then premultiplied: drawing
+    /// `c` at opacity `a` over it is `c * a + pixel * (1 - a)` on every channel, alpha
+    /// included (`c` = 255 for alpha), the "over" operator. So compositing the image onto a
+    /// frame gives what drawing the same calls onto the frame gives, up to rounding.
+    pub fn with_alpha(mut self) -> Self {
+        self.alpha = true;
+        self
     }
 
     /// Blends `rgb` over pixel `(x, y)` with opacity `alpha`; outside the frame does nothing.
@@ -248,6 +262,10 @@ impl<'a, 'b> Canvas<'a, 'b> {
                 for c in 0..3 {
                     let p = &mut data[base + offsets[c]];
                     *p = blend(*p, rgb[c], alpha);
+                }
+                if self.alpha && matches!(self.format, PixelFormat::Rgba | PixelFormat::Bgra) {
+                    let p = &mut data[base + 3];
+                    *p = blend(*p, 255, alpha);
                 }
             }
         }

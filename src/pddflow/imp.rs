@@ -2,6 +2,7 @@
 //! [`crate::flow::tracker::Tracker`] over an [`crate::engine::Engine`]; what each frame
 //! attaches and posts comes from [`super::readout`], the overlay from [`crate::flow::draw`].
 
+use super::composition::{self, Delivery};
 use super::live::{LatencyReport, ProcessingTimes, Qos};
 use super::readout;
 use super::{pixel_format, ExecutionProvider, Mode, OverlayStyle, FORMATS, REANCHOR_EVENT};
@@ -161,6 +162,9 @@ pub struct PddFlow {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     reanchor: AtomicBool,
+    /// Where the overlay goes for the negotiated caps: asked downstream at the first overlay
+    /// after each caps change or reconfiguration (`None` until then).
+    delivery: Mutex<Option<Delivery>>,
 }
 
 #[glib::object_subclass]
@@ -538,9 +542,8 @@ impl ElementImpl for PddFlow {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS)
-                .build();
+            // With and without meta:GstVideoOverlayComposition: see `composition`.
+            let caps = composition::template_caps(&FORMATS);
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -617,6 +620,7 @@ impl BaseTransformImpl for PddFlow {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.state) = None;
+        *lock(&self.delivery) = None;
         Ok(())
     }
 
@@ -655,9 +659,28 @@ impl BaseTransformImpl for PddFlow {
                 }
             }
         }
-        gst::debug!(CAT, imp = self, "configured for {incaps}");
+        gst::debug!(CAT, imp = self, "configured for {incaps} -> {_outcaps}");
         state.video = Some((info, format));
+        // Downstream is asked again where the overlay goes.
+        *lock(&self.delivery) = None;
         Ok(())
+    }
+
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        // The pixels are the same on both pads; only the overlay composition feature may be
+        // added or dropped. Downstream (from the sink pad's caps) the feature comes first, so
+        // that a sink which blends overlay rectangles itself is offered it.
+        let other =
+            composition::with_and_without_feature(caps, direction == gst::PadDirection::Sink);
+        Some(match filter {
+            Some(filter) => filter.intersect_with_mode(&other, gst::CapsIntersectMode::First),
+            None => other,
+        })
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
@@ -687,11 +710,16 @@ impl BaseTransformImpl for PddFlow {
     }
 
     fn src_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Qos(qos) = event.view() {
-            let (_, _, jitter, timestamp) = qos.get();
-            if let (Some(timestamp), Some(state)) = (timestamp, lock(&self.state).as_mut()) {
-                state.live.qos.observe(timestamp.nseconds(), jitter);
+        match event.view() {
+            gst::EventView::Qos(qos) => {
+                let (_, _, jitter, timestamp) = qos.get();
+                if let (Some(timestamp), Some(state)) = (timestamp, lock(&self.state).as_mut()) {
+                    state.live.qos.observe(timestamp.nseconds(), jitter);
+                }
             }
+            // Downstream changed (a new sink, new allocation): ask it again.
+            gst::EventView::Reconfigure(_) => *lock(&self.delivery) = None,
+            _ => {}
         }
         self.parent_src_event(event)
     }
@@ -1037,7 +1065,10 @@ impl PddFlow {
         tracking_lost: bool,
     ) -> Result<(), gst::FlowError> {
         if settings.overlay {
-            self.draw(buffer, info, format, settings, result)?;
+            match self.overlay_delivery() {
+                Delivery::Blend => self.draw(buffer, info, format, settings, result)?,
+                Delivery::Attach => self.attach_overlay(buffer, info, format, settings, result)?,
+            }
         }
         result.attach(buffer).map_err(|e| {
             gst::element_imp_error!(
@@ -1110,6 +1141,88 @@ impl PddFlow {
             state.input = ModelInput::new(w, h);
         }
         Ok((w, h) != before)
+    }
+
+    /// Where the overlay goes with the negotiated caps: asked downstream once per negotiation
+    /// (never under the state lock: downstream answers in its own time).
+    fn overlay_delivery(&self) -> Delivery {
+        if let Some(delivery) = *lock(&self.delivery) {
+            return delivery;
+        }
+        let src = self.obj().src_pad().clone();
+        let delivery = match src.current_caps() {
+            Some(caps) if composition::has_feature(&caps) => {
+                let mut query = gst::query::Allocation::new(Some(&caps), false);
+                let allocation_meta = src.peer_query(&mut query)
+                    && query
+                        .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
+                        .is_some();
+                let plain = composition::without_feature_caps(&caps);
+                let takes_plain_caps = !src.peer_query_caps(Some(&plain)).is_empty();
+                let downstream = composition::Downstream {
+                    caps_feature: true,
+                    allocation_meta,
+                    takes_plain_caps,
+                };
+                let delivery = composition::delivery(downstream);
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "overlay: {delivery:?} (downstream: {downstream:?}, caps {caps})"
+                );
+                delivery
+            }
+            _ => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "overlay: blended in place (downstream caps without {})",
+                    gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION
+                );
+                Delivery::Blend
+            }
+        };
+        *lock(&self.delivery) = Some(delivery);
+        delivery
+    }
+
+    /// The overlay as a `GstVideoOverlayCompositionMeta`, the pixels untouched. Nothing is
+    /// attached when nothing is drawn; when the composition cannot be built, a warning and the
+    /// overlay is blended in place instead.
+    fn attach_overlay(
+        &self,
+        buffer: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        result: &FlowResult,
+    ) -> Result<(), gst::FlowError> {
+        let Some(image) = draw::render_overlay(
+            (info.width() as usize, info.height() as usize),
+            settings.overlay_style.into(),
+            settings.overlay_alpha as f32,
+            &result.flow,
+            result.labels.as_ref(),
+            &readout::legend(result),
+        ) else {
+            return Ok(());
+        };
+        match composition::composition(image) {
+            Ok(composition) => {
+                gst_video::VideoOverlayCompositionMeta::add(buffer, &composition);
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot build the overlay composition ({e}): blending the overlay into the frame"),
+                    ["Report this as a bug; the overlay stays visible, drawn into the pixels."]
+                );
+                *lock(&self.delivery) = Some(Delivery::Blend);
+                self.draw(buffer, info, format, settings, result)
+            }
+        }
     }
 
     fn draw(

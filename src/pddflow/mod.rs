@@ -1,11 +1,13 @@
 //! The `pddflow` element: optical flow on ultrasound video with a PDD-Net through ONNX Runtime,
 //! and propagation of a reference vessel mask onto every frame.
 //!
-//! The element is an in-place transform: pixels pass untouched unless `overlay` is on, and every
-//! output buffer carries a [`crate::meta::FlowResult`]. Re-anchor the reference by attaching a
+//! The element is an in-place transform: pixels pass untouched unless `overlay` is on (and even
+//! then when downstream blends a `GstVideoOverlayCompositionMeta` itself, see `composition`),
+//! and every output buffer carries a [`crate::meta::FlowResult`]. Re-anchor the reference by attaching a
 //! reference-mask meta upstream, by emitting the `reanchor` action signal, or by sending a
 //! custom downstream event named [`REANCHOR_EVENT`].
 
+mod composition;
 mod imp;
 pub mod live;
 mod readout;
