@@ -14,7 +14,8 @@ grid in the element), the reference mask warped once. Warping (warp_labels): the
 summed per label, the heaviest wins (ties to the lower label id), and a neighbour outside the
 frame counts as background. Dice per class; HD95 = max of the two directed 95th percentiles;
 HD = maximum; pixels at native size. A class absent from both GT and prediction is skipped;
-absent from one only scores Dice 0 (HD not scored). Reported per class and overall as mean +-
+absent from one only scores Dice 0 (HD not scored). Boundaries, distances and the percentile are
+those of src/flow/metrics.rs. Reported per class and overall as mean +-
 std over sequences (population std; pddflow-eval reports the sample std).
 
 Closed vessels: a frame where a class covers less than CLOSED_FRACTION of its area in the first
@@ -23,13 +24,23 @@ frame, but there the truth is a sub-pixel sliver that only the exact deformation
 (pddflow_train.oracle --blur), so each class also reports the Dice over its open frames and, over its closed
 frames, the predicted and true areas as fractions of the first frame's area.
 
+Scoring: the command line scores through `pddflow-eval --score-predictions` whenever it finds
+the binary (PDDFLOW_EVAL, target/release or target/debug of this repository, or PATH): the
+predicted masks are written in its predictions layout (`--predictions DIR` keeps them) and the
+tables and `--json` come from its report, so that every number has one protocol. `score()` below
+is the in-process scorer that validation during training uses (no files, no binary); a test
+(tests/test_evaluate.py) checks that it agrees with pddflow-eval.
+
 Usage:
   python -m pddflow_train.evaluate DATASET --seqs 0035,0037 \
-      --methods copy,dis:fast,dis:medium,farneback,model:models/default
+      --methods copy,dis:fast,dis:medium,farneback,model:models/default [--scorer auto|pddflow-eval|python]
 """
 import argparse
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 
 import cv2
@@ -42,17 +53,22 @@ CLOSED_FRACTION = 0.1
 
 
 def _boundary(m):
-    er = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8))
+    """Pixels with a 4-neighbour outside the set, the image edge counting as outside (as
+    src/flow/metrics.rs)."""
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    er = cv2.erode(m.astype(np.uint8), cross, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return (m > 0) & (er == 0)
 
 
 def hd_metrics(a, b):
+    """(HD95, HD) between the boundaries of two masks: exact Euclidean distances, nearest-rank
+    95th percentile of each direction, the larger of the two (as src/flow/metrics.rs)."""
     ba, bb = _boundary(a), _boundary(b)
     if not ba.any() or not bb.any():
         return None, None
-    da = cv2.distanceTransform((~bb).astype(np.uint8), cv2.DIST_L2, 5)[ba]
-    db = cv2.distanceTransform((~ba).astype(np.uint8), cv2.DIST_L2, 5)[bb]
-    hd95 = max(np.percentile(da, 95), np.percentile(db, 95))
+    da = cv2.distanceTransform((~bb).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[ba]
+    db = cv2.distanceTransform((~ba).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[bb]
+    hd95 = max(np.percentile(da, 95, method="inverted_cdf"), np.percentile(db, 95, method="inverted_cdf"))
     hd = max(da.max(), db.max())
     return float(hd95), float(hd)
 
@@ -163,7 +179,8 @@ def make_method(spec):
     raise ValueError(spec)
 
 
-def eval_sequence(seq_dir, method, mode):
+def read_sequence(seq_dir):
+    """Frame names, grey frames and the annotated masks {frame index: labels} of a sequence."""
     fdir, mdir = os.path.join(seq_dir, "frames"), os.path.join(seq_dir, "masks")
     names = sorted(n for n in os.listdir(fdir) if n.endswith(".png"))
     frames = [cv2.imread(os.path.join(fdir, n), cv2.IMREAD_GRAYSCALE) for n in names]
@@ -173,22 +190,36 @@ def eval_sequence(seq_dir, method, mode):
         if os.path.exists(p):
             m = cv2.imread(p, cv2.IMREAD_UNCHANGED)
             masks[i] = m[..., 0] if m.ndim == 3 else m
-    ref_mask = masks[0]
-    n_cls = max(3, int(max(m.max() for m in masks.values())) + 1)
-    classes = sorted(set(int(c) for m in masks.values() for c in np.unique(m) if c != 0))
-    rest_area = {c: int((ref_mask == c).sum()) for c in classes}
-    per = {c: [] for c in classes}
-    closed = {c: [] for c in classes}  # (predicted area, true area) / rest area
+    return names, frames, masks
+
+
+def propagate(frames, ref_mask, method, mode, n_cls):
+    """The reference (first) frame's mask carried to every later frame: yields (index, labels)."""
     comp = None
     for i in range(1, len(frames)):
         if mode == "keyframe":
-            pred = warp_labels(ref_mask, method(frames[0], frames[i]), n_cls)
+            yield i, warp_labels(ref_mask, method(frames[0], frames[i]), n_cls)
         else:
             # chain: frame-to-frame flows composed back to the reference (as the element does):
             # F_0<-t(p) = f(p) + F_0<-t-1(p + f(p)), f = flow(t -> t-1); the reference mask is warped once
             step = method(frames[i - 1], frames[i])
             comp = step if comp is None else step + warp_np(comp, step)
-            pred = warp_labels(ref_mask, comp, n_cls)
+            yield i, warp_labels(ref_mask, comp, n_cls)
+
+
+def _label_count(masks):
+    return max(3, int(max(m.max() for m in masks.values())) + 1)
+
+
+def eval_sequence(seq_dir, method, mode):
+    names, frames, masks = read_sequence(seq_dir)
+    ref_mask = masks[0]
+    n_cls = _label_count(masks)
+    classes = sorted(set(int(c) for m in masks.values() for c in np.unique(m) if c != 0))
+    rest_area = {c: int((ref_mask == c).sum()) for c in classes}
+    per = {c: [] for c in classes}
+    closed = {c: [] for c in classes}  # (predicted area, true area) / rest area
+    for i, pred in propagate(frames, ref_mask, method, mode, n_cls):
         if i in masks:
             for c, v in score(pred, masks[i], classes).items():
                 gt_area = int((masks[i] == c).sum())
@@ -209,6 +240,78 @@ def eval_sequence(seq_dir, method, mode):
             res[c]["closed_pred_area"] = float(np.mean([p for p, _ in closed[c]]))
             res[c]["closed_true_area"] = float(np.mean([t for _, t in closed[c]]))
     return res
+
+
+def write_predictions(root, seqs, method, mode, out, label):
+    """Every frame after each sequence's first, propagated by `method` in `mode`, written as
+    pddflow-eval's predictions layout: OUT/<sequence>/masks/<frame>.png and OUT/manifest.json."""
+    references = {}
+    for s in seqs:
+        names, frames, masks = read_sequence(os.path.join(root, s))
+        if 0 not in masks:
+            raise ValueError(f"{s}: the first frame {names[0]} has no mask to propagate")
+        references[s] = names[0]
+        masks_out = os.path.join(out, s, "masks")
+        os.makedirs(masks_out, exist_ok=True)
+        for i, pred in propagate(frames, masks[0], method, mode, _label_count(masks)):
+            cv2.imwrite(os.path.join(masks_out, names[i]), pred)
+    with open(os.path.join(out, "manifest.json"), "w") as fh:
+        json.dump({"method": label, "references": references}, fh, indent=1)
+
+
+def find_pddflow_eval():
+    """The pddflow-eval binary: $PDDFLOW_EVAL, this repository's target/release or target/debug,
+    or PATH; None when there is none."""
+    if os.environ.get("PDDFLOW_EVAL"):
+        return os.environ["PDDFLOW_EVAL"]
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    for profile in ("release", "debug"):
+        path = os.path.join(repo, "target", profile, "pddflow-eval")
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("pddflow-eval")
+
+
+def score_with_pddflow_eval(binary, root, seqs, predictions, name, report_stem):
+    """pddflow-eval's report (parsed JSON) of the predictions in `predictions` for sequences
+    `seqs` of the dataset `root`; its Markdown and JSON are kept at `report_stem`.md/.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # pddflow-eval scores every sequence of a dataset: a view of the chosen ones
+        view = os.path.join(tmp, "dataset")
+        os.makedirs(view)
+        for s in seqs:
+            os.symlink(os.path.abspath(os.path.join(root, s)), os.path.join(view, s))
+        done = subprocess.run([binary, "--dataset", view, "--score-predictions", predictions, "--name", name,
+                               "--report", report_stem], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{binary} failed ({done.returncode}): {done.stderr.strip()}")
+    with open(report_stem + ".json") as fh:
+        return json.load(fh)
+
+
+def summary_from_report(report):
+    """A pddflow-eval report in the shape evaluate() returns per mode (std: pddflow-eval's, over
+    sequences, n - 1)."""
+    nan = float("nan")
+
+    def stat(entry, key):
+        v = entry.get(key)
+        return (v["mean"], v["std"]) if v else (nan, nan)
+
+    summ = {}
+    for c in report["summary"]:
+        if c["name"] == "overall":
+            summ["overall_dice"] = stat(c, "dice")
+            continue
+        cs = summ[c["name"]] = {k: stat(c, k) for k in ("dice", "hd95", "hd", "dice_open")}
+        if c.get("closed"):
+            cl = c["closed"]
+            cs["closed"] = dict(sequences=cl["sequences"], frames=cl["frames"], pred_area=cl["predicted_area"],
+                                true_area=cl["true_area"])
+    summ["per_sequence"] = {
+        s["name"]: {c["name"]: {k: c.get(k) for k in ("dice", "hd95", "hd")} for c in s["classes"]
+                    if c["name"] != "overall"} for s in report["sequences"]}
+    return summ
 
 
 def evaluate(root, seqs, method, modes=("keyframe", "chain")):
@@ -263,15 +366,39 @@ def main():
     ap.add_argument("--methods", default="copy,dis:fast,dis:medium,farneback")
     ap.add_argument("--modes", default="keyframe,chain")
     ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--scorer", choices=("auto", "pddflow-eval", "python"), default="auto",
+                    help="pddflow-eval --score-predictions (the reference protocol; auto: when found) "
+                         "or the in-process scorer")
+    ap.add_argument("--predictions", default=None,
+                    help="keep the predicted masks and pddflow-eval's reports here (default: a temporary directory)")
     a = ap.parse_args()
     seqs = a.seqs.split(",") if a.seqs else sorted(d for d in os.listdir(a.dataset)
                                                    if os.path.isdir(os.path.join(a.dataset, d, "frames")))
+    binary = find_pddflow_eval() if a.scorer != "python" else None
+    if a.scorer == "pddflow-eval" and not binary:
+        raise SystemExit("evaluate: no pddflow-eval binary: build it (cargo build --release) or set PDDFLOW_EVAL")
+    if not binary:
+        print("scoring in-process (no pddflow-eval binary found; cargo build --release gives one)", flush=True)
+    keep = a.predictions or tempfile.mkdtemp(prefix="pddflow-evaluate-")
     allres = {}
     for m in a.methods.split(","):
         t0 = time.time()
-        r = evaluate(a.dataset, seqs, make_method(m), a.modes.split(","))
+        if binary:
+            r = {}
+            for mode in a.modes.split(","):
+                name = f"{m} {mode}"
+                out = os.path.join(keep, f"{m}_{mode}".replace(":", "_").replace("/", "_"))
+                write_predictions(a.dataset, seqs, make_method(m), mode, out, name)
+                report = score_with_pddflow_eval(binary, a.dataset, seqs, out, name, out + "-report")
+                r[mode] = summary_from_report(report)
+        else:
+            r = evaluate(a.dataset, seqs, make_method(m), a.modes.split(","))
         allres[m] = r
         print(f"== {m} on {','.join(seqs)} ({time.time() - t0:.0f} s)\n{fmt(r)}", flush=True)
+    if binary:
+        print(f"predictions and pddflow-eval reports: {keep}")
+        if not a.predictions:
+            print("(a temporary directory: give --predictions DIR to choose where)")
     if a.json:
         json.dump(allres, open(a.json, "w"), indent=1)
 

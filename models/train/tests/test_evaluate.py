@@ -47,3 +47,52 @@ def test_ties_go_to_the_lower_label():
     m[:, :3], m[:, 3:] = 2, 1
     got = warp_labels(m, constant_flow(6, 4, 0.5, 0), 3)
     assert (got[:, 2] == 1).all()  # half label 2, half label 1
+
+
+def _tiny_dataset(root):
+    """Two sequences of five 48x40 frames, a vein and an artery (discs) moving; masks on frames 0,
+    2, 4."""
+    import cv2
+    rng = np.random.RandomState(3)
+    for s, (vx, vy) in enumerate(((2, 1), (-1, 2))):
+        seq = root / f"seq{s}"
+        (seq / "frames").mkdir(parents=True)
+        (seq / "masks").mkdir()
+        for i in range(5):
+            cv2.imwrite(str(seq / "frames" / f"{i:06d}.png"), (rng.rand(40, 48) * 255).astype(np.uint8))
+            if i % 2 == 0:
+                m = np.zeros((40, 48), np.uint8)  # discs: diagonal edges, many distinct distances
+                cv2.circle(m, (12 + vx * i, 14 + vy * i), 7, 1, -1)
+                cv2.circle(m, (31 + vx * i, 19 + vy * i), 5, 2, -1)
+                cv2.imwrite(str(seq / "masks" / f"{i:06d}.png"), m)
+
+
+def test_in_process_scores_agree_with_pddflow_eval(tmp_path):
+    """Training validation scores in-process; the tables go through pddflow-eval. Same masks,
+    same numbers (per sequence and class: Dice exactly, distances to 1e-4 px)."""
+    from pddflow_train.evaluate import (eval_sequence, find_pddflow_eval, score_with_pddflow_eval,
+                                        write_predictions)
+    binary = find_pddflow_eval()
+    if not binary:
+        pytest.skip("no pddflow-eval binary (cargo build) to compare with")
+    _tiny_dataset(tmp_path / "data")
+
+    def method(ref, cur):  # a wrong, constant motion: Dice and distances in between
+        return constant_flow(48, 40, -1.5, -0.5)
+
+    seqs = ["seq0", "seq1"]
+    for mode in ("keyframe", "chain"):
+        pred = tmp_path / f"pred_{mode}"
+        write_predictions(str(tmp_path / "data"), seqs, method, mode, str(pred), f"shift {mode}")
+        report = score_with_pddflow_eval(binary, str(tmp_path / "data"), seqs, str(pred), mode,
+                                         str(tmp_path / f"report_{mode}"))
+        assert [s["name"] for s in report["sequences"]] == seqs
+        for s in report["sequences"]:
+            ours = eval_sequence(str(tmp_path / "data" / s["name"]), method, mode)
+            theirs = {c["label"]: c for c in s["classes"] if c["label"] is not None}
+            assert sorted(theirs) == sorted(ours) == [1, 2]
+            for label, v in ours.items():
+                assert 0.05 < v["dice"] < 0.99, v
+                assert abs(v["dice"] - theirs[label]["dice"]) < 1e-9, (mode, s["name"], label)
+                assert abs(v["hd95"] - theirs[label]["hd95"]) < 1e-4, (mode, s["name"], label)
+                assert abs(v["hd"] - theirs[label]["hd"]) < 1e-4, (mode, s["name"], label)
