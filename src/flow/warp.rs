@@ -212,8 +212,8 @@ fn block_source_bounds(
 /// that `floor` is on x86-64 without SSE4.1: it ran twice per sampled pixel of the warp.
 #[inline]
 fn floor(x: f32) -> f32 {
-    // From 2^23 on every f32 is an integer; NaN fails the comparison and comes back as it is.
-    if !(x.abs() < 8_388_608.0) {
+    // From 2^23 on every f32 is an integer; NaN comes back as it is.
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
         return x;
     }
     let t = x as i32 as f32;
