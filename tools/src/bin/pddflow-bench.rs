@@ -849,7 +849,7 @@ fn long_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         &format!(
             "{} frames at {w}x{h}, chain mode, no overlay; RSS sampled at the sink every {} \
              frames; the first 20% are a warm-up. 100,000 frames: `pddflow-bench --skip \
-             model,e2e,opencv --long-frames 100000`.",
+             model,e2e,stages,ratio,opencv --long-frames 100000`.",
             args.long_frames,
             (args.long_frames / 50).max(1)
         ),
@@ -1006,7 +1006,7 @@ fn live_section(args: &Args, out: &mut Out) -> Result<(), String> {
              threads={threads} reference-mask=(vein + artery) ! fakesink sync=true qos=true`, {:.0} s \
              each. \"in pddflow\": a frame's time from pddflow's sink pad to its src pad; \"delay at \
              sink\": from its capture (running time) to its arrival at the sink, which grows \
-             without bound when frames queue up. Alone: `pddflow-bench --skip model,e2e,long,opencv \
+             without bound when frames queue up. Alone: `pddflow-bench --skip model,e2e,stages,ratio,long,opencv \
              --live-seconds {:.0}`.",
             args.live_format, size.0, size.1, args.live_fps, args.live_seconds, args.live_seconds
         ),
@@ -1099,7 +1099,7 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
              {} frames in all at {}; every {} frames each pipeline is disturbed in turn: {}. \
              RSS of the process sampled every ~{} frames while the pipelines run (the first 20% \
              are a warm-up), and once they are closed. \
-             Alone: `pddflow-bench --skip model,e2e,long,opencv --soak-frames {}`.",
+             Alone: `pddflow-bench --skip model,e2e,stages,ratio,long,opencv --soak-frames {}`.",
             config.pipelines,
             model.map_or("built-in model".into(), |m| m.display().to_string()),
             report.frames,
