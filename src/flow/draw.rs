@@ -169,19 +169,27 @@ pub fn draw_labels(canvas: &mut Canvas, labels: &LabelMap, alpha: f32, fill: boo
         while x < w {
             let label = row[x];
             let end = run_end(row, x, label);
-            // Within the run only the first and last pixels can differ from a side neighbour.
-            let is_edge = |i: usize| {
-                (i == x && x > 0)
-                    || (i + 1 == end && end < w)
-                    || above.is_some_and(|a| a[i] != label)
-                    || below.is_some_and(|b| b[i] != label)
+            // Interior: inside the run (its first and last pixels count as outline where a side
+            // neighbour differs) with the same label above and below; the rest is outline.
+            let lo = if x > 0 { x + 1 } else { x };
+            let hi = if end < w { end - 1 } else { end };
+            let interior_end = |i: usize| {
+                if i < lo || i >= hi {
+                    return i;
+                }
+                let up = above.map_or(hi, |a| run_end(&a[..hi], i, label));
+                let down = below.map_or(hi, |b| run_end(&b[..hi], i, label));
+                up.min(down)
             };
             let mut start = x;
             while start < end {
-                let edge = is_edge(start);
-                let mut stop = start + 1;
-                while stop < end && is_edge(stop) == edge {
+                let mut stop = interior_end(start);
+                let edge = stop == start;
+                if edge {
                     stop += 1;
+                    while stop < end && interior_end(stop) == stop {
+                        stop += 1;
+                    }
                 }
                 let k = match paints.iter().position(|(key, _)| *key == (label, edge)) {
                     Some(k) => k,
