@@ -76,7 +76,7 @@ done
 
 echo "== pddflow-bench, model only, per size" >&2
 "$BIN/pddflow-bench" "${MODEL_ARGS[@]/--model/--models}" --working-sizes "$SIZES" --threads "$THREADS" \
-  --skip e2e,long --opencv-sizes "$(echo "$SIZES" | sed -E 's/([0-9]+)/\1x\1/g')" \
+  --skip e2e,stages,ratio,long --opencv-sizes "$(echo "$SIZES" | sed -E 's/([0-9]+)/\1x\1/g')" \
   --python "${PYTHON:-}" --markdown "$WORK/bench.md" >&2
 
 END=$(date +%s)

@@ -5,7 +5,7 @@
 //! pixel: a row is scanned once, each run is joined (union–find) with the runs of the row above
 //! that it touches, and every later pass (areas, boxes, filling) walks runs, not pixels.
 
-use super::LabelMap;
+use super::{run_end, LabelMap};
 
 /// A horizontal run of one label: row `y`, columns `x0..x1` (end exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,17 +87,11 @@ pub fn components(labels: &LabelMap) -> Components {
         let row_start = runs.len();
         // The runs of the row above that may still touch a run of this row (both sorted by x).
         let mut above = previous_row.start;
-        let mut x = 0;
+        let mut x = run_end(row, 0, 0);
         while x < w {
             let label = row[x];
-            if label == 0 {
-                x += 1;
-                continue;
-            }
             let x0 = x;
-            while x < w && row[x] == label {
-                x += 1;
-            }
+            x = run_end(row, x, label);
             let index = runs.len() as u32;
             runs.push(Run {
                 y: y as u32,
@@ -121,6 +115,7 @@ pub fn components(labels: &LabelMap) -> Components {
                 }
                 k += 1;
             }
+            x = run_end(row, x, 0);
         }
         previous_row = row_start..runs.len();
     }

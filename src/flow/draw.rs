@@ -4,8 +4,8 @@
 //! downstream to blend (the element's overlay composition).
 
 use super::labels;
-use super::pixels::{Canvas, PixelFormat};
-use super::{FlowField, LabelMap};
+use super::pixels::{Canvas, Paint, PixelFormat};
+use super::{run_end, FlowField, LabelMap};
 
 /// The layers an overlay draws (the element's `overlay-style`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,38 +143,66 @@ pub struct LegendLine {
     pub text: String,
 }
 
-/// Whether `(x, y)` lies on the edge of its label region (a 4-neighbour differs).
-#[inline]
-fn is_edge(labels: &LabelMap, x: usize, y: usize) -> bool {
-    let l = labels.get(x, y);
-    (x > 0 && labels.get(x - 1, y) != l)
-        || (x + 1 < labels.width && labels.get(x + 1, y) != l)
-        || (y > 0 && labels.get(x, y - 1) != l)
-        || (y + 1 < labels.height && labels.get(x, y + 1) != l)
-}
-
 /// Mask fill with `alpha` and/or opaque outlines. `labels` must have the canvas's size.
+///
+/// Walks each row's runs of one label and blends them as spans of outline or interior pixels
+/// (a pixel is outline when a 4-neighbour has another label), each span through one prepared
+/// [`Paint`] per label and kind.
 pub fn draw_labels(canvas: &mut Canvas, labels: &LabelMap, alpha: f32, fill: bool, contour: bool) {
-    for y in 0..labels.height {
-        for x in 0..labels.width {
-            let l = labels.get(x, y);
-            if l == 0 {
-                continue;
-            }
-            let a = if is_edge(labels, x, y) {
-                if contour {
-                    1.0
-                } else if fill {
-                    alpha
-                } else {
-                    0.0
+    let interior_alpha = if fill { alpha } else { 0.0 };
+    let edge_alpha = if contour { 1.0 } else { interior_alpha };
+    if interior_alpha <= 0.0 && edge_alpha <= 0.0 {
+        return;
+    }
+    let w = labels.width;
+    // Paints are prepared on first use, by (label, outline).
+    let mut paints: Vec<((u8, bool), Paint)> = Vec::new();
+    for (y, row) in labels
+        .data
+        .chunks_exact(w.max(1))
+        .enumerate()
+        .take(labels.height)
+    {
+        let above = y.checked_sub(1).map(|u| &labels.data[u * w..][..w]);
+        let below = (y + 1 < labels.height).then(|| &labels.data[(y + 1) * w..][..w]);
+        let mut x = run_end(row, 0, 0);
+        while x < w {
+            let label = row[x];
+            let end = run_end(row, x, label);
+            // Interior: inside the run (its first and last pixels count as outline where a side
+            // neighbour differs) with the same label above and below; the rest is outline.
+            let lo = if x > 0 { x + 1 } else { x };
+            let hi = if end < w { end - 1 } else { end };
+            let interior_end = |i: usize| {
+                if i < lo || i >= hi {
+                    return i;
                 }
-            } else if fill {
-                alpha
-            } else {
-                0.0
+                let up = above.map_or(hi, |a| run_end(&a[..hi], i, label));
+                let down = below.map_or(hi, |b| run_end(&b[..hi], i, label));
+                up.min(down)
             };
-            canvas.blend(x as i64, y as i64, labels::color(l), a);
+            let mut start = x;
+            while start < end {
+                let mut stop = interior_end(start);
+                let edge = stop == start;
+                if edge {
+                    stop += 1;
+                    while stop < end && interior_end(stop) == stop {
+                        stop += 1;
+                    }
+                }
+                let k = match paints.iter().position(|(key, _)| *key == (label, edge)) {
+                    Some(k) => k,
+                    None => {
+                        let a = if edge { edge_alpha } else { interior_alpha };
+                        paints.push(((label, edge), canvas.paint(labels::color(label), a)));
+                        paints.len() - 1
+                    }
+                };
+                canvas.fill_span(y as i64, start as i64, stop as i64, &paints[k].1);
+                start = stop;
+            }
+            x = run_end(row, end, 0);
         }
     }
 }
@@ -329,20 +357,16 @@ pub fn draw_legend(canvas: &mut Canvas, lines: &[LegendLine]) {
         chars * 8 * scale + 20 * scale,
         lines.len() as i64 * line_h + 6 * scale,
     );
+    let shade = canvas.paint([0, 0, 0], 0.55);
     for y in 0..h {
-        for x in 0..w {
-            canvas.blend(4 + x, 4 + y, [0, 0, 0], 0.55);
-        }
+        canvas.fill_span(4 + y, 4, 4 + w, &shade);
     }
     for (i, line) in lines.iter().enumerate() {
         let y = 4 + 3 * scale + i as i64 * line_h;
-        for k in 0..(8 * scale) * (8 * scale) {
-            canvas.blend(
-                4 + 3 * scale + k % (8 * scale),
-                y + k / (8 * scale),
-                labels::color(line.label),
-                1.0,
-            );
+        let (x0, side) = (4 + 3 * scale, 8 * scale);
+        let swatch = canvas.paint(labels::color(line.label), 1.0);
+        for row in y..y + side {
+            canvas.fill_span(row, x0, x0 + side, &swatch);
         }
         draw_text(
             canvas,
@@ -379,6 +403,101 @@ mod tests {
         // Centre is filled at half strength, the outline opaque.
         assert_eq!(&frame[(2 * 5 + 2) * 3..(2 * 5 + 2) * 3 + 3], &[178, 75, 75]);
         assert_eq!(&frame[(5 + 1) * 3..(5 + 1) * 3 + 3], &[255, 50, 50]);
+    }
+
+    /// Pixel by pixel, as the labels were drawn before they were drawn by runs.
+    fn draw_labels_per_pixel(
+        canvas: &mut Canvas,
+        labels: &LabelMap,
+        alpha: f32,
+        fill: bool,
+        contour: bool,
+    ) {
+        for y in 0..labels.height {
+            for x in 0..labels.width {
+                let l = labels.get(x, y);
+                if l == 0 {
+                    continue;
+                }
+                let edge = (x > 0 && labels.get(x - 1, y) != l)
+                    || (x + 1 < labels.width && labels.get(x + 1, y) != l)
+                    || (y > 0 && labels.get(x, y - 1) != l)
+                    || (y + 1 < labels.height && labels.get(x, y + 1) != l);
+                let a = match (edge, contour, fill) {
+                    (true, true, _) => 1.0,
+                    (_, _, true) => alpha,
+                    _ => 0.0,
+                };
+                canvas.blend(x as i64, y as i64, labels::color(l), a);
+            }
+        }
+    }
+
+    #[test]
+    fn labels_drawn_by_runs_equal_labels_drawn_pixel_by_pixel() {
+        let (w, h) = (37, 23);
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // Discs of three labels that touch each other and the border, and specks.
+        let mut labels = LabelMap::new(w, h);
+        for (cx, cy, r, l) in [(8, 8, 7, 1), (20, 12, 9, 2), (33, 20, 6, 1), (30, 3, 4, 7)] {
+            for y in 0..h as i64 {
+                for x in 0..w as i64 {
+                    if (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r {
+                        labels.data[y as usize * w + x as usize] = l;
+                    }
+                }
+            }
+        }
+        for _ in 0..20 {
+            let i = (next() % (w * h) as u64) as usize;
+            labels.data[i] = (next() % 4) as u8;
+        }
+        let formats = [
+            (PixelFormat::Rgbx, false),
+            (PixelFormat::Bgr, false),
+            (PixelFormat::Bgra, true),
+            (PixelFormat::Gray8, false),
+            (PixelFormat::Gray16Le, false),
+            (PixelFormat::I420, false),
+            (PixelFormat::Nv12, false),
+        ];
+        for (format, with_alpha) in formats {
+            for (fill, contour) in [(true, true), (true, false), (false, true), (false, false)] {
+                let planes: Vec<(Vec<u8>, usize)> = (0..format.n_planes())
+                    .map(|p| {
+                        let (row, rows) = format.plane_size(p, w, h);
+                        let data = (0..(row + 3) * rows).map(|_| next() as u8).collect();
+                        (data, row + 3)
+                    })
+                    .collect();
+                let draw = |by_runs: bool| {
+                    let mut planes = planes.clone();
+                    let mut views: Vec<(&mut [u8], usize)> =
+                        planes.iter_mut().map(|(d, s)| (&mut d[..], *s)).collect();
+                    let mut canvas = Canvas::new(format, w, h, &mut views);
+                    if with_alpha {
+                        canvas = canvas.with_alpha();
+                    }
+                    if by_runs {
+                        draw_labels(&mut canvas, &labels, 0.35, fill, contour);
+                    } else {
+                        draw_labels_per_pixel(&mut canvas, &labels, 0.35, fill, contour);
+                    }
+                    planes
+                };
+                assert_eq!(
+                    draw(true),
+                    draw(false),
+                    "{format:?} fill {fill} contour {contour}"
+                );
+            }
+        }
     }
 
     #[test]

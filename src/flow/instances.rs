@@ -11,7 +11,7 @@
 //!   that break off do not stay behind in tissue as extra vessels.
 
 use super::components::components;
-use super::{FlowField, LabelMap};
+use super::{run_end, FlowField, LabelMap};
 
 /// Below this Jacobian determinant of the backward mapping, a vessel pixel counts as folded.
 /// Zero: only where the mapping turns over. Measured on the seven carotid recordings (Dice of the
@@ -74,14 +74,19 @@ impl Instances {
         for (k, &class) in self.classes.iter().enumerate() {
             lut[k + 1] = class;
         }
+        // Background stays background: only the runs of instance ids are written.
+        let ids = &instance_map.data;
+        let mut data = vec![0u8; ids.len()];
+        let mut i = run_end(ids, 0, 0);
+        while i < ids.len() {
+            let end = run_end(ids, i, ids[i]);
+            data[i..end].fill(lut[ids[i] as usize]);
+            i = run_end(ids, end, 0);
+        }
         LabelMap {
             width: instance_map.width,
             height: instance_map.height,
-            data: instance_map
-                .data
-                .iter()
-                .map(|&id| lut[id as usize])
-                .collect(),
+            data,
         }
     }
 }
@@ -113,6 +118,49 @@ pub fn jacobian_determinant(flow: &FlowField) -> Vec<f32> {
     det
 }
 
+/// Sets to 0 the vessel pixels of `instance_map` where the mapping `p -> p + flow(p)` folds
+/// (its Jacobian determinant, at the flow cell nearest to the pixel, is below
+/// [`FOLD_DETERMINANT`]). A flow of fewer than 2 x 2 cells has no determinant: nothing changes.
+pub fn remove_folds(instance_map: &mut LabelMap, flow: &FlowField) {
+    if flow.width < 2 || flow.height < 2 {
+        return;
+    }
+    let (w, h) = (instance_map.width, instance_map.height);
+    let det = jacobian_determinant(flow);
+    // Flow rows with a folded cell: frame rows nearest to the others keep every pixel.
+    let folded_rows: Vec<bool> = det
+        .chunks_exact(flow.width)
+        .map(|row| row.iter().any(|&d| d < FOLD_DETERMINANT))
+        .collect();
+    // The flow cell whose centre is nearest to each frame pixel.
+    let cell = |i: usize, n: usize, cells: usize| ((2 * i + 1) * cells / (2 * n)).min(cells - 1);
+    let columns: Vec<usize> = (0..w).map(|x| cell(x, w, flow.width)).collect();
+    // Per frame column of the current flow row: 0 where the pixel folded, else 0xff, so
+    // that a row is cleaned with one AND per pixel.
+    let mut keep = vec![0u8; w];
+    let mut keep_row = None;
+    for y in 0..h {
+        let flow_row = cell(y, h, flow.height);
+        if !folded_rows[flow_row] {
+            continue;
+        }
+        if keep_row != Some(flow_row) {
+            let det_row = &det[flow_row * flow.width..][..flow.width];
+            for (k, &c) in keep.iter_mut().zip(&columns) {
+                *k = if det_row[c] < FOLD_DETERMINANT {
+                    0
+                } else {
+                    0xff
+                };
+            }
+            keep_row = Some(flow_row);
+        }
+        for (id, &k) in instance_map.data[y * w..(y + 1) * w].iter_mut().zip(&keep) {
+            *id &= k;
+        }
+    }
+}
+
 /// What cleaning did to one instance, in pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cleaning {
@@ -142,25 +190,17 @@ pub fn clean_propagated(
     flow: Option<&FlowField>,
     count: usize,
 ) -> Vec<Cleaning> {
-    let (w, h) = (instance_map.width, instance_map.height);
-    let mut stats = vec![Cleaning::default(); 256];
-    for &id in &instance_map.data {
-        stats[id as usize].warped += 1;
-    }
-    if let Some(flow) = flow.filter(|f| f.width > 1 && f.height > 1) {
-        let det = jacobian_determinant(flow);
-        // The flow cell whose centre is nearest to each frame pixel.
-        let cell =
-            |i: usize, n: usize, cells: usize| ((2 * i + 1) * cells / (2 * n)).min(cells - 1);
-        let columns: Vec<usize> = (0..w).map(|x| cell(x, w, flow.width)).collect();
-        for y in 0..h {
-            let row = cell(y, h, flow.height) * flow.width;
-            for (x, id) in instance_map.data[y * w..(y + 1) * w].iter_mut().enumerate() {
-                if *id != 0 && det[row + columns[x]] < FOLD_DETERMINANT {
-                    *id = 0;
-                }
-            }
-        }
+    let w = instance_map.width;
+    let mut stats: Vec<Cleaning> = instance_map
+        .histogram()
+        .iter()
+        .map(|&warped| Cleaning {
+            warped,
+            ..Cleaning::default()
+        })
+        .collect();
+    if let Some(flow) = flow {
+        remove_folds(instance_map, flow);
     }
     let found = components(instance_map);
     // The largest component of each instance id (the first of equal ones).
@@ -216,6 +256,30 @@ mod tests {
     }
 
     #[test]
+    fn classes_of_an_instance_map_match_a_lookup_per_pixel() {
+        let instances = Instances {
+            map: LabelMap::new(1, 1),
+            classes: vec![2, 1, 2, 7],
+            reference_areas: vec![1; 4],
+        };
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for len in [0, 1, 7, 8, 9, 63, 200] {
+            let ids: Vec<u8> = (0..len)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    // Mostly background, ids 1-4 and one unknown id (6: background).
+                    [0, 0, 0, 1, 1, 2, 3, 4, 6][(s % 9) as usize]
+                })
+                .collect();
+            let map = LabelMap::from_vec(len, 1, ids.clone()).unwrap();
+            let expected: Vec<u8> = ids.iter().map(|&id| instances.class_of(id)).collect();
+            assert_eq!(instances.to_classes(&map).data, expected, "{ids:?}");
+        }
+    }
+
+    #[test]
     fn too_many_vessels_for_an_8_bit_map_are_refused() {
         // A checkerboard: every labelled pixel is its own region.
         let mut m = LabelMap::new(32, 32);
@@ -258,6 +322,52 @@ mod tests {
         assert!(jacobian_determinant(&f)
             .iter()
             .all(|&d| (d - 0.2).abs() < 1e-5));
+    }
+
+    #[test]
+    fn folds_are_removed_where_the_nearest_cell_folds() {
+        // Rough flows that fold in places, on grids coarser than, equal to and odd against
+        // the map; compared with the fold check done pixel by pixel.
+        let mut s = 0x0dd5_eed5_1234_5678u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 10_000) as f32 / 10_000.0
+        };
+        for (w, h, fw, fh) in [
+            (41, 29, 8, 6),
+            (16, 16, 16, 16),
+            (50, 7, 9, 2),
+            (5, 9, 1, 4),
+        ] {
+            let mut flow = FlowField::zeros(fw, fh);
+            for v in flow.dx.iter_mut().chain(flow.dy.iter_mut()) {
+                *v = (next() - 0.5) * 3.0;
+            }
+            let data = (0..w * h).map(|_| (next() * 4.0) as u8).collect();
+            let map = LabelMap::from_vec(w, h, data).unwrap();
+            let mut expected = map.clone();
+            if fw > 1 && fh > 1 {
+                let det = jacobian_determinant(&flow);
+                let cell = |i: usize, n: usize, cells: usize| {
+                    ((2 * i + 1) * cells / (2 * n)).min(cells - 1)
+                };
+                for y in 0..h {
+                    for x in 0..w {
+                        if det[cell(y, h, fh) * fw + cell(x, w, fw)] < FOLD_DETERMINANT {
+                            expected.data[y * w + x] = 0;
+                        }
+                    }
+                }
+            }
+            let mut got = map.clone();
+            remove_folds(&mut got, &flow);
+            assert_eq!(got, expected, "{w}x{h} on {fw}x{fh}");
+            if fw > 1 && fh > 1 {
+                assert_ne!(got, map, "{w}x{h} on {fw}x{fh}: something folded");
+            }
+        }
     }
 
     #[test]

@@ -80,8 +80,29 @@ impl LabelMap {
 
     /// Pixel count per label id, indexed by id, up to the largest id present.
     pub fn areas(&self) -> Vec<u64> {
-        let mut counts = vec![0u64; self.max_label() as usize + 1];
-        for &v in &self.data {
+        let counts = self.histogram();
+        let largest = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+        counts[..=largest].to_vec()
+    }
+
+    /// Pixel count of every possible label id (index = id), in one pass over the map.
+    pub fn histogram(&self) -> [u64; 256] {
+        let mut counts = [0u64; 256];
+        let mut words = self.data.chunks_exact(8);
+        for word in &mut words {
+            // Label maps are mostly long runs of one id: eight equal bytes count at once.
+            let first = word[0];
+            if u64::from_ne_bytes(word.try_into().expect("8 bytes"))
+                == u64::from_ne_bytes([first; 8])
+            {
+                counts[first as usize] += 8;
+            } else {
+                for &v in word {
+                    counts[v as usize] += 1;
+                }
+            }
+        }
+        for &v in words.remainder() {
             counts[v as usize] += 1;
         }
         counts
@@ -120,6 +141,31 @@ impl LabelMap {
         }
         out
     }
+}
+
+/// The end of the run of `value` that starts at `from` in `row`: the first index at or after
+/// `from` whose byte is not `value`, else `row.len()`. Eight bytes are compared at a time, so
+/// scanning the long runs of a label map (mostly background) costs little.
+pub fn run_end(row: &[u8], from: usize, value: u8) -> usize {
+    let splat = u64::from_ne_bytes([value; 8]);
+    let mut i = from;
+    while let Some(word) = row.get(i..i + 8) {
+        let differs = u64::from_ne_bytes(word.try_into().expect("8 bytes")) ^ splat;
+        if differs != 0 {
+            // The first differing byte in memory order.
+            let bits = if cfg!(target_endian = "little") {
+                differs.trailing_zeros()
+            } else {
+                differs.leading_zeros()
+            };
+            return i + bits as usize / 8;
+        }
+        i += 8;
+    }
+    while i < row.len() && row[i] == value {
+        i += 1;
+    }
+    i
 }
 
 /// A dense 2-channel flow field, planar: `dx` then `dy`, row-major, in pixels of its own grid.
@@ -213,6 +259,66 @@ impl FlowField {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows of long runs and noise, of lengths around the 8-byte words.
+    fn rows() -> Vec<Vec<u8>> {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        (0..300)
+            .map(|i| {
+                let len = i % 41;
+                let mut row = Vec::with_capacity(len);
+                while row.len() < len {
+                    let value = if next() % 3 == 0 {
+                        0
+                    } else {
+                        (next() % 4) as u8
+                    };
+                    let run = 1 + (next() % 19) as usize;
+                    row.extend(std::iter::repeat_n(value, run.min(len - row.len())));
+                }
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_end_is_the_first_other_byte() {
+        for row in rows() {
+            for from in 0..=row.len() {
+                for value in 0..4 {
+                    let expected = (from..row.len())
+                        .find(|&i| row[i] != value)
+                        .unwrap_or(row.len());
+                    assert_eq!(
+                        run_end(&row, from, value),
+                        expected,
+                        "{row:?} {from} {value}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn histogram_and_areas_count_every_id() {
+        for row in rows() {
+            let map = LabelMap::from_vec(row.len(), 1, row.clone()).unwrap();
+            let mut expected = [0u64; 256];
+            for &v in &row {
+                expected[v as usize] += 1;
+            }
+            assert_eq!(map.histogram(), expected, "{row:?}");
+            let largest = row.iter().copied().max().unwrap_or(0) as usize;
+            assert_eq!(map.areas(), expected[..=largest], "{row:?}");
+        }
+        assert_eq!(LabelMap::new(0, 0).areas(), [0]);
+    }
 
     #[test]
     fn resize_nearest_of_degenerate_maps_is_background_not_a_panic() {

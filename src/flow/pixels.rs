@@ -110,31 +110,41 @@ pub fn extract_luma(
     height: usize,
     planes: &[(&[u8], usize)],
 ) -> Vec<u8> {
-    let mut out = vec![0u8; width * height];
+    let mut out = Vec::with_capacity(width * height);
     let (data, stride) = planes[0];
-    for y in 0..height {
-        let row = &data[y * stride..];
-        let dst = &mut out[y * width..(y + 1) * width];
-        match format {
-            PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 => {
-                dst.copy_from_slice(&row[..width])
-            }
-            PixelFormat::Gray16Le => {
-                for (x, d) in dst.iter_mut().enumerate() {
-                    *d = row[2 * x + 1];
-                }
-            }
-            _ => {
-                let ([ri, gi, bi], px) = format.rgb_layout().expect("packed RGB format");
-                for (x, d) in dst.iter_mut().enumerate() {
-                    let p = &row[x * px..];
-                    let l = 77 * p[ri] as u32 + 150 * p[gi] as u32 + 29 * p[bi] as u32;
-                    *d = (l >> 8) as u8;
-                }
+    let rows = (0..height).map(|y| &data[y * stride..]);
+    match format {
+        PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 => {
+            for row in rows {
+                out.extend_from_slice(&row[..width]);
             }
         }
+        PixelFormat::Gray16Le => {
+            for row in rows {
+                out.extend(row[..2 * width].chunks_exact(2).map(|p| p[1]));
+            }
+        }
+        // One loop per byte layout, so that the offsets are constants.
+        PixelFormat::Rgb => luma_rows::<3, 0, 2>(rows, width, &mut out),
+        PixelFormat::Bgr => luma_rows::<3, 2, 0>(rows, width, &mut out),
+        PixelFormat::Rgba | PixelFormat::Rgbx => luma_rows::<4, 0, 2>(rows, width, &mut out),
+        PixelFormat::Bgra | PixelFormat::Bgrx => luma_rows::<4, 2, 0>(rows, width, &mut out),
     }
     out
+}
+
+/// Luma of packed RGB rows of `PX`-byte pixels with red at byte `R`, green at 1, blue at `B`.
+fn luma_rows<'a, const PX: usize, const R: usize, const B: usize>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    width: usize,
+    out: &mut Vec<u8>,
+) {
+    for row in rows {
+        out.extend(row[..PX * width].chunks_exact(PX).map(|p| {
+            let l = 77 * p[R] as u32 + 150 * p[1] as u32 + 29 * p[B] as u32;
+            (l >> 8) as u8
+        }));
+    }
 }
 
 /// Resizes frame luma to the model's input and scales it to [0, 1].
@@ -168,6 +178,23 @@ impl ModelInput {
             .resize(&src, &mut dst, &options)
             .expect("same pixel type on both sides");
         dst.buffer().iter().map(scale).collect()
+    }
+}
+
+/// A colour at one opacity, prepared for a canvas's format: for every byte value a channel can
+/// hold, the value [`Canvas::blend`] turns it into. Spans drawn with it ([`Canvas::fill_span`])
+/// are identical to blending their pixels one by one.
+pub struct Paint {
+    rgb: [u8; 3],
+    alpha: f32,
+    /// Per channel (R, G, B and alpha for packed RGB; Y, U, V for YUV; luma first for grey):
+    /// the blended value of each old value.
+    tables: [[u8; 256]; 4],
+}
+
+impl Paint {
+    fn table(target: u8, alpha: f32) -> [u8; 256] {
+        std::array::from_fn(|old| blend(old as u8, target, alpha))
     }
 }
 
@@ -207,6 +234,92 @@ impl<'a, 'b> Canvas<'a, 'b> {
     pub fn with_alpha(mut self) -> Self {
         self.alpha = true;
         self
+    }
+
+    /// `rgb` at opacity `alpha` prepared for this canvas's format, for [`Canvas::fill_span`].
+    pub fn paint(&self, rgb: [u8; 3], alpha: f32) -> Paint {
+        let targets = match self.format {
+            PixelFormat::Gray8 | PixelFormat::Gray16Le => [rgb_to_yuv(rgb)[0].max(160), 0, 0, 0],
+            PixelFormat::I420 | PixelFormat::Nv12 => {
+                let [y, u, v] = rgb_to_yuv(rgb);
+                [y, u, v, 0]
+            }
+            _ => [rgb[0], rgb[1], rgb[2], 255],
+        };
+        Paint {
+            rgb,
+            alpha,
+            tables: targets.map(|t| Paint::table(t, alpha)),
+        }
+    }
+
+    /// Blends `paint` over pixels `x0..x1` of row `y` (parts outside the frame are left out):
+    /// the same as [`Canvas::blend`] on each of them, a table lookup per byte.
+    pub fn fill_span(&mut self, y: i64, x0: i64, x1: i64, paint: &Paint) {
+        let (x0, x1) = (x0.max(0), x1.min(self.width as i64));
+        if y < 0 || y >= self.height as i64 || x0 >= x1 || paint.alpha <= 0.0 {
+            return;
+        }
+        let (y, x0, x1) = (y as usize, x0 as usize, x1 as usize);
+        let [t0, t1, t2, t3] = &paint.tables;
+        match self.format {
+            PixelFormat::Gray8 => {
+                let (data, stride) = &mut self.planes[0];
+                for p in &mut data[y * *stride..][x0..x1] {
+                    *p = t0[*p as usize];
+                }
+            }
+            // 16-bit values: no table, the pixels one by one.
+            PixelFormat::Gray16Le => {
+                for x in x0..x1 {
+                    self.blend(x as i64, y as i64, paint.rgb, paint.alpha);
+                }
+            }
+            PixelFormat::I420 | PixelFormat::Nv12 => {
+                {
+                    let (luma, stride) = &mut self.planes[0];
+                    for p in &mut luma[y * *stride..][x0..x1] {
+                        *p = t0[*p as usize];
+                    }
+                }
+                if y % 2 != 0 {
+                    return;
+                }
+                // Chroma on even pixels only, as `blend` does.
+                let (c0, c1) = (x0.div_ceil(2), x1.div_ceil(2));
+                let cy = y / 2;
+                if self.format == PixelFormat::I420 {
+                    let (up, us) = &mut self.planes[1];
+                    for p in &mut up[cy * *us..][c0..c1] {
+                        *p = t1[*p as usize];
+                    }
+                    let (vp, vs) = &mut self.planes[2];
+                    for p in &mut vp[cy * *vs..][c0..c1] {
+                        *p = t2[*p as usize];
+                    }
+                } else {
+                    let (uv, s) = &mut self.planes[1];
+                    for p in uv[cy * *s..][2 * c0..2 * c1].chunks_exact_mut(2) {
+                        p[0] = t1[p[0] as usize];
+                        p[1] = t2[p[1] as usize];
+                    }
+                }
+            }
+            _ => {
+                let ([r, g, b], px) = self.format.rgb_layout().expect("packed RGB format");
+                let alpha =
+                    self.alpha && matches!(self.format, PixelFormat::Rgba | PixelFormat::Bgra);
+                let (data, stride) = &mut self.planes[0];
+                for p in data[y * *stride..][x0 * px..x1 * px].chunks_exact_mut(px) {
+                    p[r] = t0[p[r] as usize];
+                    p[g] = t1[p[g] as usize];
+                    p[b] = t2[p[b] as usize];
+                    if alpha {
+                        p[3] = t3[p[3] as usize];
+                    }
+                }
+            }
+        }
     }
 
     /// Blends `rgb` over pixel `(x, y)` with opacity `alpha`; outside the frame does nothing.
@@ -323,6 +436,130 @@ mod tests {
             extract_luma(PixelFormat::I420, 3, 2, &[(&y_plane, 4)]),
             vec![1, 2, 3, 4, 5, 6]
         );
+    }
+
+    const ALL_FORMATS: [PixelFormat; 10] = [
+        PixelFormat::Gray8,
+        PixelFormat::Gray16Le,
+        PixelFormat::Rgb,
+        PixelFormat::Bgr,
+        PixelFormat::Rgba,
+        PixelFormat::Bgra,
+        PixelFormat::Rgbx,
+        PixelFormat::Bgrx,
+        PixelFormat::I420,
+        PixelFormat::Nv12,
+    ];
+
+    /// Pseudo-random bytes (xorshift).
+    fn noise(seed: u64, n: usize) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// The planes of a `w` x `h` frame in `format`, random bytes, rows padded by 5 bytes.
+    fn random_planes(format: PixelFormat, w: usize, h: usize, seed: u64) -> Vec<(Vec<u8>, usize)> {
+        (0..format.n_planes())
+            .map(|plane| {
+                let (row, rows) = format.plane_size(plane, w, h);
+                let stride = row + 5;
+                (noise(seed + plane as u64, stride * rows), stride)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn luma_of_every_format_matches_the_per_pixel_formula() {
+        for format in ALL_FORMATS {
+            for (w, h) in [(1, 1), (7, 3), (33, 9)] {
+                let planes = random_planes(format, w, h, 7);
+                let (data, stride) = (&planes[0].0, planes[0].1);
+                // Pixel by pixel, as the luma was read before it had a loop per layout.
+                let expected: Vec<u8> = (0..w * h)
+                    .map(|i| {
+                        let row = &data[(i / w) * stride..];
+                        let x = i % w;
+                        match (format, format.rgb_layout()) {
+                            (_, Some(([r, g, b], px))) => {
+                                let p = &row[x * px..];
+                                ((77 * p[r] as u32 + 150 * p[g] as u32 + 29 * p[b] as u32) >> 8)
+                                    as u8
+                            }
+                            (PixelFormat::Gray16Le, None) => row[2 * x + 1],
+                            _ => row[x],
+                        }
+                    })
+                    .collect();
+                let planes: Vec<(&[u8], usize)> =
+                    planes.iter().map(|(d, s)| (&d[..], *s)).collect();
+                assert_eq!(
+                    extract_luma(format, w, h, &planes),
+                    expected,
+                    "{format:?} {w}x{h}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn spans_equal_blending_each_pixel() {
+        let (w, h) = (13, 6);
+        let spans = [
+            (0, 0, 13),
+            (1, 3, 9),
+            (2, -4, 5),
+            (3, 8, 40),
+            (5, 4, 5),
+            (4, 6, 6),
+            (4, 5, 12),
+        ];
+        for format in ALL_FORMATS {
+            for with_alpha in [false, true] {
+                for (rgb, alpha) in [
+                    ([40, 120, 255], 0.35),
+                    ([255, 50, 50], 1.0),
+                    ([0, 0, 0], 0.55),
+                    ([200, 60, 220], 1.5),
+                    ([1, 2, 3], 0.0),
+                    ([250, 140, 30], 1e-3),
+                ] {
+                    let planes = random_planes(format, w, h, 11);
+                    let mut by_pixel = planes.clone();
+                    let mut by_span = planes;
+                    let canvas_of = |planes: &mut Vec<(Vec<u8>, usize)>, spans_at_once: bool| {
+                        let mut views: Vec<(&mut [u8], usize)> =
+                            planes.iter_mut().map(|(d, s)| (&mut d[..], *s)).collect();
+                        let mut canvas = Canvas::new(format, w, h, &mut views);
+                        if with_alpha {
+                            canvas = canvas.with_alpha();
+                        }
+                        let paint = canvas.paint(rgb, alpha);
+                        for &(y, x0, x1) in &spans {
+                            if spans_at_once {
+                                canvas.fill_span(y, x0, x1, &paint);
+                            } else {
+                                for x in x0..x1 {
+                                    canvas.blend(x, y, rgb, alpha);
+                                }
+                            }
+                        }
+                    };
+                    canvas_of(&mut by_pixel, false);
+                    canvas_of(&mut by_span, true);
+                    assert_eq!(
+                        by_span, by_pixel,
+                        "{format:?} alpha channel {with_alpha} {rgb:?} at {alpha}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -14,12 +14,19 @@
 //!    with and without `skip-late`: per-frame time in pddflow and delay at the sink (p50, p99),
 //!    skipped frames, the latency pddflow reports.
 //!
+//! 7. Stages (`stages`): the element's frame-size stages one by one (luma, resize, warp, clean,
+//!    confidence, classes, areas, regions, overlay, metadata) on a synthetic RGBx frame.
+//! 8. Frame-size cost (`ratio`): 1080p RGBx with the overlay against 256x256 GRAY8 without it,
+//!    end to end at the same working size, and their ratio.
+//!
 //! Plain tables on stdout; `--markdown FILE` writes the same as a Markdown fragment.
 
 #[path = "pddflow-bench/live.rs"]
 mod live;
 #[path = "pddflow-bench/soak.rs"]
 mod soak;
+#[path = "pddflow-bench/stages.rs"]
+mod stages;
 
 use clap::Parser;
 use gst::prelude::*;
@@ -132,7 +139,14 @@ struct Args {
     /// Write the tables as Markdown here.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Skip sections: model, e2e, long, opencv (the soak runs only with --soak-frames).
+    /// Timed repetitions per stage of the stages table.
+    #[arg(long, default_value_t = 30)]
+    stage_iterations: u32,
+    /// Frame size of the frame-size cost section (RGBx with the overlay, against 256x256 GRAY8).
+    #[arg(long, default_value = "1920x1080")]
+    ratio_size: String,
+    /// Skip sections: model, e2e, stages, ratio, long, opencv (the soak runs only with
+    /// --soak-frames).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -422,7 +436,11 @@ fn pddflow_desc(args: &Args, threads: u32, mode: &str, overlay: bool, mask: &Pat
 }
 
 fn caps(w: u32, h: u32) -> String {
-    format!("video/x-raw,format=GRAY8,width={w},height={h},framerate=30/1")
+    caps_of("GRAY8", w, h)
+}
+
+fn caps_of(format: &str, w: u32, h: u32) -> String {
+    format!("video/x-raw,format={format},width={w},height={h},framerate=30/1")
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -466,6 +484,14 @@ fn run(args: Args) -> Result<(), String> {
     // 2. End to end.
     if !skip("e2e") {
         e2e_section(&args, &models, &cached_ms, &tmp, &mut out)?;
+    }
+
+    // 7. Stages at frame size, 8. frame-size cost end to end.
+    if !skip("stages") {
+        stages_section(&args, &mut out)?;
+    }
+    if !skip("ratio") {
+        ratio_section(&args, &tmp, &mut out)?;
     }
 
     // 3. Long run.
@@ -705,6 +731,115 @@ fn e2e_section(
     Ok(())
 }
 
+/// Section 7, the element's frame-size stages, one by one, at each end-to-end size.
+fn stages_section(args: &Args, out: &mut Out) -> Result<(), String> {
+    let model = 128;
+    out.section(
+        "Frame-size stages",
+        &format!(
+            "What pddflow does per frame besides the model (chain mode, default overlay), stage \
+             by stage on a synthetic RGBx frame with a two-disc mask and a smooth {model}x{model} \
+             flow, mean ms over {} runs, in this process (rayon's pool for the warp). Alone: \
+             `pddflow-bench --skip model,e2e,ratio,long,opencv --python \"\"`.",
+            args.stage_iterations
+        ),
+    );
+    let mut columns: Vec<Vec<stages::Stage>> = Vec::new();
+    let mut header = vec!["stage".to_string(), "what".to_string()];
+    for size in &args.sizes {
+        let (w, h) = parse_size(size)?;
+        eprintln!("stages: {w}x{h}...");
+        columns.push(stages::run(
+            w as usize,
+            h as usize,
+            model,
+            args.stage_iterations.max(1),
+        ));
+        header.push(format!("{w}x{h} ms"));
+    }
+    let Some(first) = columns.first() else {
+        return Ok(());
+    };
+    let mut rows: Vec<Vec<String>> = first
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut row = vec![s.name.to_string(), s.what.to_string()];
+            row.extend(columns.iter().map(|c| format!("{:.2}", c[i].ms)));
+            row
+        })
+        .collect();
+    let mut total = vec!["total".to_string(), String::new()];
+    total.extend(
+        columns
+            .iter()
+            .map(|c| format!("{:.2}", c.iter().map(|s| s.ms).sum::<f64>())),
+    );
+    rows.push(total);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    out.table(&header, &rows);
+    Ok(())
+}
+
+/// Section 8, the frame-size cost end to end: `--ratio-size` RGBx with the overlay against
+/// 256x256 GRAY8 without it, same working size, threads and mode.
+fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
+    let (w, h) = parse_size(&args.ratio_size)?;
+    let threads = args.e2e_threads.first().copied().unwrap_or(1);
+    out.section(
+        "Frame-size cost end to end",
+        &format!(
+            "`{} num-buffers={} ! CAPS ! pddflow threads={threads} working-size={} ! fakesink \
+             sync=false`: {w}x{h} RGBx with overlay=true against 256x256 GRAY8 with \
+             overlay=false, ms/frame at the sink after a 10% warm-up. 1.0 would mean frame \
+             size costs nothing. Alone: `pddflow-bench --skip model,e2e,stages,long,opencv \
+             --python \"\"`.",
+            args.source, args.e2e_frames, args.e2e_working_size
+        ),
+    );
+    let small_mask = write_mask(tmp, 256, 256)?;
+    let large_mask = write_mask(tmp, w, h)?;
+    let ms = |format: &str, (w, h): (u32, u32), mode: &str, overlay: bool, mask: &Path| {
+        eprintln!("frame-size cost: {w}x{h} {format} {mode} overlay={overlay}...");
+        let run = run_pipeline(
+            &format!(
+                "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                args.source,
+                args.e2e_frames,
+                caps_of(format, w, h),
+                pddflow_desc(args, threads, mode, overlay, mask)
+            ),
+            0,
+        )?;
+        Ok::<_, String>(fps(&run.arrivals).map(|f| 1000.0 / f))
+    };
+    let mut rows = Vec::new();
+    for mode in ["keyframe", "chain"] {
+        let small = ms("GRAY8", (256, 256), mode, false, &small_mask)?;
+        let large = ms("RGBx", (w, h), mode, true, &large_mask)?;
+        let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+        rows.push(vec![
+            mode.to_string(),
+            f(small),
+            f(large),
+            match (small, large) {
+                (Some(s), Some(l)) => format!("{:.2}", l / s),
+                _ => "–".into(),
+            },
+        ]);
+    }
+    out.table(
+        &[
+            "mode",
+            "256x256 GRAY8 ms/frame",
+            &format!("{w}x{h} RGBx + overlay ms/frame"),
+            "ratio",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
 /// Section 3, memory over a long chain-mode run.
 fn long_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
     let (w, h) = parse_size(&args.long_size)?;
@@ -714,7 +849,7 @@ fn long_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         &format!(
             "{} frames at {w}x{h}, chain mode, no overlay; RSS sampled at the sink every {} \
              frames; the first 20% are a warm-up. 100,000 frames: `pddflow-bench --skip \
-             model,e2e,opencv --long-frames 100000`.",
+             model,e2e,stages,ratio,opencv --long-frames 100000`.",
             args.long_frames,
             (args.long_frames / 50).max(1)
         ),
@@ -871,7 +1006,7 @@ fn live_section(args: &Args, out: &mut Out) -> Result<(), String> {
              threads={threads} reference-mask=(vein + artery) ! fakesink sync=true qos=true`, {:.0} s \
              each. \"in pddflow\": a frame's time from pddflow's sink pad to its src pad; \"delay at \
              sink\": from its capture (running time) to its arrival at the sink, which grows \
-             without bound when frames queue up. Alone: `pddflow-bench --skip model,e2e,long,opencv \
+             without bound when frames queue up. Alone: `pddflow-bench --skip model,e2e,stages,ratio,long,opencv \
              --live-seconds {:.0}`.",
             args.live_format, size.0, size.1, args.live_fps, args.live_seconds, args.live_seconds
         ),
@@ -964,7 +1099,7 @@ fn soak_section(args: &Args, out: &mut Out) -> Result<usize, String> {
              {} frames in all at {}; every {} frames each pipeline is disturbed in turn: {}. \
              RSS of the process sampled every ~{} frames while the pipelines run (the first 20% \
              are a warm-up), and once they are closed. \
-             Alone: `pddflow-bench --skip model,e2e,long,opencv --soak-frames {}`.",
+             Alone: `pddflow-bench --skip model,e2e,stages,ratio,long,opencv --soak-frames {}`.",
             config.pipelines,
             model.map_or("built-in model".into(), |m| m.display().to_string()),
             report.frames,
