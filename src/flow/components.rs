@@ -150,14 +150,6 @@ pub fn components(labels: &LabelMap) -> Components {
 mod tests {
     use super::*;
 
-    fn map(width: usize, rows: &[&str]) -> LabelMap {
-        let data = rows
-            .iter()
-            .flat_map(|r| r.bytes().map(|b| if b == b'.' { 0 } else { b - b'0' }))
-            .collect();
-        LabelMap::from_vec(width, rows.len(), data).unwrap()
-    }
-
     /// Component index per pixel (u32::MAX for background), from the runs.
     fn painted(labels: &LabelMap, found: &Components) -> Vec<u32> {
         let mut ids = vec![u32::MAX; labels.data.len()];
@@ -215,7 +207,7 @@ mod tests {
     fn runs_join_across_rows_only_when_they_share_an_edge_and_a_label() {
         // A U joined only at the bottom, a diagonal neighbour (not connected), and two labels
         // side by side (not connected).
-        let m = map(8, &["1.1..2..", "1.1...2.", "111..12.", "........"]);
+        let m = LabelMap::from_rows(8, &["1.1..2..", "1.1...2.", "111..12.", "........"]);
         let found = components(&m);
         let labels: Vec<u8> = found.components.iter().map(|c| c.label).collect();
         assert_eq!(labels, vec![1, 2, 2, 1]);
@@ -228,7 +220,7 @@ mod tests {
     #[test]
     fn a_spiral_merges_late_and_keeps_the_first_pixels_number() {
         // The two arms meet only in the last row; the component that starts first keeps 0.
-        let m = map(
+        let m = LabelMap::from_rows(
             7,
             &[
                 "2.1...1", "..1.1.1", "..1.1.1", "..111.1", "..1...1", "1111111",

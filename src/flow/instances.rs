@@ -234,21 +234,16 @@ pub fn clean_propagated(
 mod tests {
     use super::*;
 
-    fn map(width: usize, rows: &[&str]) -> LabelMap {
-        let data = rows
-            .iter()
-            .flat_map(|r| r.bytes().map(|b| if b == b'.' { 0 } else { b - b'0' }))
-            .collect();
-        LabelMap::from_vec(width, rows.len(), data).unwrap()
-    }
-
     #[test]
     fn each_connected_vessel_is_one_instance_with_its_class() {
-        let classes = map(6, &["11..22", "11..22", "......", "2....1"]);
+        let classes = LabelMap::from_rows(6, &["11..22", "11..22", "......", "2....1"]);
         let inst = Instances::from_classes(&classes).unwrap();
         assert_eq!(inst.classes, vec![1, 2, 2, 1]);
         assert_eq!(inst.reference_areas, vec![4, 4, 1, 1]);
-        assert_eq!(inst.map, map(6, &["11..22", "11..22", "......", "3....4"]));
+        assert_eq!(
+            inst.map,
+            LabelMap::from_rows(6, &["11..22", "11..22", "......", "3....4"])
+        );
         assert_eq!(inst.to_classes(&inst.map), classes);
         assert_eq!(inst.class_of(3), 2);
         assert_eq!(inst.class_of(0), 0);
@@ -291,7 +286,7 @@ mod tests {
 
     #[test]
     fn only_the_largest_region_of_an_instance_stays() {
-        let mut m = map(8, &["11.....2", "11...1.2", "........", "1......2"]);
+        let mut m = LabelMap::from_rows(8, &["11.....2", "11...1.2", "........", "1......2"]);
         let stats = clean_propagated(&mut m, None, 2);
         assert_eq!(
             stats[0],
@@ -306,7 +301,10 @@ mod tests {
             (3, 2, (7, 0, 1, 2))
         );
         assert!((stats[1].kept_fraction() - 2.0 / 3.0).abs() < 1e-6);
-        assert_eq!(m, map(8, &["11.....2", "11.....2", "........", "........"]));
+        assert_eq!(
+            m,
+            LabelMap::from_rows(8, &["11.....2", "11.....2", "........", "........"])
+        );
     }
 
     #[test]

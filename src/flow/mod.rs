@@ -44,6 +44,18 @@ pub struct LabelMap {
     pub data: Vec<u8>,
 }
 
+#[cfg(test)]
+impl LabelMap {
+    /// A map from text rows for tests, one character per pixel: `.` background, a digit its label.
+    pub(crate) fn from_rows(width: usize, rows: &[&str]) -> Self {
+        let data = rows
+            .iter()
+            .flat_map(|r| r.bytes().map(|b| if b == b'.' { 0 } else { b - b'0' }))
+            .collect();
+        Self::from_vec(width, rows.len(), data).expect("rows of the given width")
+    }
+}
+
 impl LabelMap {
     pub fn new(width: usize, height: usize) -> Self {
         Self {

@@ -33,7 +33,6 @@ use gst::prelude::*;
 use gstpddflow::engine::model::ModelFiles;
 use gstpddflow::engine::{Engine, EngineConfig, ProviderRequest};
 use gstpddflow::flow::tracker::FlowBackend;
-use gstpddflow::flow::LabelMap;
 use pddflow_tools::eval::bench::{
     markdown_table, parse_size, rss_kb, rss_trend, text_table, Timings,
 };
@@ -327,22 +326,7 @@ fn model_only(
 
 /// A reference mask for the end-to-end runs: a vein and an artery disc.
 fn write_mask(dir: &Path, w: u32, h: u32) -> Result<PathBuf, String> {
-    let (w, h) = (w as usize, h as usize);
-    let mut m = LabelMap::new(w, h);
-    let r = (w.min(h) / 8) as f64;
-    let discs = [
-        (w as f64 * 0.35, h as f64 * 0.5, 1u8),
-        (w as f64 * 0.65, h as f64 * 0.45, 2u8),
-    ];
-    for y in 0..h {
-        for x in 0..w {
-            for (cx, cy, l) in discs {
-                if (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) <= r * r {
-                    m.data[y * w + x] = l;
-                }
-            }
-        }
-    }
+    let m = stages::two_discs(w as usize, h as usize);
     let path = dir.join(format!("mask-{w}x{h}.png"));
     m.save_png(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;

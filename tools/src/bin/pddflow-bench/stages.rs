@@ -31,8 +31,8 @@ fn time<S>(iterations: u32, mut setup: impl FnMut() -> S, mut f: impl FnMut(S)) 
     total.as_secs_f64() * 1000.0 / iterations as f64
 }
 
-/// A vein and an artery disc, as the end-to-end runs' reference mask.
-fn two_discs(w: usize, h: usize) -> LabelMap {
+/// A vein and an artery disc: the reference mask of the stages and of the end-to-end runs.
+pub fn two_discs(w: usize, h: usize) -> LabelMap {
     let mut m = LabelMap::new(w, h);
     let r = (w.min(h) / 8) as f64;
     let discs = [
