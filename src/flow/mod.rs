@@ -9,6 +9,7 @@ pub mod draw;
 pub mod flo;
 pub mod instances;
 pub mod labels;
+pub mod lumen;
 pub mod mask_file;
 pub mod metrics;
 pub mod pixels;

@@ -116,11 +116,20 @@ pub struct Segment {
     pub reference_vein_area: Option<u64>,
     /// Smallest vein area over `reference_vein_area`, and the frame where it happened.
     pub min_ratio: Option<(f64, u64)>,
+    /// The first frame whose image showed the vein shut while the artery stayed open
+    /// ([`super::lumen::closed_by_contrast`]), when the element looks for that evidence.
+    pub contrast_closed_frame: Option<u64>,
 }
 
 impl Segment {
-    /// Whether the vein closed fully (ratio at or below the closure threshold).
+    /// Whether the vein closed fully: its area ratio at or below the closure threshold, or the
+    /// image showed it shut.
     pub fn vein_closed(&self, closure_threshold: f64) -> bool {
+        self.closed_by_area(closure_threshold) || self.contrast_closed_frame.is_some()
+    }
+
+    /// Whether the area ratio alone reached the closure threshold.
+    pub fn closed_by_area(&self, closure_threshold: f64) -> bool {
         self.min_ratio.is_some_and(|(r, _)| r <= closure_threshold)
     }
 }
@@ -140,8 +149,8 @@ pub struct CompressionSummary {
     /// Segments in stream order (the last [`MAX_SEGMENTS`]).
     pub segments: Vec<Segment>,
     pub segments_dropped: u64,
-    /// The segment the top-level readout names: the one with the smallest ratio, or the last
-    /// segment when none has a ratio.
+    /// The segment the top-level readout names: one the image showed shut if any, else the one
+    /// with the smallest ratio, or the last segment when none has a ratio.
     pub named: Option<Segment>,
     /// Whether the vein closed fully in the named segment (so in any segment).
     pub vein_closed: bool,
@@ -159,7 +168,39 @@ impl CompressionMonitor {
             frames: 0,
             reference_vein_area: (vein_area > 0).then_some(vein_area),
             min_ratio: None,
+            contrast_closed_frame: None,
         });
+    }
+
+    /// Records that `frame`'s image showed the vein shut (the segment keeps the first such
+    /// frame). Ignored before any reference, and in a segment without a vein.
+    pub fn contrast_closed(&mut self, frame: u64) {
+        let Some(segment) = self.segments.back_mut() else {
+            return;
+        };
+        if segment.reference_vein_area.is_none() || segment.contrast_closed_frame.is_some() {
+            return;
+        }
+        segment.contrast_closed_frame = Some(frame);
+        let segment = *segment;
+        self.consider(segment);
+    }
+
+    /// Keeps `segment` as the most compressed when it is that segment's update or ranks before
+    /// the one kept: shut by image evidence first, then by the smallest ratio.
+    fn consider(&mut self, segment: Segment) {
+        let rank = |s: &Segment| {
+            (
+                s.contrast_closed_frame.is_none(),
+                s.min_ratio.map_or(f64::INFINITY, |(m, _)| m),
+            )
+        };
+        if self.most_compressed.is_none_or(|m| {
+            m.reference_frame == segment.reference_frame
+                || rank(&segment).partial_cmp(&rank(&m)) == Some(std::cmp::Ordering::Less)
+        }) {
+            self.most_compressed = Some(segment);
+        }
     }
 
     /// The ratio of a frame against its segment's reference, `None` without a vein there (or
@@ -171,12 +212,8 @@ impl CompressionMonitor {
         if segment.min_ratio.is_none_or(|(m, _)| ratio < m) {
             segment.min_ratio = Some((ratio, frame));
         }
-        let smallest = |s: &Segment| s.min_ratio.map_or(f64::INFINITY, |(m, _)| m);
-        if self.most_compressed.is_none_or(|m| {
-            m.reference_frame == segment.reference_frame || smallest(segment) < smallest(&m)
-        }) {
-            self.most_compressed = Some(*segment);
-        }
+        let segment = *segment;
+        self.consider(segment);
         Some(ratio)
     }
 
@@ -273,6 +310,37 @@ mod tests {
         assert_eq!(s.named, Some(first));
         assert!(!s.vein_closed);
         assert!(c.summary(0.2).vein_closed);
+    }
+
+    #[test]
+    fn image_evidence_closes_the_vein_and_names_its_segment() {
+        let mut c = CompressionMonitor::default();
+        c.anchor(0, 200);
+        c.update(0, 200);
+        assert_eq!(c.update(1, 20), Some(0.1));
+        // Re-anchored: this segment's vein stays at 25 % by area but the image shows it shut.
+        c.anchor(2, 200);
+        c.update(2, 200);
+        c.update(3, 50);
+        c.contrast_closed(3);
+        c.contrast_closed(4);
+        let s = c.summary(0.05);
+        let named = s.named.unwrap();
+        assert_eq!(named.reference_frame, 2);
+        assert_eq!(named.contrast_closed_frame, Some(3), "the first such frame");
+        assert!(named.vein_closed(0.05) && !named.closed_by_area(0.05));
+        assert!(s.vein_closed);
+        assert!(!s.segments[0].vein_closed(0.05));
+    }
+
+    #[test]
+    fn image_evidence_needs_a_vein_in_the_reference() {
+        let mut c = CompressionMonitor::default();
+        c.contrast_closed(0);
+        c.anchor(0, 0);
+        c.update(0, 0);
+        c.contrast_closed(1);
+        assert!(!c.summary(0.05).vein_closed);
     }
 
     #[test]

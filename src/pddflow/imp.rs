@@ -44,6 +44,7 @@ const DEFAULT_OVERLAY_ALPHA: f64 = 0.35;
 const DEFAULT_PIXEL_SPACING: f64 = 0.0;
 const DEFAULT_MESSAGE_INTERVAL: u32 = 30;
 const DEFAULT_CLOSURE_THRESHOLD: f64 = 0.1;
+const DEFAULT_LUMEN_EVIDENCE: bool = true;
 const DEFAULT_SKIP_LATE: bool = true;
 /// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
 /// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
@@ -88,6 +89,7 @@ struct Settings {
     pixel_spacing: f64,
     message_interval: u32,
     closure_threshold: f64,
+    lumen_evidence: bool,
     tracking_threshold: f64,
     skip_late: bool,
 }
@@ -110,6 +112,7 @@ impl Default for Settings {
             pixel_spacing: DEFAULT_PIXEL_SPACING,
             message_interval: DEFAULT_MESSAGE_INTERVAL,
             closure_threshold: DEFAULT_CLOSURE_THRESHOLD,
+            lumen_evidence: DEFAULT_LUMEN_EVIDENCE,
             tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
             skip_late: DEFAULT_SKIP_LATE,
         }
@@ -374,6 +377,13 @@ impl ObjectImpl for PddFlow {
                     .default_value(DEFAULT_CLOSURE_THRESHOLD)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("lumen-evidence")
+                    .nick("Lumen evidence")
+                    .blurb("Also count the vein as closed when its mask covers tissue instead of dark lumen \
+                            while the artery's still covers lumen (false: the area ratio alone)")
+                    .default_value(DEFAULT_LUMEN_EVIDENCE)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecDouble::builder("tracking-threshold")
                     .nick("Tracking threshold")
                     .blurb("Post a pddflow-tracking-lost element message when a vessel's tracking confidence \
@@ -460,6 +470,7 @@ impl ObjectImpl for PddFlow {
             "pixel-spacing" => settings.pixel_spacing = value.get().expect("type checked"),
             "message-interval" => settings.message_interval = value.get().expect("type checked"),
             "closure-threshold" => settings.closure_threshold = value.get().expect("type checked"),
+            "lumen-evidence" => settings.lumen_evidence = value.get().expect("type checked"),
             "tracking-threshold" => {
                 settings.tracking_threshold = value.get().expect("type checked")
             }
@@ -486,6 +497,7 @@ impl ObjectImpl for PddFlow {
             "pixel-spacing" => settings.pixel_spacing.to_value(),
             "message-interval" => settings.message_interval.to_value(),
             "closure-threshold" => settings.closure_threshold.to_value(),
+            "lumen-evidence" => settings.lumen_evidence.to_value(),
             "tracking-threshold" => settings.tracking_threshold.to_value(),
             "skip-late" => settings.skip_late.to_value(),
             "active-provider" => {
@@ -783,6 +795,7 @@ impl BaseTransformImpl for PddFlow {
             execution_provider: state.engine.provider().name(),
             pixel_spacing: settings.pixel_spacing,
             tracking_threshold: settings.tracking_threshold,
+            luma: settings.lumen_evidence.then_some(luma.as_slice()),
         };
         let mut frame = readout::frame(step, &context, &mut state.readout);
         // Regions are found outside the lock: a property read need not wait for them.

@@ -9,6 +9,7 @@
 use crate::flow::confidence::{frame_confidence, LossMonitor};
 use crate::flow::draw::LegendLine;
 use crate::flow::labels;
+use crate::flow::lumen::{self, LumenReference};
 use crate::flow::regions::{
     self, area_mm2, CompressionMonitor, CompressionSummary, Region, Segment,
 };
@@ -31,6 +32,9 @@ pub struct Context<'a> {
     pub pixel_spacing: f64,
     /// Tracking confidence below which tracking counts as lost (0: never).
     pub tracking_threshold: f64,
+    /// The frame's luma (`frame_size`, contiguous) when the vein-closed verdict may use image
+    /// evidence ([`crate::flow::lumen`]); `None` for the area alone.
+    pub luma: Option<&'a [u8]>,
 }
 
 /// The readout state carried from frame to frame.
@@ -40,6 +44,9 @@ pub struct Monitors {
     pub class_names: Vec<String>,
     pub compression: CompressionMonitor,
     pub tracking: LossMonitor,
+    /// The lumen contrast of the vein and of the artery (its control) on the current
+    /// reference frame; `None` where a vessel gives no evidence.
+    pub lumen: (Option<LumenReference>, Option<LumenReference>),
 }
 
 /// One frame's readout.
@@ -111,6 +118,7 @@ pub fn frame(step: Step, context: &Context, monitors: &mut Monitors) -> Frame {
         monitors.compression.anchor(step.frame, vein_area);
     }
     let ratio = monitors.compression.update(step.frame, vein_area);
+    read_lumen(&step, context, monitors, new_reference);
     let (width, height) = context.frame_size;
     let result = FlowResult {
         frame: step.frame,
@@ -136,6 +144,31 @@ pub fn frame(step: Step, context: &Context, monitors: &mut Monitors) -> Frame {
         confidence: step.confidence,
         tracking_lost,
         instances: step.instances,
+    }
+}
+
+/// Takes the vessels' lumen contrast on a reference frame, and on later frames records when the
+/// image shows the vein shut while the artery stays open.
+fn read_lumen(step: &Step, context: &Context, monitors: &mut Monitors, new_reference: bool) {
+    let (Some(luma), Some(labels)) = (context.luma, &step.labels) else {
+        if new_reference {
+            monitors.lumen = (None, None);
+        }
+        return;
+    };
+    if new_reference {
+        monitors.lumen = (
+            LumenReference::new(luma, labels, labels::VEIN),
+            LumenReference::new(luma, labels, labels::ARTERY),
+        );
+        return;
+    }
+    if let (Some(vein), Some(artery)) = monitors.lumen {
+        let vein = vein.relative(luma, labels, labels::VEIN);
+        let artery = artery.relative(luma, labels, labels::ARTERY);
+        if lumen::closed_by_contrast(vein, artery) {
+            monitors.compression.contrast_closed(step.frame);
+        }
     }
 }
 
@@ -281,6 +314,9 @@ pub fn summary_message(
             s.set("min-vein-compression-ratio", ratio);
             s.set("min-ratio-frame", frame);
         }
+        if let Some(frame) = segment.contrast_closed_frame {
+            s.set("contrast-closed-frame", frame);
+        }
     };
     let segments = summary.segments.iter().map(|segment| {
         let mut s = gst::Structure::builder("segment")
@@ -319,6 +355,7 @@ mod tests {
             execution_provider: "cpu",
             pixel_spacing,
             tracking_threshold: 0.3,
+            luma: None,
         }
     }
 
@@ -559,5 +596,76 @@ mod tests {
         assert_eq!(second.get::<u64>("frames").unwrap(), 1);
         assert!(!second.get::<bool>("vein-closed").unwrap());
         assert!(!second.has_field("reference-vein-area"));
+    }
+
+    /// A 40x20 frame: a 6x6 vein at x 5..11 and a 6x6 artery at x 25..31 (rows 7..13) in the
+    /// labels; in the luma, tissue at 120 and the vessels' lumens at 20 where `open`.
+    fn two_vessels(vein_open: bool, artery_open: bool) -> (LabelMap, Vec<u8>) {
+        let (w, h) = (40, 20);
+        let mut labels = LabelMap::new(w, h);
+        let mut luma = vec![120u8; w * h];
+        for y in 7..13 {
+            for x in 0..6 {
+                labels.data[y * w + 5 + x] = labels::VEIN;
+                labels.data[y * w + 25 + x] = labels::ARTERY;
+                if vein_open {
+                    luma[y * w + 5 + x] = 20;
+                }
+                if artery_open {
+                    luma[y * w + 25 + x] = 20;
+                }
+            }
+        }
+        (labels, luma)
+    }
+
+    /// The summary's verdict after a reference with both lumens open and one later frame.
+    fn verdict_after(vein_open: bool, artery_open: bool, with_luma: bool) -> (bool, Option<u64>) {
+        let mut monitors = monitors();
+        for (index, (vein, artery)) in [(true, true), (vein_open, artery_open)]
+            .into_iter()
+            .enumerate()
+        {
+            let (labels, luma) = two_vessels(vein, artery);
+            let context = Context {
+                frame_size: (40, 20),
+                luma: with_luma.then_some(luma.as_slice()),
+                ..context(0.0)
+            };
+            frame(step(index as u64, 0, Some(labels)), &context, &mut monitors);
+        }
+        let summary = monitors.compression.summary(0.1);
+        (
+            summary.vein_closed,
+            summary.named.unwrap().contrast_closed_frame,
+        )
+    }
+
+    #[test]
+    fn a_vein_over_tissue_beside_an_open_artery_reads_closed() {
+        // The masks keep their full area: only the image tells.
+        assert_eq!(verdict_after(false, true, true), (true, Some(1)));
+        assert_eq!(verdict_after(true, true, true), (false, None));
+        // Both lumens gone: a lost track, not a closed vein.
+        assert_eq!(verdict_after(false, false, true), (false, None));
+        // Without the luma (lumen-evidence=false) the area alone decides.
+        assert_eq!(verdict_after(false, true, false), (false, None));
+    }
+
+    #[test]
+    fn the_summary_names_the_frame_the_image_showed_the_vein_shut() {
+        gst::init().unwrap();
+        let mut monitor = CompressionMonitor::default();
+        monitor.anchor(0, 100);
+        monitor.update(0, 100);
+        monitor.update(1, 30);
+        monitor.contrast_closed(1);
+        let s = summary_message(2, &monitor.summary(0.1), 0.1);
+        assert!(s.get::<bool>("vein-closed").unwrap());
+        assert_eq!(s.get::<u64>("contrast-closed-frame").unwrap(), 1);
+        let segments = s.get::<gst::Array>("segments").unwrap();
+        let first = segments[0].get::<gst::Structure>().unwrap();
+        assert!(first.get::<bool>("vein-closed").unwrap());
+        assert_eq!(first.get::<u64>("contrast-closed-frame").unwrap(), 1);
     }
 }

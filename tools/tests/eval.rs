@@ -223,15 +223,21 @@ fn known_shift_gives_the_known_hd() {
     ]);
     assert!(ok, "{stderr}");
     let r2 = load(&stem2);
-    // ... but for the element's tracking confidence, which files do not carry.
+    // ... but for the element's tracking confidence and vein-closed verdict, which files do
+    // not carry.
     let mut without_confidence = r.sequences.clone();
     for s in &mut without_confidence {
         s.confidence_dice = None;
         s.frames
             .iter_mut()
             .for_each(|f| f.tracking_confidence = None);
+        if let Some(v) = &mut s.vein_verdict {
+            v.element_closed = None;
+        }
     }
     assert!(r.sequences[0].frames[0].tracking_confidence.is_some());
+    let verdict = r.sequences[0].vein_verdict.expect("a vein in the reference");
+    assert_eq!(verdict.element_closed, Some(false), "{verdict:?}");
     assert_eq!(r2.sequences, without_confidence);
     assert_eq!(r2.method, "pddflow keyframe", "method from the manifest");
     // And a comparison table has a row per report.

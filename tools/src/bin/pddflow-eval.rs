@@ -82,6 +82,9 @@ struct Args {
     /// at, one of the model's input_sizes (0: the model's default).
     #[arg(long, default_value_t = 0)]
     working_size: u32,
+    /// The element's vein-closed verdict from the area ratio alone (`lumen-evidence=false`).
+    #[arg(long)]
+    area_only_verdict: bool,
     /// Reference frame: the first, or a random annotated frame in the first fifth.
     #[arg(long, value_enum, default_value = "first")]
     reference: Reference,
@@ -160,6 +163,7 @@ fn run(args: Args) -> Result<(), String> {
             strict_provider: args.strict_provider,
             threads: args.threads,
             working_size: args.working_size,
+            lumen_evidence: !args.area_only_verdict,
         };
         let total = frames_to_push(&dataset, choice).map_err(|e| e.to_string())?;
         let bar = if args.quiet {

@@ -247,7 +247,11 @@ pub fn evaluate_element(
             sequence.name.clone(),
             sequence.frames[reference].file.clone(),
         );
-        sequences.push(summarise(sequence, reference, frames, size, "its frames")?);
+        let mut scores = summarise(sequence, reference, frames, size, "its frames")?;
+        if let Some(verdict) = &mut scores.vein_verdict {
+            verdict.element_closed = info.vein_closed;
+        }
+        sequences.push(scores);
     }
     manifest.write(out)?;
     let mut report = Report::new(

@@ -12,12 +12,14 @@
 //! how propagation holds over time and space: overall Dice over the first and the last scored
 //! frames and their difference (drift), per class the predicted/true area ratio (median, max,
 //! shrinking) and the extra regions per frame, and the Spearman correlation of the element's
-//! tracking confidence with the frame's Dice. Reports without these figures show no such table.
+//! tracking confidence with the frame's Dice, and the vein-closed verdict against the truth
+//! where a sequence has a vein. Reports without these figures show no such table.
 
 use super::score::{
     summarise_confidence, summarise_dataset, AreaRatio, ClassStats, ClassSummary, ClosedStats,
-    ConfidenceStats, ExtraRegions, SequenceScores, Stat, Window, CLOSED_FRACTION,
-    MIN_CORRELATION_FRAMES, WINDOW_FRAMES,
+    ConfidenceStats, ExtraRegions, SequenceScores, Stat, VeinVerdict, VerdictStats, Window,
+    AREA_CLOSURE_THRESHOLD, CLOSED_FRACTION, MIN_CORRELATION_FRAMES, TRUE_CLOSED_RATIO,
+    WINDOW_FRAMES,
 };
 use super::EvalError;
 use serde::{Deserialize, Serialize};
@@ -227,8 +229,9 @@ impl Report {
             return String::new();
         }
         let names = class_names(&self.summary);
-        let mut md = format!("\n{}\n\n", propagation_note());
-        table_header(&mut md, &propagation_header("Sequence", &names));
+        let verdicts = has_verdicts(self);
+        let mut md = format!("\n{}\n\n", propagation_note(verdicts));
+        table_header(&mut md, &propagation_header("Sequence", &names, verdicts));
         for s in &self.sequences {
             let overall = s.classes.iter().find(|c| c.label.is_none());
             let w = overall.and_then(|c| c.windows);
@@ -248,10 +251,16 @@ impl Report {
             row.push(s.confidence_dice.map_or("–".into(), |r| {
                 format!("{:.2} ({})", r.rho, frames_word(r.frames))
             }));
+            if verdicts {
+                row.push(verdict_cell(s.vein_verdict));
+            }
             table_row(&mut md, &row);
         }
         let mut row = vec!["**over sequences**".to_string()];
         row.extend(propagation_stats_cells(self, &names));
+        if verdicts {
+            row.push(verdict_stats_cell(self));
+        }
         table_row(&mut md, &row);
         md
     }
@@ -266,7 +275,19 @@ fn class_names(summary: &[ClassStats]) -> Vec<(Option<u8>, String)> {
         .collect()
 }
 
-fn propagation_note() -> String {
+fn propagation_note(verdicts: bool) -> String {
+    let verdict = if verdicts {
+        format!(
+            " \"vein-closed verdict\": whether the method said the vein closed (the element's \
+             pddflow-summary; for predictions from files, the smallest predicted area at most \
+             {:.0} % of the reference's) and whether it did (its smallest true area at most \
+             {:.0} %).",
+            100.0 * AREA_CLOSURE_THRESHOLD,
+            100.0 * TRUE_CLOSED_RATIO
+        )
+    } else {
+        String::new()
+    };
     format!(
         "Over time and space: overall Dice in % over the first and the last {WINDOW_FRAMES} \
          scored frames (a third of them each below {} frames; positions from the reference in \
@@ -276,12 +297,13 @@ fn propagation_note() -> String {
          frame of the predicted 4-connected regions beyond the truth's, its max and the share \
          of frames with any; \"conf–Dice ρ\" the Spearman rank correlation of the element's \
          tracking confidence with the frame's overall Dice (over sequences: all frames pooled, \
-         then the mean ± std of the sequences with at least {MIN_CORRELATION_FRAMES} frames).",
+         then the mean ± std of the sequences with at least {MIN_CORRELATION_FRAMES} frames).\
+         {verdict}",
         2 * WINDOW_FRAMES
     )
 }
 
-fn propagation_header(first: &str, names: &[(Option<u8>, String)]) -> Vec<String> {
+fn propagation_header(first: &str, names: &[(Option<u8>, String)], verdicts: bool) -> Vec<String> {
     let mut header = vec![
         first.to_string(),
         "Dice first %".to_string(),
@@ -296,7 +318,45 @@ fn propagation_header(first: &str, names: &[(Option<u8>, String)]) -> Vec<String
         header.push(format!("{n} extra regions"));
     }
     header.push("conf–Dice ρ".to_string());
+    if verdicts {
+        header.push("vein-closed verdict".to_string());
+    }
     header
+}
+
+/// Whether any sequence of `r` has a vein-closed verdict.
+fn has_verdicts(r: &Report) -> bool {
+    r.sequences.iter().any(|s| s.vein_verdict.is_some())
+}
+
+fn verdict_cell(v: Option<VeinVerdict>) -> String {
+    v.map_or("–".into(), |v| {
+        format!(
+            "{}: said {}, truth {} (min {:.1} %)",
+            if v.right() { "right" } else { "wrong" },
+            if v.said_closed() { "closed" } else { "open" },
+            if v.truly_closed() {
+                "closes"
+            } else {
+                "stays open"
+            },
+            100.0 * v.true_min_ratio
+        )
+    })
+}
+
+fn verdict_stats_cell(r: &Report) -> String {
+    VerdictStats::of(&r.sequences).map_or("–".into(), |v| {
+        format!(
+            "{} of {} right (closing {} of {}, others {} of {})",
+            v.closing_right + v.other_right,
+            v.closing + v.other,
+            v.closing_right,
+            v.closing,
+            v.other_right,
+            v.other
+        )
+    })
 }
 
 fn window_cell(w: Option<Window>) -> String {
@@ -522,13 +582,17 @@ fn propagation_comparison(reports: &[Report], names: &[(Option<u8>, String)]) ->
     if with.is_empty() {
         return String::new();
     }
-    let mut md = format!("\n{}\n\n", propagation_note());
-    let mut header = propagation_header("Method", names);
+    let verdicts = with.iter().any(|r| has_verdicts(r));
+    let mut md = format!("\n{}\n\n", propagation_note(verdicts));
+    let mut header = propagation_header("Method", names, verdicts);
     header.insert(1, "Dataset".into());
     table_header(&mut md, &header);
     for r in with {
         let mut row = vec![r.method.clone(), r.dataset.clone()];
         row.extend(propagation_stats_cells(r, names));
+        if verdicts {
+            row.push(verdict_stats_cell(r));
+        }
         table_row(&mut md, &row);
     }
     md

@@ -24,7 +24,7 @@ pub fn init() -> Result<(), EvalError> {
 }
 
 /// How the element is set up.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ElementConfig {
     /// `keyframe` or `chain`.
     pub mode: String,
@@ -38,6 +38,8 @@ pub struct ElementConfig {
     pub threads: u32,
     /// The element's `working-size` (longest side of the flow grid; 0: the model's default).
     pub working_size: u32,
+    /// The element's `lumen-evidence`: image evidence in the vein-closed verdict.
+    pub lumen_evidence: bool,
 }
 
 /// What a sequence run reports besides the masks.
@@ -47,6 +49,8 @@ pub struct RunInfo {
     pub seconds: f64,
     /// The execution provider that computed the flow.
     pub execution_provider: String,
+    /// The element's vein-closed verdict from its `pddflow-summary` message at EOS.
+    pub vein_closed: Option<bool>,
 }
 
 fn pipeline_error(bus: &gst::Bus, context: &str) -> EvalError {
@@ -111,6 +115,7 @@ pub fn run_sequence(
     flow.set_property("strict-provider", config.strict_provider);
     flow.set_property("threads", config.threads);
     flow.set_property("working-size", config.working_size);
+    flow.set_property("lumen-evidence", config.lumen_evidence);
     if let Some(model) = &config.model {
         flow.set_property("model-location", model.to_string_lossy().to_string());
     }
@@ -197,15 +202,30 @@ pub fn run_sequence(
         }
         let seconds = start.elapsed().as_secs_f64();
         let _ = src.end_of_stream();
-        // Drain to EOS so that the element stops cleanly.
-        let _ = bus.timed_pop_filtered(
+        // Drain to EOS so that the element stops cleanly; its summary comes before.
+        let mut vein_closed = None;
+        while let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_seconds(10),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
+            &[
+                gst::MessageType::Eos,
+                gst::MessageType::Error,
+                gst::MessageType::Element,
+            ],
+        ) {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure().filter(|s| s.name() == "pddflow-summary") {
+                        vein_closed = s.get::<bool>("vein-closed").ok();
+                    }
+                }
+                _ => break,
+            }
+        }
         Ok(RunInfo {
             frames: pushed,
             seconds,
             execution_provider: provider,
+            vein_closed,
         })
     })();
     let _ = pipeline.set_state(gst::State::Null);

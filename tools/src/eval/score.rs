@@ -32,7 +32,15 @@
 //! [`MIN_CORRELATION_FRAMES`] frames. Over sequences: windows as mean ± std, area ratio as the
 //! mean of the medians and the largest ratio, extra regions as the mean of the means, the
 //! largest count and the share of all frames.
+//!
+//! The compression exam's verdict (issue: the readout holds): per sequence with a vein in the
+//! reference mask, whether the vein truly closed (its smallest true area over the scored frames
+//! at most [`TRUE_CLOSED_RATIO`] of the reference's) and whether the method said so: the
+//! element's `vein-closed` from its `pddflow-summary` message, or for predictions from files the
+//! area rule alone (smallest predicted ratio at most [`AREA_CLOSURE_THRESHOLD`]). Over
+//! sequences: how many verdicts were right, among the closing sequences and the others.
 
+use gstpddflow::flow::labels::VEIN;
 use gstpddflow::flow::metrics::{score_class, ClassScore};
 use gstpddflow::flow::LabelMap;
 use serde::{Deserialize, Serialize};
@@ -50,6 +58,89 @@ pub const CLOSED_FRACTION: f64 = 0.1;
 /// class's `reference_area` (pixels in the reference frame's mask; 0: never closed).
 pub fn is_closed(truth_area: usize, reference_area: usize) -> bool {
     reference_area > 0 && (truth_area as f64) < CLOSED_FRACTION * reference_area as f64
+}
+
+/// A vein whose true area falls to this fraction of its reference area closed (the issue's
+/// definition of a closing sequence).
+pub const TRUE_CLOSED_RATIO: f64 = 0.05;
+
+/// The element's default `closure-threshold`: the area rule applied to predictions from files.
+pub const AREA_CLOSURE_THRESHOLD: f64 = 0.1;
+
+/// A sequence's vein-closed verdict against the truth.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VeinVerdict {
+    /// Smallest true vein area over the scored frames, as a fraction of the reference's.
+    pub true_min_ratio: f64,
+    /// Smallest predicted vein area, likewise.
+    pub predicted_min_ratio: f64,
+    /// The element's verdict (`None` for predictions scored from files).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub element_closed: Option<bool>,
+}
+
+impl VeinVerdict {
+    /// The verdict of a sequence whose reference has `reference_area` vein pixels; `None`
+    /// without a vein there or without scored frames.
+    pub fn of(frames: &[FrameScore], reference_area: usize) -> Option<Self> {
+        if reference_area == 0 || frames.is_empty() {
+            return None;
+        }
+        let ratio = |area: &dyn Fn(&ClassFrame) -> usize| {
+            frames
+                .iter()
+                .map(|f| {
+                    f.classes.iter().find(|c| c.label == VEIN).map_or(0, area) as f64
+                        / reference_area as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        Some(Self {
+            true_min_ratio: ratio(&|c| c.truth_area),
+            predicted_min_ratio: ratio(&|c| c.predicted_area),
+            element_closed: None,
+        })
+    }
+
+    pub fn truly_closed(&self) -> bool {
+        self.true_min_ratio <= TRUE_CLOSED_RATIO
+    }
+
+    /// What the method said: the element's verdict, else the area rule.
+    pub fn said_closed(&self) -> bool {
+        self.element_closed
+            .unwrap_or(self.predicted_min_ratio <= AREA_CLOSURE_THRESHOLD)
+    }
+
+    pub fn right(&self) -> bool {
+        self.truly_closed() == self.said_closed()
+    }
+}
+
+/// Right verdicts over a dataset's sequences with a vein, split by the truth.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VerdictStats {
+    pub closing: usize,
+    pub closing_right: usize,
+    pub other: usize,
+    pub other_right: usize,
+}
+
+impl VerdictStats {
+    /// `None` when no sequence has a verdict.
+    pub fn of(sequences: &[SequenceScores]) -> Option<Self> {
+        let mut stats = Self::default();
+        for v in sequences.iter().filter_map(|s| s.vein_verdict) {
+            if v.truly_closed() {
+                stats.closing += 1;
+                stats.closing_right += usize::from(v.right());
+            } else {
+                stats.other += 1;
+                stats.other_right += usize::from(v.right());
+            }
+        }
+        (stats.closing + stats.other > 0).then_some(stats)
+    }
 }
 
 /// Pixels per label of a map, background (0) excluded, in label order.
@@ -549,6 +640,9 @@ pub struct SequenceScores {
     /// without confidences, e.g. for predictions scored from files).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub confidence_dice: Option<RankCorrelation>,
+    /// The vein-closed verdict against the truth (`None` without a vein in the reference).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vein_verdict: Option<VeinVerdict>,
 }
 
 /// One frame's part in a class summary.
@@ -656,6 +750,13 @@ pub fn summarise_sequence(
         reference: reference.to_string(),
         spacing_mm,
         confidence_dice: spearman(&confidence_dice_pairs(&frames)),
+        vein_verdict: VeinVerdict::of(
+            &frames,
+            reference_areas
+                .iter()
+                .find(|(label, _)| *label == VEIN)
+                .map_or(0, |&(_, a)| a),
+        ),
         frames,
         classes,
     }
@@ -1058,6 +1159,64 @@ pub(crate) mod tests {
         assert_eq!(overall.name, "overall");
         assert_eq!((overall.dice_open, &overall.closed), (None, &None));
         assert_eq!(overall.reference_area, 0);
+    }
+
+    #[test]
+    fn the_vein_verdict_compares_what_was_said_with_the_smallest_true_area() {
+        let reference = rect(40, 30, 5, 5, 10, 10, 1);
+        let (sliver, squeezed) = (rect(40, 30, 6, 6, 2, 2, 1), rect(40, 30, 5, 5, 5, 5, 1));
+        let names = |l: u8| format!("class-{l}");
+        // The vein closes to 4 % while the prediction keeps 25 %: the area rule says open.
+        let frames = vec![
+            vein_frame(1, &reference, &reference),
+            vein_frame(2, &sliver, &squeezed),
+        ];
+        let s = summarise_sequence("s", "0", None, &[(1, 100)], frames, &names);
+        let v = s.vein_verdict.unwrap();
+        assert_eq!((v.true_min_ratio, v.predicted_min_ratio), (0.04, 0.25));
+        assert!(v.truly_closed() && !v.said_closed() && !v.right());
+        // The element's own verdict wins over the area rule.
+        let said = VeinVerdict {
+            element_closed: Some(true),
+            ..v
+        };
+        assert!(said.right());
+        // A vein that vanishes from both maps counts as area 0.
+        let empty = LabelMap::new(40, 30);
+        let frames = vec![vein_frame(1, &empty, &squeezed)];
+        let open = summarise_sequence("o", "0", None, &[(1, 100)], frames, &names);
+        assert_eq!(open.vein_verdict.unwrap().true_min_ratio, 0.0);
+        // No vein in the reference: no verdict.
+        let frames = vec![vein_frame(1, &reference, &reference)];
+        assert_eq!(
+            summarise_sequence("n", "0", None, &[(2, 16)], frames, &names).vein_verdict,
+            None
+        );
+        let stats = VerdictStats::of(&[
+            s.clone(),
+            SequenceScores {
+                vein_verdict: Some(said),
+                ..s.clone()
+            },
+            SequenceScores {
+                vein_verdict: Some(VeinVerdict {
+                    true_min_ratio: 0.5,
+                    predicted_min_ratio: 0.5,
+                    element_closed: None,
+                }),
+                ..s
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            stats,
+            VerdictStats {
+                closing: 2,
+                closing_right: 1,
+                other: 1,
+                other_right: 1
+            }
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use gstpddflow::flow::confidence::{vessel_confidence, warped_correlation, window_around};
 use gstpddflow::flow::draw::{self, Layers, LegendLine};
 use gstpddflow::flow::instances::{clean_propagated, Instances};
+use gstpddflow::flow::lumen::{closed_by_contrast, LumenReference};
 use gstpddflow::flow::pixels::{extract_luma, Canvas, ModelInput, PixelFormat};
 use gstpddflow::flow::regions::find_instance_regions;
 use gstpddflow::flow::warp::{warp_labels_with, UniformTiles};
@@ -157,6 +158,28 @@ pub fn run(w: usize, h: usize, model: usize, iterations: u32) -> Vec<Stage> {
             || (),
             |_| {
                 std::hint::black_box(classes.areas());
+            },
+        ),
+    );
+    // The discs as dark lumens, so that both vessels give a reference.
+    let lumen_luma: Vec<u8> = luma
+        .iter()
+        .zip(&reference.data)
+        .map(|(&l, &m)| if m == 0 { l } else { 20 })
+        .collect();
+    let vein = LumenReference::new(&lumen_luma, &reference, 1).expect("a dark vein disc");
+    let artery = LumenReference::new(&lumen_luma, &reference, 2).expect("a dark artery disc");
+    stage(
+        "lumen",
+        "vein and artery lumen contrast (vein-closed evidence)",
+        time(
+            iterations,
+            || (),
+            |_| {
+                std::hint::black_box(closed_by_contrast(
+                    vein.relative(&lumen_luma, &classes, 1),
+                    artery.relative(&lumen_luma, &classes, 2),
+                ));
             },
         ),
     );
