@@ -14,8 +14,13 @@ that every op is one ONNX Runtime runs fast on CPU:
   * the SSD cost volume is one batched MatMul over rows (features augmented with
     |R|^2 / a ones channel) followed by a reshape/pad/slice "band extraction" of
     the needed diagonals, no unfold of the feature maps;
-  * min-convolution, mean-field and soft-argmin are pooling ops, Softmax and a
-    1x1 Conv (soft-argmin) on [1,G*G,h,w]; the flow is upsampled with Resize.
+  * the min-convolution's max pool is a MaxPool on [h*w,1,G,G]; the 3x3 average pools after it
+    (two over the labels, two over space) and the mean field's are separable linear maps,
+    applied as one MatMul per axis with precomputed matrices (the two pools of an axis
+    multiplied together, the temperature and the mean-field weight folded in); the mean field
+    works on [h, G*G, w], the softmax as Exp / 1x1 Conv sum, its per-pixel normalisation folded
+    into the pooling matrix; the final softmax and soft-argmin are one 1x1 Conv; the flow is
+    upsampled with Resize.
 
 Several input sizes (the element's working-size): --sizes 128,192,256,320,384 writes the graphs of
 each other size as features-SxS.onnx / flow-SxS.onnx beside the default's and lists every size in
@@ -72,6 +77,13 @@ def obelisk_folded_kernel(net):
                     ker[:, :, iy, ix] += sign * wy * wx * w1[:, :, kk].double()
     pads = [R, R, R + 2 - so, R + 2 - so]
     return ker.float(), pads
+
+
+def _pool_matrix(n):
+    """[n, n] float64 matrix of a 3-tap average along one axis with count_include_pad=0 (a 3x3
+    AveragePool, stride 1, pad 1, is this matrix applied along each of its two axes)."""
+    b = np.eye(n) + np.eye(n, k=1) + np.eye(n, k=-1)
+    return b / b.sum(1, keepdims=True)
 
 
 def _init(name, arr, inits):
@@ -213,52 +225,91 @@ def build_flow(net):
       ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
     N("Transpose", ["corr_t"], ["corr_hw"], perm=[1, 2, 0, 3])  # [h, w, G, G]
     N("Reshape", ["corr_hw", I("shp_l", i64([h * w, 1, G, G]))], ["corr_l"])
-    # temperature then min-convolution over labels
-    N("Mul", ["corr_l", I("nalpha", np.array(2.0 * alpha, np.float32))], ["ncost"])  # = -alpha*cost
-    N("MaxPool", ["ncost"], ["nmin"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])  # = -minpool
-    avg = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0)
-    N("AveragePool", ["nmin"], ["na1"], **avg)
-    N("AveragePool", ["na1"], ["na2"], **avg)
-    N("Reshape", ["na2", I("shp_s", i64([1, h, w, L]))], ["na2r"])
-    N("Transpose", ["na2r"], ["nd1"], perm=[0, 3, 1, 2])  # [1, L, h, w], = -D1
-    N("AveragePool", ["nd1"], ["nd1a"], **avg)
-    N("AveragePool", ["nd1a"], ["nD2"], **avg)  # = -D2
-    cur = "nD2"  # holds -u
+    # min-convolution over labels: the max pool of the correlation (the temperature 2*alpha > 0
+    # commutes with it and is folded into the pooling matrices below)
+    N("MaxPool", ["corr_l"], ["nmin"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])  # = -minpool
+    # The four 3x3 average pools that follow (two over the labels, two over space; count_include_pad=0)
+    # are one linear operator, separable per axis: each pool is L = diag(1/count) * tridiag(1, 1, 1)
+    # on each of its two axes, so the two pools over an axis are L @ L, applied as one MatMul per
+    # axis (precomputed in float64). A MatMul acts on the last axis (right-multiplication) or, after
+    # a reshape to [a, rest], on the first; the one transpose the head needs anyway ([h,w,L] ->
+    # [h,L,w], the layout of the mean field) puts each axis first or last once:
+    #   [h, w*L]      y  (left)        [h*w*G, G]  dx (right, times 2*alpha)
+    #   [h, G, G*w]   dy (left, 16 batches of 17x17 @ 17x(17w))    [h*L, w]  x (right)
+    # The head then works on [h, L, w] (Conv sums over labels see it as [h, L, 1, w]).
+    py2, px2 = _pool_matrix(h), _pool_matrix(w)
+    pdy2, pdx2 = _pool_matrix(G), _pool_matrix(G)
+    py2, px2, pdy2, pdx2 = py2 @ py2, px2 @ px2, pdy2 @ pdy2, pdx2 @ pdx2
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    N("Reshape", ["nmin", I("shp_y", i64([h, w * L]))], ["nm_y"])
+    N("MatMul", [I("pool_y2", f32(py2)), "nm_y"], ["na_y"])
+    N("Reshape", ["na_y", I("shp_dx", i64([h * w * G, G]))], ["na_y2"])
+    N("MatMul", ["na_y2", I("pool_dx2", f32(2.0 * alpha * pdx2.T))], ["na_dx"])
+    N("Reshape", ["na_dx", I("shp_hwl", i64([h, w, L]))], ["na_hwl"])
+    N("Transpose", ["na_hwl"], ["na_hlw"], perm=[0, 2, 1])  # [h, L, w]
+    N("Reshape", ["na_hlw", I("shp_dy", i64([h, G, G * w]))], ["na_dy0"])
+    N("MatMul", [I("pool_dy2", f32(pdy2)), "na_dy0"], ["na_dy"])
+    N("Reshape", ["na_dy", I("shp_x", i64([h * L, w]))], ["na_x0"])
+    N("MatMul", ["na_x0", I("pool_x2", f32(px2.T))], ["nD2"])  # = -D2, [h*L, w]
     # -u <= 2*alpha + wmf everywhere (unit-norm features: <F,R> <= 1; pooling and averaging keep
     # the bound), so exp(-u - shift) <= 1 never overflows and, for any label whose correlation is
     # >= 0, exp() >= exp(-(2*alpha + wmf)) >= exp(-80) stays a normal float: no max subtraction.
+    # The head carries -u - shift (the shift once; the averages of the mean field keep it).
     shift = 2.0 * alpha + wmf
-
+    N("Add", ["nD2", I("nD2_shift", np.array(-shift, np.float32))], ["nD2s"])
+    shp_hl1w = I("shp_hl1w", i64([h, L, 1, w]))
     ones_w = np.ones((1, L, 1, 1), np.float32)
+    I("lbl_ones", ones_w)
+    I("sm_eps", np.array(1e-30, np.float32))
+    # mean-field pool of Q = e / sum(e) (e = exp(-u - shift)), one 3x3 average over space, times
+    # wmf: the per-pixel 1 / sum(e) is folded into the x-pooling matrix, (e_y diag(r_y)) Px^T =
+    # e_y (diag(r_y) Px^T) for each row y (16 batched MatMuls [L, w] @ [w, w]), then the y pool
+    # (left) and the add of -D2 - shift in one Gemm. A Div of [h,L,w] by the sums [h,1,w]
+    # broadcasts over a middle axis, which ONNX Runtime runs 4x slower than the MatMul.
+    py1, px1 = _pool_matrix(h), _pool_matrix(w)
+    I("pool_y1", f32(py1))
+    I("pool_x1w", f32(wmf * px1.T).reshape(1, w, w))
+    I("shp_hw1", i64([h, w, 1]))
+    I("shp_hlw", i64([h, L, w]))
+    I("shp_yq", i64([h, L * w]))
+    I("nD2s_yq", i64([h, L * w]))
+    N("Reshape", ["nD2s", "nD2s_yq"], ["nD2s_y"])
 
-    def softmax1(x, y):
-        # softmax over the label axis (1) of [1,L,h,w]; ORT's Softmax on a non-last axis
-        # transposes internally (~10x slower), and its ReduceSum over axis 1 is ~10x slower
-        # than the same sum as a 1x1 Conv with unit weights.
-        N("Add", [x, I(y + "_shift", np.array(-shift, np.float32))], [y + "_sh"])
-        N("Exp", [y + "_sh"], [y + "_ex"])
-        N("Conv", [y + "_ex", I(y + "_ones", ones_w)], [y + "_sm0"], kernel_shape=[1, 1])
-        N("Add", [y + "_sm0", I(y + "_eps", np.array(1e-30, np.float32))], [y + "_sm"])
-        N("Div", [y + "_ex", y + "_sm"], [y])
-
+    gamma = float(net.head.gamma().item())
+    cur = "nD2s"  # holds -u - shift, [h*L, w]
     for it in range(n_mf):
-        softmax1(cur, f"q{it}")
-        N("AveragePool", [f"q{it}"], [f"qa{it}"], **avg)
-        N("Mul", [f"qa{it}", I(f"wmf{it}", np.array(wmf, np.float32))], [f"qw{it}"])
-        N("Add", ["nD2", f"qw{it}"], [f"nu{it}"])  # -u = -D2 + w*avg(Q)
+        # softmax over the labels; ORT's Softmax on a non-last axis transposes internally (~10x
+        # slower), and its ReduceSum over axis 1 is ~10x slower than the same sum as a 1x1 Conv
+        # with unit weights.
+        q = f"q{it}"
+        N("Reshape", [cur, shp_hl1w], [q + "_in"])
+        N("Exp", [q + "_in"], [q + "_ex"])
+        N("Conv", [q + "_ex", "lbl_ones"], [q + "_sm0"], kernel_shape=[1, 1])  # [h, 1, 1, w]
+        N("Add", [q + "_sm0", "sm_eps"], [q + "_sm"])
+        N("Reshape", [q + "_sm", "shp_hw1"], [q + "_smc"])  # [h, w, 1]
+        N("Div", ["pool_x1w", q + "_smc"], [q + "_px"])  # [h, w, w] = diag(1/sum) wmf Px^T
+        N("Reshape", [q + "_ex", "shp_hlw"], [q + "_e3"])
+        N("MatMul", [q + "_e3", q + "_px"], [q + "_x"])  # [h, L, w] = wmf * x-avg(Q)
+        N("Reshape", [q + "_x", "shp_yq"], [q + "_x2"])
+        # -u - shift = -D2 - shift + w*avg(Q), [h, L*w]; the last one times the final sharpness
+        # gamma (Gemm's alpha, beta): the logits of the final softmax
+        g = gamma if it == n_mf - 1 else 1.0
+        N("Gemm", ["pool_y1", q + "_x2", "nD2s_y"], [f"nu{it}"], alpha=g, beta=g)
         cur = f"nu{it}"
+    if n_mf == 0:
+        N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
+        cur = "qf_g"
     # final softmax (sharpness gamma <= 1) fused with the soft-argmin: one 1x1 Conv gives
     # (sum e*dx, sum e*dy, sum e)
-    gamma = float(net.head.gamma().item())
-    N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
-    N("Add", ["qf_g", I("qf_shift", np.array(-gamma * shift, np.float32))], ["qf_sh"])
-    N("Exp", ["qf_sh"], ["qf_ex"])
+    N("Reshape", [cur, shp_hl1w], ["qf_in"])
+    N("Exp", ["qf_in"], ["qf_ex"])
     disp = net.head.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
     N("Conv", ["qf_ex", I("disp_ones", np.concatenate([disp, ones_w], 0))], ["qf_mom"], kernel_shape=[1, 1])
     N("Slice", ["qf_mom", I("m_s0", i64([0])), I("m_e0", i64([2])), I("m_ax", i64([1]))], ["qf_num"])
     N("Slice", ["qf_mom", I("m_s1", i64([2])), I("m_e1", i64([3])), I("m_ax1", i64([1]))], ["qf_den0"])
     N("Add", ["qf_den0", I("qf_eps", np.array(1e-30, np.float32))], ["qf_den"])
-    N("Div", ["qf_num", "qf_den"], ["flow_lr"])
+    N("Div", ["qf_num", "qf_den"], ["flow_hw"])  # [h, 2, 1, w]
+    N("Transpose", ["flow_hw"], ["flow_lr"], perm=[2, 1, 0, 3])  # [1, 2, h, w]
     cur, grid_h = "flow_lr", h
     if refine:
         cur, grid_h = build_refine(net, N, I, cur), H // 4
