@@ -456,8 +456,18 @@ def build_refine(net, N, I, flow_lr):
         blk[k, k * cf:(k + 1) * cf] = 1.0
     N("Conv", ["wprods", I("corr_sum", blk)], ["corr"], kernel_shape=[1, 1])  # per-offset channel sums
     N("Mul", ["fl4", I("fl_in_scale", np.array(1.0 / 16.0, np.float32))], ["fl4s"])
-    N("Concat", ["fine_c", "wref", "corr", "fl4s"], ["rin"], axis=1)
-    N("Conv", ["rin", I("rw0", f32(ref.conv0.weight)), I("rb0", f32(ref.conv0.bias))], ["rc0"],
+    # the refinement input has 2*cf + n*n + 2 channels (27); zero channels (and zero weights) up to
+    # a multiple of 8 let ONNX Runtime run the conv in its blocked NCHWc layout (exact: the added
+    # terms are 0 * 0)
+    cin = 2 * cf + n * n + 2
+    cpad = -cin % 8
+    rw0 = f32(ref.conv0.weight)
+    rin = ["fine_c", "wref", "corr", "fl4s"]
+    if cpad:
+        rin.append(I("rin_zeros", np.zeros((1, cpad, h4, w4), np.float32)))
+        rw0 = np.concatenate([rw0, np.zeros((rw0.shape[0], cpad) + rw0.shape[2:], np.float32)], 1)
+    N("Concat", rin, ["rin"], axis=1)
+    N("Conv", ["rin", I("rw0", rw0), I("rb0", f32(ref.conv0.bias))], ["rc0"],
       kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     N("Relu", ["rc0"], ["rr0"])
     N("Conv", ["rr0", I("rw1", f32(ref.conv1.weight)), I("rb1", f32(ref.conv1.bias))], ["rc1"],
