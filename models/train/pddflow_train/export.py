@@ -125,6 +125,61 @@ def _unpack(N, I, features, out, start, c, h, w, b):
     return out
 
 
+def _bilinear_border(N, I, img, pix, c, h, w, out):
+    """GridSample(img, bilinear, padding_mode=border) at pixel coordinates pix [1,2,h,w] (channel 0
+    = x, 1 = y, pixel centres at integers) of img [1,c,h,w], as index arithmetic and ONE Gather of
+    whole pixels: the coordinates clipped to [0, w-1] x [0, h-1] (border), the 2x2 neighbours
+    floor / floor+1 (clamped: their weight is then 0) and the bilinear weights, the c values of
+    the four neighbours fetched as rows of the pixel-major [h*w, c] image and summed with their
+    weights. Same arithmetic as GridSample up to rounding; ONNX Runtime's GridSample costs ~50 ns
+    per sample and channel."""
+    n = h * w
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    f32 = lambda v: np.array(v, dtype=np.float32)
+    if c == 1:
+        N("Reshape", [img, I(out + "_s_nc", i64([n, 1]))], [out + "_nc"])
+    else:
+        N("Reshape", [img, I(out + "_s_cn", i64([c, n]))], [out + "_cn"])
+        N("Transpose", [out + "_cn"], [out + "_nc"], perm=[1, 0])  # [n, c]
+    N("Reshape", [pix, I(out + "_s_2n", i64([2, n]))], [out + "_p"])
+    hi = I(out + "_hi", f32([[w - 1], [h - 1]]))
+    N("Max", [out + "_p", I(out + "_lo", f32(0.0))], [out + "_p0"])
+    N("Min", [out + "_p0", hi], [out + "_pc"])  # border: clipped coordinates
+    N("Floor", [out + "_pc"], [out + "_f0"])
+    N("Sub", [out + "_pc", out + "_f0"], [out + "_a1"])  # fractions [2, n]
+    N("Add", [out + "_f0", I(out + "_one", f32(1.0))], [out + "_f1u"])
+    N("Min", [out + "_f1u", hi], [out + "_f1"])
+    N("Sub", [out + "_one", out + "_a1"], [out + "_a0"])
+    # [2 (neighbour 0/1), 2 (x/y), n] for the positions and the weights
+    N("Concat", [out + "_f0", out + "_f1"], [out + "_f"], axis=0)
+    N("Concat", [out + "_a0", out + "_a1"], [out + "_a"], axis=0)
+    s2 = I(out + "_s_22n", i64([2, 2, n]))
+    N("Reshape", [out + "_f", s2], [out + "_f3"])
+    N("Reshape", [out + "_a", s2], [out + "_a3"])
+    N("Split", [out + "_f3"], [out + "_fx", out + "_fy"], axis=1)  # [2, 1, n] each
+    N("Split", [out + "_a3"], [out + "_ax", out + "_ay"], axis=1)
+    s12 = I(out + "_s_12n", i64([1, 2, n]))
+    N("Reshape", [out + "_fx", s12], [out + "_fxr"])
+    N("Reshape", [out + "_ax", s12], [out + "_axr"])
+    N("Mul", [out + "_fy", I(out + "_w", f32(w))], [out + "_row"])
+    N("Add", [out + "_row", out + "_fxr"], [out + "_idxf"])  # [2 (y), 2 (x), n] flat indices
+    N("Cast", [out + "_idxf"], [out + "_idx"], to=TensorProto.INT64)
+    N("Mul", [out + "_ay", out + "_axr"], [out + "_wt"])  # [2, 2, n] weights
+    N("Gather", [out + "_nc", out + "_idx"], [out + "_g"], axis=0)  # [2, 2, n, c]
+    # channels first ([c, 4, n]; a Mul broadcasting [4, n, 1] over the last axis is slow), the
+    # weighted sum over the 4 neighbours as a MatMul with ones
+    N("Reshape", [out + "_wt", I(out + "_s_4n", i64([4, n]))], [out + "_wt4"])
+    if c == 1:
+        N("Reshape", [out + "_g", I(out + "_s_c4n", i64([1, 4, n]))], [out + "_gc"])
+    else:
+        N("Reshape", [out + "_g", I(out + "_s_4nc", i64([4, n, c]))], [out + "_g4"])
+        N("Transpose", [out + "_g4"], [out + "_gc"], perm=[2, 0, 1])  # [c, 4, n]
+    N("Mul", [out + "_gc", out + "_wt4"], [out + "_gw"])
+    N("MatMul", [I(out + "_ones", np.ones((1, 4), np.float32)), out + "_gw"], [out + "_sum"])  # [c, 1, n]
+    N("Reshape", [out + "_sum", I(out + "_s_out", i64([1, c, h, w]))], [out])
+    return out
+
+
 def build_features(net):
     c = net.cfg
     H = W = c["input_size"]
@@ -362,7 +417,8 @@ def build_lk(net, N, I, fl_in):
     k = c["lk_size"]
     gy, gx = np.meshgrid((2 * np.arange(h2) + 1) / h2 - 1, (2 * np.arange(w2) + 1) / w2 - 1, indexing="ij")
     # the sampling grid is built channels-first and transposed once (a broadcast over a last
-    # axis of 2 is slow in ONNX Runtime)
+    # axis of 2 is slow in ONNX Runtime); GridSample stays here: for one channel the Gather of
+    # _bilinear_border fetches single floats and was 4% slower on the whole flow graph
     I("lk_base", np.stack([gx, gy], 0)[None].astype(np.float32))
     I("lk_gscale", np.array([2.0 / w2, 2.0 / h2], np.float32).reshape(1, 2, 1, 1))
     I("lk_half", f32(0.5))
@@ -434,13 +490,12 @@ def build_refine(net, N, I, flow_lr):
         _unpack(N, I, nm, f"fine_{tag}", C, cf, h4, w4, b)
     N("Resize", [flow_lr, "", I("scales4", np.array([1.0, 1.0, h4 / (H // s), w4 / (W // s)], np.float32))], ["fl4"],
       mode="linear", coordinate_transformation_mode="half_pixel")
-    # grid of GridSample (align_corners=0): (2 (x + fl/q) + 1) / w4 - 1
-    gy, gx = np.meshgrid((2 * np.arange(h4) + 1) / h4 - 1, (2 * np.arange(w4) + 1) / w4 - 1, indexing="ij")
-    base = np.stack([gx, gy], -1)[None].astype(np.float32)  # [1,h4,w4,2]
-    N("Transpose", ["fl4"], ["fl4t"], perm=[0, 2, 3, 1])
-    N("Mul", ["fl4t", I("gscale", np.array([2.0 / (q * w4), 2.0 / (q * h4)], np.float32))], ["fl4g"])
-    N("Add", ["fl4g", I("gbase", base)], ["grid"])
-    N("GridSample", ["fine_r", "grid"], ["wref"], mode="bilinear", padding_mode="border", align_corners=0)
+    # the reference fine features warped by the flow: bilinear, border, at pixel (x, y) + fl / q
+    # (what GridSample with align_corners=0 samples at the grid (2 (x + fl/q) + 1) / w4 - 1)
+    gy, gx = np.meshgrid(np.arange(h4), np.arange(w4), indexing="ij")
+    N("Mul", ["fl4", I("fl4_inv_q", np.array(1.0 / q, np.float32))], ["fl4q"])
+    N("Add", ["fl4q", I("pbase4", np.stack([gx, gy], 0)[None].astype(np.float32))], ["wpix"])
+    _bilinear_border(N, I, "fine_r", "wpix", cf, h4, w4, "wref")
     N("Pad", ["wref", I("pads_w", i64([0, 0, r, r, 0, 0, r, r]))], ["wpad"], mode="edge")
     prods = []
     for dy in range(n):
