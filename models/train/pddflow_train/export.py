@@ -497,19 +497,21 @@ def build_refine(net, N, I, flow_lr):
     N("Add", ["fl4q", I("pbase4", np.stack([gx, gy], 0)[None].astype(np.float32))], ["wpix"])
     _bilinear_border(N, I, "fine_r", "wpix", cf, h4, w4, "wref")
     N("Pad", ["wref", I("pads_w", i64([0, 0, r, r, 0, 0, r, r]))], ["wpad"], mode="edge")
-    prods = []
+    # the n*n shifted copies side by side, ONE Mul with the current features (broadcast over the
+    # leading offset axis) and the per-offset channel sums as a MatMul with ones (n*n batches
+    # [1, cf] @ [cf, h4*w4]); n*n separate Muls and a block-diagonal 1x1 Conv were slower
+    shifts = []
     for dy in range(n):
         for dx in range(n):
             k = dy * n + dx
             N("Slice", ["wpad", I(f"ws{k}", i64([dy, dx])), I(f"we{k}", i64([dy + h4, dx + w4])), I(f"wa{k}", i64([2, 3]))],
               [f"wsh{k}"])
-            N("Mul", ["fine_c", f"wsh{k}"], [f"wp{k}"])
-            prods.append(f"wp{k}")
-    N("Concat", prods, ["wprods"], axis=1)
-    blk = np.zeros((n * n, n * n * cf, 1, 1), np.float32)
-    for k in range(n * n):
-        blk[k, k * cf:(k + 1) * cf] = 1.0
-    N("Conv", ["wprods", I("corr_sum", blk)], ["corr"], kernel_shape=[1, 1])  # per-offset channel sums
+            shifts.append(f"wsh{k}")
+    N("Concat", shifts, ["wshs"], axis=0)  # [n*n, cf, h4, w4]
+    N("Mul", ["wshs", "fine_c"], ["wprods"])
+    N("Reshape", ["wprods", I("shp_wp", i64([n * n, cf, h4 * w4]))], ["wprods3"])
+    N("MatMul", [I("corr_ones", np.ones((1, cf), np.float32)), "wprods3"], ["corr3"])  # [n*n, 1, h4*w4]
+    N("Reshape", ["corr3", I("shp_corr", i64([1, n * n, h4, w4]))], ["corr"])
     N("Mul", ["fl4", I("fl_in_scale", np.array(1.0 / 16.0, np.float32))], ["fl4s"])
     # the refinement input has 2*cf + n*n + 2 channels (27); zero channels (and zero weights) up to
     # a multiple of 8 let ONNX Runtime run the conv in its blocked NCHWc layout (exact: the added
