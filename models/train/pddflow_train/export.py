@@ -100,15 +100,17 @@ def _model(graph):
 
 
 def _space_to_depth(N, I, x, out, c, h, w, b):
-    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx)."""
-    if c == 1:
-        # one channel: ONNX SpaceToDepth's order ((by*b + bx)*c + ch) is the same, and it is
-        # faster than the 6-D Transpose
-        N("SpaceToDepth", [x], [out], blocksize=b)
-        return out
-    N("Reshape", [x, I(out + "_s6", np.array([1, c, h // b, b, w // b, b], np.int64))], [out + "_6"])
-    N("Transpose", [out + "_6"], [out + "_6t"], perm=[0, 1, 3, 5, 2, 4])
-    N("Reshape", [out + "_6t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
+    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx).
+
+    ONNX SpaceToDepth orders the channels (by*b + bx)*c + ch; one channel needs nothing more, more
+    channels a transpose of whole planes [b*b, c] -> [c, b*b]. Bitwise the same as the 6-D
+    Reshape/Transpose/Reshape, about twice as fast in ONNX Runtime."""
+    N("SpaceToDepth", [x], [out if c == 1 else out + "_d"], blocksize=b)
+    if c > 1:
+        n = (h // b) * (w // b)
+        N("Reshape", [out + "_d", I(out + "_s5", np.array([1, b * b, c, n], np.int64))], [out + "_5"])
+        N("Transpose", [out + "_5"], [out + "_5t"], perm=[0, 2, 1, 3])
+        N("Reshape", [out + "_5t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
     return out
 
 
