@@ -295,10 +295,10 @@ def build_flow(net):
     # are one linear operator, separable per axis: each pool is L = diag(1/count) * tridiag(1, 1, 1)
     # on each of its two axes, so the two pools over an axis are L @ L, applied as one MatMul per
     # axis (precomputed in float64). A MatMul acts on the last axis (right-multiplication) or, after
-    # a reshape to [a, rest], on the first; the one transpose the head needs anyway ([h,w,L] ->
+    # a reshape to [a, rest], on the first; the transpose the head already had ([h,w,L] ->
     # [h,L,w], the layout of the mean field) puts each axis first or last once:
     #   [h, w*L]      y  (left)        [h*w*G, G]  dx (right, times 2*alpha)
-    #   [h, G, G*w]   dy (left, 16 batches of 17x17 @ 17x(17w))    [h*L, w]  x (right)
+    #   [h, G, G*w]   dy (left, h batches of GxG @ Gx(G*w))    [h*L, w]  x (right)
     # The head then works on [h, L, w] (Conv sums over labels see it as [h, L, 1, w]).
     py2, px2 = _pool_matrix(h), _pool_matrix(w)
     pdy2, pdx2 = _pool_matrix(G), _pool_matrix(G)
