@@ -14,8 +14,13 @@ that every op is one ONNX Runtime runs fast on CPU:
   * the SSD cost volume is one batched MatMul over rows (features augmented with
     |R|^2 / a ones channel) followed by a reshape/pad/slice "band extraction" of
     the needed diagonals, no unfold of the feature maps;
-  * min-convolution, mean-field and soft-argmin are pooling ops, Softmax and a
-    1x1 Conv (soft-argmin) on [1,G*G,h,w]; the flow is upsampled with Resize.
+  * the min-convolution's max pool is a MaxPool on [h*w,1,G,G]; the 3x3 average pools after it
+    (two over the labels, two over space) and the mean field's are separable linear maps,
+    applied as one MatMul per axis with precomputed matrices (the two pools of an axis
+    multiplied together, the temperature and the mean-field weight folded in); the mean field
+    works on [h, G*G, w], the softmax as Exp / 1x1 Conv sum, its per-pixel normalisation folded
+    into the pooling matrix; the final softmax and soft-argmin are one 1x1 Conv; the flow is
+    upsampled with Resize.
 
 Several input sizes (the element's working-size): --sizes 128,192,256,320,384 writes the graphs of
 each other size as features-SxS.onnx / flow-SxS.onnx beside the default's and lists every size in
@@ -74,6 +79,13 @@ def obelisk_folded_kernel(net):
     return ker.float(), pads
 
 
+def _pool_matrix(n):
+    """[n, n] float64 matrix of a 3-tap average along one axis with count_include_pad=0 (a 3x3
+    AveragePool, stride 1, pad 1, is this matrix applied along each of its two axes)."""
+    b = np.eye(n) + np.eye(n, k=1) + np.eye(n, k=-1)
+    return b / b.sum(1, keepdims=True)
+
+
 def _init(name, arr, inits):
     inits.append(numpy_helper.from_array(np.asarray(arr), name))
     return name
@@ -88,10 +100,17 @@ def _model(graph):
 
 
 def _space_to_depth(N, I, x, out, c, h, w, b):
-    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx)."""
-    N("Reshape", [x, I(out + "_s6", np.array([1, c, h // b, b, w // b, b], np.int64))], [out + "_6"])
-    N("Transpose", [out + "_6"], [out + "_6t"], perm=[0, 1, 3, 5, 2, 4])
-    N("Reshape", [out + "_6t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
+    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx).
+
+    ONNX SpaceToDepth orders the channels (by*b + bx)*c + ch; one channel needs nothing more, more
+    channels a transpose of whole planes [b*b, c] -> [c, b*b]. Bitwise the same as the 6-D
+    Reshape/Transpose/Reshape, about twice as fast in ONNX Runtime."""
+    N("SpaceToDepth", [x], [out if c == 1 else out + "_d"], blocksize=b)
+    if c > 1:
+        n = (h // b) * (w // b)
+        N("Reshape", [out + "_d", I(out + "_s5", np.array([1, b * b, c, n], np.int64))], [out + "_5"])
+        N("Transpose", [out + "_5"], [out + "_5t"], perm=[0, 2, 1, 3])
+        N("Reshape", [out + "_5t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
     return out
 
 
@@ -101,9 +120,65 @@ def _unpack(N, I, features, out, start, c, h, w, b):
     i64 = lambda v: np.array(v, dtype=np.int64)
     N("Slice", [features, I(out + "_ss", i64([start])), I(out + "_se", i64([start + c * b * b])),
                 I(out + "_sa", i64([1]))], [out + "_p"])
-    N("Reshape", [out + "_p", I(out + "_s6", i64([1, c, b, b, h // b, w // b]))], [out + "_6"])
-    N("Transpose", [out + "_6"], [out + "_6t"], perm=[0, 1, 4, 2, 5, 3])
-    N("Reshape", [out + "_6t", I(out + "_s4", i64([1, c, h, w]))], [out])
+    # DepthToSpace in CRD mode is by definition Reshape [1,c,b,b,h/b,w/b], Transpose
+    # [0,1,4,2,5,3], Reshape [1,c,h,w], the inverse of the packing order (pure data movement),
+    # and ONNX Runtime runs it ~1.7x faster than the 6-D Transpose
+    N("DepthToSpace", [out + "_p"], [out], blocksize=b, mode="CRD")
+    return out
+
+
+def _bilinear_border(N, I, img, pix, c, h, w, out):
+    """GridSample(img, bilinear, padding_mode=border) at pixel coordinates pix [1,2,h,w] (channel 0
+    = x, 1 = y, pixel centres at integers) of img [1,c,h,w], as index arithmetic and ONE Gather of
+    whole pixels: the coordinates clipped to [0, w-1] x [0, h-1] (border), the 2x2 neighbours
+    floor / floor+1 (clamped: their weight is then 0) and the bilinear weights, the c values of
+    the four neighbours fetched as rows of the pixel-major [h*w, c] image and summed with their
+    weights. Same arithmetic as GridSample up to rounding; ONNX Runtime's GridSample costs ~50 ns
+    per sample and channel."""
+    n = h * w
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    f32 = lambda v: np.array(v, dtype=np.float32)
+    if c == 1:
+        N("Reshape", [img, I(out + "_s_nc", i64([n, 1]))], [out + "_nc"])
+    else:
+        N("Reshape", [img, I(out + "_s_cn", i64([c, n]))], [out + "_cn"])
+        N("Transpose", [out + "_cn"], [out + "_nc"], perm=[1, 0])  # [n, c]
+    N("Reshape", [pix, I(out + "_s_2n", i64([2, n]))], [out + "_p"])
+    hi = I(out + "_hi", f32([[w - 1], [h - 1]]))
+    N("Max", [out + "_p", I(out + "_lo", f32(0.0))], [out + "_p0"])
+    N("Min", [out + "_p0", hi], [out + "_pc"])  # border: clipped coordinates
+    N("Floor", [out + "_pc"], [out + "_f0"])
+    N("Sub", [out + "_pc", out + "_f0"], [out + "_a1"])  # fractions [2, n]
+    N("Add", [out + "_f0", I(out + "_one", f32(1.0))], [out + "_f1u"])
+    N("Min", [out + "_f1u", hi], [out + "_f1"])
+    N("Sub", [out + "_one", out + "_a1"], [out + "_a0"])
+    # [2 (neighbour 0/1), 2 (x/y), n] for the positions and the weights
+    N("Concat", [out + "_f0", out + "_f1"], [out + "_f"], axis=0)
+    N("Concat", [out + "_a0", out + "_a1"], [out + "_a"], axis=0)
+    s2 = I(out + "_s_22n", i64([2, 2, n]))
+    N("Reshape", [out + "_f", s2], [out + "_f3"])
+    N("Reshape", [out + "_a", s2], [out + "_a3"])
+    N("Split", [out + "_f3"], [out + "_fx", out + "_fy"], axis=1)  # [2, 1, n] each
+    N("Split", [out + "_a3"], [out + "_ax", out + "_ay"], axis=1)
+    s12 = I(out + "_s_12n", i64([1, 2, n]))
+    N("Reshape", [out + "_fx", s12], [out + "_fxr"])
+    N("Reshape", [out + "_ax", s12], [out + "_axr"])
+    N("Mul", [out + "_fy", I(out + "_w", f32(w))], [out + "_row"])
+    N("Add", [out + "_row", out + "_fxr"], [out + "_idxf"])  # [2 (y), 2 (x), n] flat indices
+    N("Cast", [out + "_idxf"], [out + "_idx"], to=TensorProto.INT64)
+    N("Mul", [out + "_ay", out + "_axr"], [out + "_wt"])  # [2, 2, n] weights
+    N("Gather", [out + "_nc", out + "_idx"], [out + "_g"], axis=0)  # [2, 2, n, c]
+    # channels first ([c, 4, n]; a Mul broadcasting [4, n, 1] over the last axis is slow), the
+    # weighted sum over the 4 neighbours as a MatMul with ones
+    N("Reshape", [out + "_wt", I(out + "_s_4n", i64([4, n]))], [out + "_wt4"])
+    if c == 1:
+        N("Reshape", [out + "_g", I(out + "_s_c4n", i64([1, 4, n]))], [out + "_gc"])
+    else:
+        N("Reshape", [out + "_g", I(out + "_s_4nc", i64([4, n, c]))], [out + "_g4"])
+        N("Transpose", [out + "_g4"], [out + "_gc"], perm=[2, 0, 1])  # [c, 4, n]
+    N("Mul", [out + "_gc", out + "_wt4"], [out + "_gw"])
+    N("MatMul", [I(out + "_ones", np.ones((1, 4), np.float32)), out + "_gw"], [out + "_sum"])  # [c, 1, n]
+    N("Reshape", [out + "_sum", I(out + "_s_out", i64([1, c, h, w]))], [out])
     return out
 
 
@@ -213,52 +288,91 @@ def build_flow(net):
       ["corr_t"])  # [G(dy), h, w, G(dx)] = <F(p), R(p+d)>
     N("Transpose", ["corr_t"], ["corr_hw"], perm=[1, 2, 0, 3])  # [h, w, G, G]
     N("Reshape", ["corr_hw", I("shp_l", i64([h * w, 1, G, G]))], ["corr_l"])
-    # temperature then min-convolution over labels
-    N("Mul", ["corr_l", I("nalpha", np.array(2.0 * alpha, np.float32))], ["ncost"])  # = -alpha*cost
-    N("MaxPool", ["ncost"], ["nmin"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])  # = -minpool
-    avg = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0)
-    N("AveragePool", ["nmin"], ["na1"], **avg)
-    N("AveragePool", ["na1"], ["na2"], **avg)
-    N("Reshape", ["na2", I("shp_s", i64([1, h, w, L]))], ["na2r"])
-    N("Transpose", ["na2r"], ["nd1"], perm=[0, 3, 1, 2])  # [1, L, h, w], = -D1
-    N("AveragePool", ["nd1"], ["nd1a"], **avg)
-    N("AveragePool", ["nd1a"], ["nD2"], **avg)  # = -D2
-    cur = "nD2"  # holds -u
+    # min-convolution over labels: the max pool of the correlation (the temperature 2*alpha > 0
+    # commutes with it and is folded into the pooling matrices below)
+    N("MaxPool", ["corr_l"], ["nmin"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])  # = -minpool
+    # The four 3x3 average pools that follow (two over the labels, two over space; count_include_pad=0)
+    # are one linear operator, separable per axis: each pool is L = diag(1/count) * tridiag(1, 1, 1)
+    # on each of its two axes, so the two pools over an axis are L @ L, applied as one MatMul per
+    # axis (precomputed in float64). A MatMul acts on the last axis (right-multiplication) or, after
+    # a reshape to [a, rest], on the first; the transpose the head already had ([h,w,L] ->
+    # [h,L,w], the layout of the mean field) puts each axis first or last once:
+    #   [h, w*L]      y  (left)        [h*w*G, G]  dx (right, times 2*alpha)
+    #   [h, G, G*w]   dy (left, h batches of GxG @ Gx(G*w))    [h*L, w]  x (right)
+    # The head then works on [h, L, w] (Conv sums over labels see it as [h, L, 1, w]).
+    py2, px2 = _pool_matrix(h), _pool_matrix(w)
+    pdy2, pdx2 = _pool_matrix(G), _pool_matrix(G)
+    py2, px2, pdy2, pdx2 = py2 @ py2, px2 @ px2, pdy2 @ pdy2, pdx2 @ pdx2
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    N("Reshape", ["nmin", I("shp_y", i64([h, w * L]))], ["nm_y"])
+    N("MatMul", [I("pool_y2", f32(py2)), "nm_y"], ["na_y"])
+    N("Reshape", ["na_y", I("shp_dx", i64([h * w * G, G]))], ["na_y2"])
+    N("MatMul", ["na_y2", I("pool_dx2", f32(2.0 * alpha * pdx2.T))], ["na_dx"])
+    N("Reshape", ["na_dx", I("shp_hwl", i64([h, w, L]))], ["na_hwl"])
+    N("Transpose", ["na_hwl"], ["na_hlw"], perm=[0, 2, 1])  # [h, L, w]
+    N("Reshape", ["na_hlw", I("shp_dy", i64([h, G, G * w]))], ["na_dy0"])
+    N("MatMul", [I("pool_dy2", f32(pdy2)), "na_dy0"], ["na_dy"])
+    N("Reshape", ["na_dy", I("shp_x", i64([h * L, w]))], ["na_x0"])
+    N("MatMul", ["na_x0", I("pool_x2", f32(px2.T))], ["nD2"])  # = -D2, [h*L, w]
     # -u <= 2*alpha + wmf everywhere (unit-norm features: <F,R> <= 1; pooling and averaging keep
     # the bound), so exp(-u - shift) <= 1 never overflows and, for any label whose correlation is
     # >= 0, exp() >= exp(-(2*alpha + wmf)) >= exp(-80) stays a normal float: no max subtraction.
+    # The head carries -u - shift (the shift once; the averages of the mean field keep it).
     shift = 2.0 * alpha + wmf
-
+    N("Add", ["nD2", I("nD2_shift", np.array(-shift, np.float32))], ["nD2s"])
+    shp_hl1w = I("shp_hl1w", i64([h, L, 1, w]))
     ones_w = np.ones((1, L, 1, 1), np.float32)
+    I("lbl_ones", ones_w)
+    I("sm_eps", np.array(1e-30, np.float32))
+    # mean-field pool of Q = e / sum(e) (e = exp(-u - shift)), one 3x3 average over space, times
+    # wmf: the per-pixel 1 / sum(e) is folded into the x-pooling matrix, (e_y diag(r_y)) Px^T =
+    # e_y (diag(r_y) Px^T) for each row y (16 batched MatMuls [L, w] @ [w, w]), then the y pool
+    # (left) and the add of -D2 - shift in one Gemm. A Div of [h,L,w] by the sums [h,1,w]
+    # broadcasts over a middle axis, which ONNX Runtime runs 4x slower than the MatMul.
+    py1, px1 = _pool_matrix(h), _pool_matrix(w)
+    I("pool_y1", f32(py1))
+    I("pool_x1w", f32(wmf * px1.T).reshape(1, w, w))
+    I("shp_hw1", i64([h, w, 1]))
+    I("shp_hlw", i64([h, L, w]))
+    I("shp_yq", i64([h, L * w]))
+    I("nD2s_yq", i64([h, L * w]))
+    N("Reshape", ["nD2s", "nD2s_yq"], ["nD2s_y"])
 
-    def softmax1(x, y):
-        # softmax over the label axis (1) of [1,L,h,w]; ORT's Softmax on a non-last axis
-        # transposes internally (~10x slower), and its ReduceSum over axis 1 is ~10x slower
-        # than the same sum as a 1x1 Conv with unit weights.
-        N("Add", [x, I(y + "_shift", np.array(-shift, np.float32))], [y + "_sh"])
-        N("Exp", [y + "_sh"], [y + "_ex"])
-        N("Conv", [y + "_ex", I(y + "_ones", ones_w)], [y + "_sm0"], kernel_shape=[1, 1])
-        N("Add", [y + "_sm0", I(y + "_eps", np.array(1e-30, np.float32))], [y + "_sm"])
-        N("Div", [y + "_ex", y + "_sm"], [y])
-
+    gamma = float(net.head.gamma().item())
+    cur = "nD2s"  # holds -u - shift, [h*L, w]
     for it in range(n_mf):
-        softmax1(cur, f"q{it}")
-        N("AveragePool", [f"q{it}"], [f"qa{it}"], **avg)
-        N("Mul", [f"qa{it}", I(f"wmf{it}", np.array(wmf, np.float32))], [f"qw{it}"])
-        N("Add", ["nD2", f"qw{it}"], [f"nu{it}"])  # -u = -D2 + w*avg(Q)
+        # softmax over the labels; ORT's Softmax on a non-last axis transposes internally (~10x
+        # slower), and its ReduceSum over axis 1 is ~10x slower than the same sum as a 1x1 Conv
+        # with unit weights.
+        q = f"q{it}"
+        N("Reshape", [cur, shp_hl1w], [q + "_in"])
+        N("Exp", [q + "_in"], [q + "_ex"])
+        N("Conv", [q + "_ex", "lbl_ones"], [q + "_sm0"], kernel_shape=[1, 1])  # [h, 1, 1, w]
+        N("Add", [q + "_sm0", "sm_eps"], [q + "_sm"])
+        N("Reshape", [q + "_sm", "shp_hw1"], [q + "_smc"])  # [h, w, 1]
+        N("Div", ["pool_x1w", q + "_smc"], [q + "_px"])  # [h, w, w] = diag(1/sum) wmf Px^T
+        N("Reshape", [q + "_ex", "shp_hlw"], [q + "_e3"])
+        N("MatMul", [q + "_e3", q + "_px"], [q + "_x"])  # [h, L, w] = wmf * x-avg(Q)
+        N("Reshape", [q + "_x", "shp_yq"], [q + "_x2"])
+        # -u - shift = -D2 - shift + w*avg(Q), [h, L*w]; the last one times the final sharpness
+        # gamma (Gemm's alpha, beta): the logits of the final softmax
+        g = gamma if it == n_mf - 1 else 1.0
+        N("Gemm", ["pool_y1", q + "_x2", "nD2s_y"], [f"nu{it}"], alpha=g, beta=g)
         cur = f"nu{it}"
+    if n_mf == 0:
+        N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
+        cur = "qf_g"
     # final softmax (sharpness gamma <= 1) fused with the soft-argmin: one 1x1 Conv gives
     # (sum e*dx, sum e*dy, sum e)
-    gamma = float(net.head.gamma().item())
-    N("Mul", [cur, I("qf_gamma", np.array(gamma, np.float32))], ["qf_g"])
-    N("Add", ["qf_g", I("qf_shift", np.array(-gamma * shift, np.float32))], ["qf_sh"])
-    N("Exp", ["qf_sh"], ["qf_ex"])
+    N("Reshape", [cur, shp_hl1w], ["qf_in"])
+    N("Exp", ["qf_in"], ["qf_ex"])
     disp = net.head.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
     N("Conv", ["qf_ex", I("disp_ones", np.concatenate([disp, ones_w], 0))], ["qf_mom"], kernel_shape=[1, 1])
     N("Slice", ["qf_mom", I("m_s0", i64([0])), I("m_e0", i64([2])), I("m_ax", i64([1]))], ["qf_num"])
     N("Slice", ["qf_mom", I("m_s1", i64([2])), I("m_e1", i64([3])), I("m_ax1", i64([1]))], ["qf_den0"])
     N("Add", ["qf_den0", I("qf_eps", np.array(1e-30, np.float32))], ["qf_den"])
-    N("Div", ["qf_num", "qf_den"], ["flow_lr"])
+    N("Div", ["qf_num", "qf_den"], ["flow_hw"])  # [h, 2, 1, w]
+    N("Transpose", ["flow_hw"], ["flow_lr"], perm=[2, 1, 0, 3])  # [1, 2, h, w]
     cur, grid_h = "flow_lr", h
     if refine:
         cur, grid_h = build_refine(net, N, I, cur), H // 4
@@ -305,7 +419,8 @@ def build_lk(net, N, I, fl_in):
     k = c["lk_size"]
     gy, gx = np.meshgrid((2 * np.arange(h2) + 1) / h2 - 1, (2 * np.arange(w2) + 1) / w2 - 1, indexing="ij")
     # the sampling grid is built channels-first and transposed once (a broadcast over a last
-    # axis of 2 is slow in ONNX Runtime)
+    # axis of 2 is slow in ONNX Runtime); GridSample stays here: for one channel the Gather of
+    # _bilinear_border fetches single floats and was 4% slower on the whole flow graph
     I("lk_base", np.stack([gx, gy], 0)[None].astype(np.float32))
     I("lk_gscale", np.array([2.0 / w2, 2.0 / h2], np.float32).reshape(1, 2, 1, 1))
     I("lk_half", f32(0.5))
@@ -377,30 +492,41 @@ def build_refine(net, N, I, flow_lr):
         _unpack(N, I, nm, f"fine_{tag}", C, cf, h4, w4, b)
     N("Resize", [flow_lr, "", I("scales4", np.array([1.0, 1.0, h4 / (H // s), w4 / (W // s)], np.float32))], ["fl4"],
       mode="linear", coordinate_transformation_mode="half_pixel")
-    # grid of GridSample (align_corners=0): (2 (x + fl/q) + 1) / w4 - 1
-    gy, gx = np.meshgrid((2 * np.arange(h4) + 1) / h4 - 1, (2 * np.arange(w4) + 1) / w4 - 1, indexing="ij")
-    base = np.stack([gx, gy], -1)[None].astype(np.float32)  # [1,h4,w4,2]
-    N("Transpose", ["fl4"], ["fl4t"], perm=[0, 2, 3, 1])
-    N("Mul", ["fl4t", I("gscale", np.array([2.0 / (q * w4), 2.0 / (q * h4)], np.float32))], ["fl4g"])
-    N("Add", ["fl4g", I("gbase", base)], ["grid"])
-    N("GridSample", ["fine_r", "grid"], ["wref"], mode="bilinear", padding_mode="border", align_corners=0)
+    # the reference fine features warped by the flow: bilinear, border, at pixel (x, y) + fl / q
+    # (what GridSample with align_corners=0 samples at the grid (2 (x + fl/q) + 1) / w4 - 1)
+    gy, gx = np.meshgrid(np.arange(h4), np.arange(w4), indexing="ij")
+    N("Mul", ["fl4", I("fl4_inv_q", np.array(1.0 / q, np.float32))], ["fl4q"])
+    N("Add", ["fl4q", I("pbase4", np.stack([gx, gy], 0)[None].astype(np.float32))], ["wpix"])
+    _bilinear_border(N, I, "fine_r", "wpix", cf, h4, w4, "wref")
     N("Pad", ["wref", I("pads_w", i64([0, 0, r, r, 0, 0, r, r]))], ["wpad"], mode="edge")
-    prods = []
+    # the n*n shifted copies side by side, ONE Mul with the current features (broadcast over the
+    # leading offset axis) and the per-offset channel sums as a MatMul with ones (n*n batches
+    # [1, cf] @ [cf, h4*w4]); n*n separate Muls and a block-diagonal 1x1 Conv were slower
+    shifts = []
     for dy in range(n):
         for dx in range(n):
             k = dy * n + dx
             N("Slice", ["wpad", I(f"ws{k}", i64([dy, dx])), I(f"we{k}", i64([dy + h4, dx + w4])), I(f"wa{k}", i64([2, 3]))],
               [f"wsh{k}"])
-            N("Mul", ["fine_c", f"wsh{k}"], [f"wp{k}"])
-            prods.append(f"wp{k}")
-    N("Concat", prods, ["wprods"], axis=1)
-    blk = np.zeros((n * n, n * n * cf, 1, 1), np.float32)
-    for k in range(n * n):
-        blk[k, k * cf:(k + 1) * cf] = 1.0
-    N("Conv", ["wprods", I("corr_sum", blk)], ["corr"], kernel_shape=[1, 1])  # per-offset channel sums
+            shifts.append(f"wsh{k}")
+    N("Concat", shifts, ["wshs"], axis=0)  # [n*n, cf, h4, w4]
+    N("Mul", ["wshs", "fine_c"], ["wprods"])
+    N("Reshape", ["wprods", I("shp_wp", i64([n * n, cf, h4 * w4]))], ["wprods3"])
+    N("MatMul", [I("corr_ones", np.ones((1, cf), np.float32)), "wprods3"], ["corr3"])  # [n*n, 1, h4*w4]
+    N("Reshape", ["corr3", I("shp_corr", i64([1, n * n, h4, w4]))], ["corr"])
     N("Mul", ["fl4", I("fl_in_scale", np.array(1.0 / 16.0, np.float32))], ["fl4s"])
-    N("Concat", ["fine_c", "wref", "corr", "fl4s"], ["rin"], axis=1)
-    N("Conv", ["rin", I("rw0", f32(ref.conv0.weight)), I("rb0", f32(ref.conv0.bias))], ["rc0"],
+    # the refinement input has 2*cf + n*n + 2 channels (27); zero channels (and zero weights) up to
+    # a multiple of 8 let ONNX Runtime run the conv in its blocked NCHWc layout (exact: the added
+    # terms are 0 * 0)
+    cin = 2 * cf + n * n + 2
+    cpad = -cin % 8
+    rw0 = f32(ref.conv0.weight)
+    rin = ["fine_c", "wref", "corr", "fl4s"]
+    if cpad:
+        rin.append(I("rin_zeros", np.zeros((1, cpad, h4, w4), np.float32)))
+        rw0 = np.concatenate([rw0, np.zeros((rw0.shape[0], cpad) + rw0.shape[2:], np.float32)], 1)
+    N("Concat", rin, ["rin"], axis=1)
+    N("Conv", ["rin", I("rw0", rw0), I("rb0", f32(ref.conv0.bias))], ["rc0"],
       kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     N("Relu", ["rc0"], ["rr0"])
     N("Conv", ["rr0", I("rw1", f32(ref.conv1.weight)), I("rb1", f32(ref.conv1.bias))], ["rc1"],

@@ -1,0 +1,123 @@
+"""A/B of two pddflow model directories at one input size, in ONNX Runtime on ONE CPU thread.
+
+For comparing two exports of the same model (models/README.md, "At the default working size"):
+  * outputs: the largest feature and flow difference between A and B on frame pairs of a
+    dataset (frames resized to the size; pairs 0-1, 0-6, 5-20, 10-40 of every sequence);
+  * cost: A and B interleaved in one process, run after run (features of the current frame +
+    flow against cached reference features, as the element runs them), each run's thread CPU
+    time (time.thread_time(); ONNX Runtime runs a one-thread session on the calling thread), so
+    that load from other processes on a shared machine does not bias one side; medians.
+    With --dis, OpenCV's DIS optical flow (medium preset, one thread) on the same pair is timed
+    in the same loop.
+
+Usage: python -m pddflow_train.bench_ab A_DIR B_DIR --size 128 [--runs 1500] [--dis]
+       [--dataset ../shared/data/carotid]
+"""
+import argparse
+import glob
+import json
+import os
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+
+def graph_paths(model_dir, size):
+    meta = json.load(open(os.path.join(model_dir, "model.json")))
+    if size == meta["input_width"]:
+        return os.path.join(model_dir, "features.onnx"), os.path.join(model_dir, "flow.onnx")
+    return os.path.join(model_dir, f"features-{size}x{size}.onnx"), os.path.join(model_dir, f"flow-{size}x{size}.onnx")
+
+
+def sessions(model_dir, size):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return tuple(ort.InferenceSession(p, so, providers=["CPUExecutionProvider"]) for p in graph_paths(model_dir, size))
+
+
+def load(path, size):
+    im = cv2.imread(path, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+    return cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)[None, None]
+
+
+def run_model(sess, ref, cur):
+    fs, ws = sess
+    (fr,) = fs.run(["features"], {"image": ref})
+    (fc,) = fs.run(["features"], {"image": cur})
+    (fl,) = ws.run(["flow"], {"reference_features": fr, "current_features": fc})
+    return fc, fl
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("a_dir")
+    ap.add_argument("b_dir")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--runs", type=int, default=1500)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--dis", action="store_true", help="time OpenCV DIS medium in the same loop")
+    ap.add_argument("--dataset", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "..", "..", "..", "..", "shared", "data", "carotid"))
+    a = ap.parse_args()
+    S = a.size
+    cv2.setNumThreads(1)
+    sess = {"A": sessions(a.a_dir, S), "B": sessions(a.b_dir, S)}
+    seqs = sorted(d for d in glob.glob(os.path.join(a.dataset, "*")) if os.path.isdir(os.path.join(d, "frames")))
+    if not seqs:
+        raise SystemExit(f"no sequences with frames/ under {a.dataset}")
+    dfeat = dflow = 0.0
+    pairs = 0
+    for seq in seqs:
+        frames = sorted(glob.glob(os.path.join(seq, "frames", "*")))
+        for i, j in ((0, 1), (0, 6), (5, 20), (10, 40)):
+            if j >= len(frames):
+                continue
+            ref, cur = load(frames[i], S), load(frames[j], S)
+            (fa, wa), (fb, wb) = run_model(sess["A"], ref, cur), run_model(sess["B"], ref, cur)
+            dfeat = max(dfeat, float(np.abs(fa - fb).max()))
+            dflow = max(dflow, float(np.abs(wa - wb).max()))
+            pairs += 1
+    print(f"{S}x{S}: {pairs} pairs, max |features A-B| {dfeat:.2e}, max |flow A-B| {dflow:.2e} px")
+    frames = sorted(glob.glob(os.path.join(seqs[0], "frames", "*")))
+    ref, cur = load(frames[0], S), load(frames[3], S)
+    cached = {k: s[0].run(["features"], {"image": ref})[0] for k, s in sess.items()}
+    t = {k: ([], []) for k in sess}
+    td = []
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if a.dis else None
+    u0, u1 = (ref[0, 0] * 255).astype(np.uint8), (cur[0, 0] * 255).astype(np.uint8)
+    for r in range(a.warmup + a.runs):
+        for k, (fs, ws) in sess.items():
+            c0 = time.thread_time()
+            (fc,) = fs.run(["features"], {"image": cur})
+            c1 = time.thread_time()
+            ws.run(["flow"], {"reference_features": cached[k], "current_features": fc})
+            c2 = time.thread_time()
+            if r >= a.warmup:
+                t[k][0].append(c1 - c0)
+                t[k][1].append(c2 - c1)
+        if dis is not None:
+            c0 = time.thread_time()
+            dis.calc(u0, u1, None)
+            c1 = time.thread_time()
+            if r >= a.warmup:
+                td.append(c1 - c0)
+    med = {}
+    for k, d in (("A", a.a_dir), ("B", a.b_dir)):
+        f, w = np.array(t[k][0]) * 1e3, np.array(t[k][1]) * 1e3
+        med[k] = (np.median(f), np.median(w), np.median(f + w))
+        print(f"  {k} {d}: features {med[k][0]:.3f} ms, flow {med[k][1]:.3f} ms, total {med[k][2]:.3f} ms "
+              f"(thread CPU, median of {a.runs})")
+    print(f"  B/A: features {med['B'][0] / med['A'][0]:.3f}, flow {med['B'][1] / med['A'][1]:.3f}, "
+          f"total {med['B'][2] / med['A'][2]:.3f}")
+    if td:
+        d = np.median(td) * 1e3
+        print(f"  DIS medium {d:.3f} ms; total / DIS: A {med['A'][2] / d:.2f}, B {med['B'][2] / d:.2f}")
+
+
+if __name__ == "__main__":
+    main()
