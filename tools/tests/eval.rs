@@ -236,7 +236,9 @@ fn known_shift_gives_the_known_hd() {
         }
     }
     assert!(r.sequences[0].frames[0].tracking_confidence.is_some());
-    let verdict = r.sequences[0].vein_verdict.expect("a vein in the reference");
+    let verdict = r.sequences[0]
+        .vein_verdict
+        .expect("a vein in the reference");
     assert_eq!(verdict.element_closed, Some(false), "{verdict:?}");
     assert_eq!(r2.sequences, without_confidence);
     assert_eq!(r2.method, "pddflow keyframe", "method from the manifest");
