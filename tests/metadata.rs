@@ -17,6 +17,19 @@ fn run_pipeline(
     mask: &gstpddflow::flow::LabelMap,
     props: &str,
 ) -> (Vec<gst::Sample>, Vec<gst::Message>) {
+    run_pipeline_with(middle, width, height, frames, mask, props, frame_buffer)
+}
+
+/// [`run_pipeline`] with the frames from `make_frame(info, index)`.
+fn run_pipeline_with(
+    middle: &str,
+    width: u32,
+    height: u32,
+    frames: u32,
+    mask: &gstpddflow::flow::LabelMap,
+    props: &str,
+    make_frame: impl Fn(&gst_video::VideoInfo, u32) -> gst::Buffer,
+) -> (Vec<gst::Sample>, Vec<gst::Message>) {
     init();
     let desc = format!(
         "appsrc name=src format=time caps=video/x-raw,format=GRAY8,width={width},height={height},framerate=30/1 \
@@ -28,7 +41,7 @@ fn run_pipeline(
     pipeline.set_state(gst::State::Playing).unwrap();
     let info = gst_video::VideoInfo::from_caps(&gray_caps(width, height)).unwrap();
     for i in 0..frames {
-        let mut buffer = frame_buffer(&info, i);
+        let mut buffer = make_frame(&info, i);
         {
             let b = buffer.get_mut().unwrap();
             b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
@@ -196,6 +209,59 @@ fn compression_readouts_and_summary_are_posted() {
         summary.get::<f64>("min-vein-compression-ratio").unwrap(),
         1.0
     );
+}
+
+/// The summary of 3 frames of tissue (luma 120) with the vessels of [`vein_and_artery`] as dark
+/// lumens (luma 20) on the reference frame; on later frames, where the shift model moves the
+/// masks by (+6, +3), only the artery's lumen is dark: the vein was pressed shut under its mask.
+fn summary_of_a_vein_pressed_shut(props: &str) -> gst::Structure {
+    let (w, h) = (128usize, 96usize);
+    let mask = vein_and_artery(w, h);
+    let make_frame = |info: &gst_video::VideoInfo, i: u32| {
+        let stride = info.stride()[0] as usize;
+        let mut data = vec![120u8; info.size()];
+        for y in 0..h {
+            for x in 0..w {
+                let label = if i == 0 {
+                    mask.get(x, y)
+                } else if x >= 6 && y >= 3 {
+                    mask.get(x - 6, y - 3)
+                } else {
+                    0
+                };
+                if label == 2 || (i == 0 && label == 1) {
+                    data[y * stride + x] = 20;
+                }
+            }
+        }
+        gst::Buffer::from_mut_slice(data)
+    };
+    let (_, messages) = run_pipeline_with("", w as u32, h as u32, 3, &mask, props, make_frame);
+    messages
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "pddflow-summary")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .expect("a summary at EOS")
+}
+
+#[test]
+fn a_vein_pressed_shut_reads_closed_from_the_image_unless_told_otherwise() {
+    let summary = summary_of_a_vein_pressed_shut("");
+    // The masks keep their whole area (ratio 1): the image is the only evidence.
+    assert_eq!(
+        summary.get::<f64>("min-vein-compression-ratio").unwrap(),
+        1.0
+    );
+    assert!(summary.get::<bool>("vein-closed").unwrap());
+    assert_eq!(summary.get::<u64>("contrast-closed-frame").unwrap(), 1);
+    let area_only = summary_of_a_vein_pressed_shut("lumen-evidence=false");
+    assert!(!area_only.get::<bool>("vein-closed").unwrap());
+    assert!(!area_only.has_field("contrast-closed-frame"));
 }
 
 #[test]
