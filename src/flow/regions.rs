@@ -175,15 +175,23 @@ impl CompressionMonitor {
     /// Records that `frame`'s image showed the vein shut (the segment keeps the first such
     /// frame). Ignored before any reference, and in a segment without a vein.
     pub fn contrast_closed(&mut self, frame: u64) {
+        if !self.wants_contrast() {
+            return;
+        }
         let Some(segment) = self.segments.back_mut() else {
             return;
         };
-        if segment.reference_vein_area.is_none() || segment.contrast_closed_frame.is_some() {
-            return;
-        }
         segment.contrast_closed_frame = Some(frame);
         let segment = *segment;
         self.consider(segment);
+    }
+
+    /// Whether image evidence can still change the current segment's verdict: it has a vein
+    /// and no frame has shown it shut yet.
+    pub fn wants_contrast(&self) -> bool {
+        self.segments
+            .back()
+            .is_some_and(|s| s.reference_vein_area.is_some() && s.contrast_closed_frame.is_none())
     }
 
     /// Keeps `segment` as the most compressed when it is that segment's update or ranks before

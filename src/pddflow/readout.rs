@@ -163,6 +163,10 @@ fn read_lumen(step: &Step, context: &Context, monitors: &mut Monitors, new_refer
         );
         return;
     }
+    // Once a frame has shown the vein shut, later frames cannot change the segment's verdict.
+    if !monitors.compression.wants_contrast() {
+        return;
+    }
     if let (Some(vein), Some(artery)) = monitors.lumen {
         let vein = vein.relative(luma, labels, labels::VEIN);
         let artery = artery.relative(luma, labels, labels::ARTERY);
