@@ -722,6 +722,52 @@ fn working_size_selects_the_input_size_the_flow_runs_at() {
     }
 }
 
+/// `multi_size` with `working_size_by_frame` [[48, 32]]: frames of at most 48 px run at 32x32
+/// when no working size is asked for, larger ones at the default 64x64.
+#[test]
+fn small_frames_run_at_the_size_the_model_names_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::PathBuf::from(test_model("multi_size"));
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let json_path = dir.path().join("model.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    spec["working_size_by_frame"] = serde_json::json!([[48, 32]]);
+    std::fs::write(&json_path, spec.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap().to_string();
+
+    // Two frames of a size: the second's flow grid, its centre vector and its reference.
+    let flow_of = |h: &mut gst_check::Harness, (w, ht): (u32, u32), first| {
+        let info = gst_video::VideoInfo::from_caps(&gray_caps(w, ht)).unwrap();
+        h.set_src_caps(gray_caps(w, ht));
+        h.push_and_pull(frame_buffer(&info, first)).unwrap();
+        let r = result(&h.push_and_pull(frame_buffer(&info, first + 1)).unwrap());
+        let side = r.flow.width;
+        let i = side * side / 2 + side / 2;
+        (
+            side,
+            r.flow.height,
+            r.flow.dx[i],
+            r.flow.dy[i],
+            r.reference_frame,
+        )
+    };
+    let (auto, bus) = element(&[("model-location", &model)]);
+    let mut h = harness(&auto);
+    assert_eq!(flow_of(&mut h, (40, 48), 0), (32, 32, -1.0, -1.0, 0));
+    // Larger frames mid-stream: the default size, re-anchored on the first of them.
+    assert_eq!(flow_of(&mut h, (96, 80), 2), (64, 64, -3.0, -2.0, 2));
+    assert!(messages(&bus, gst::MessageType::Error).is_empty());
+
+    // A working size asked for applies to small frames too.
+    let (asked, _bus) = element(&[("model-location", &model), ("working-size", &48u32)]);
+    let mut h = harness(&asked);
+    assert_eq!(flow_of(&mut h, (40, 48), 0), (48, 48, -2.0, -1.0, 0));
+}
+
 #[test]
 fn a_working_size_the_model_does_not_take_is_an_error_naming_those_it_does() {
     let e = start_error(&[

@@ -16,8 +16,10 @@
 #        (models/train/runs/regen_128/),
 #  4. exports models/default/{features,flow}.onnx + model.json with one Lucas-Kanade step
 #     (no parameters, added at export), checks ONNX/PyTorch parity,
-#     measures latency and evaluates on held-out data (carotid 0035,0037; phantom test seed 9002).
+#     measures latency and evaluates on held-out data (carotid HOLDOUT; phantom test seed 9002).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
+#      HOLDOUT (default 0035,0036,0037: carotid recordings never trained on, validation only),
+#      VERSION (default 0.7.0, written to model.json),
 #      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student (into models/labels-only),
 #      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
 set -euo pipefail
@@ -31,6 +33,8 @@ CAROTID=${CAROTID:-../shared/data/carotid}
 THREADS=${THREADS:-$(nproc)}
 TRAIN_SEQ=${TRAIN_SEQ:-24}
 FRAMES=${FRAMES:-90}
+HOLDOUT=${HOLDOUT:-0035,0036,0037}
+VERSION=${VERSION:-0.7.0}
 MODEL_OUT=${MODEL_OUT:-$([ "${NOKD:-0}" = 1 ] && echo models/labels-only || echo models/default)}
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 
@@ -59,13 +63,13 @@ DATA_ARGS=(--data "$DATA/phantom_train")
 VAL_ARGS=()
 if [ -d "$CAROTID" ]; then
   DATA_ARGS+=(--data "$CAROTID")
-  VAL_ARGS=(--val-data "$CAROTID" --val-seqs 0035,0037)
+  VAL_ARGS=(--val-data "$CAROTID" --val-seqs "$HOLDOUT")
 fi
 KD_ARGS=(--teacher dis:medium)
 SUFFIX=""
 NAME=pddflow-pddnet
 [ "${NOKD:-0}" = 1 ] && KD_ARGS=(--no-kd) && SUFFIX=_nokd && NAME=pddflow-pddnet-labels-only
-COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-epochs 200
+COMMON=(--exclude "$HOLDOUT" "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-epochs 200
   --pretrain-lr 0.002 --finetune-lr 0.00025 --distances 1,2,4,6 --synth-prob 0.3 --max-shift 56 --aug 1
   "${KD_ARGS[@]}" --batch 8 --threads "$THREADS" --seed 0 --cache "$RUNS/teacher_cache" --resume
   --ckpt-every 120 --log-every 50)
@@ -93,12 +97,13 @@ COMMON=(--exclude 0035,0037 "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-ep
   --flow-weight 0.4 --out "$RUNS/regen_128$SUFFIX"
 
 # export with the parameter-free Lucas-Kanade level (1 step at half resolution) after the refinement
-"$PY" -m pddflow_train.export "$RUNS/regen_128$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version 0.6.0 \
-  --config '{"lk_iters": 1, "input_size": 256}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
+"$PY" -m pddflow_train.export "$RUNS/regen_128$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version "$VERSION" \
+  --config '{"lk_iters": 1, "input_size": 256}' --sizes 128,192,256,320,384 --default-working-size 128 \
+  --small-frames 256:256  # working sizes; 128 when working-size is 0, 256 on frames of at most 256 px
 
 PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1, "input_size": 256}' "$PY" -m pddflow_train.parity "$RUNS/regen_128$SUFFIX/final.pt"
 "$PY" -m pddflow_train.bench_onnx "$MODEL_OUT"
-if [ -d "$CAROTID" ]; then "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs 0035,0037 \
+if [ -d "$CAROTID" ]; then "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs "$HOLDOUT" \
   --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen_128$SUFFIX/eval_carotid.json"; fi
 "$PY" -m pddflow_train.evaluate "$DATA/phantom_test9002" --methods copy,farneback,dis:fast,dis:medium,model:"$MODEL_OUT" \
   --json "$RUNS/regen_128$SUFFIX/eval_phantom.json"

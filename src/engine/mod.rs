@@ -117,6 +117,9 @@ pub struct Engine {
     /// The sessions in use first; those of sizes used before after it.
     sessions: Vec<Sessions>,
     provider: Provider,
+    /// The longest side of the frames, once known: with working size 0 it can pick the size
+    /// ([`ModelSpec::size_for_frame`]).
+    frame_side: Option<usize>,
     /// Why the provider differs from the request, if it does.
     pub fallback_reason: Option<String>,
     pub feature_runs: u64,
@@ -318,6 +321,7 @@ impl Engine {
             config: config.clone(),
             sessions: vec![sessions],
             provider,
+            frame_side: None,
             fallback_reason,
             feature_runs: 0,
             flow_runs: 0,
@@ -337,14 +341,27 @@ impl Engine {
         self.sessions[0].size
     }
 
-    /// Runs at another working size (longest side in pixels, 0: the model's default), loading
-    /// its sessions on the provider in use the first time. Returns whether the input size
-    /// changed: features computed before are then of another size and must not be mixed with
-    /// new ones. On error (a size the model does not take, a graph that cannot be loaded) the
-    /// engine stays at its current size.
+    /// Runs at another working size (longest side in pixels, 0: the model's default for the
+    /// frames, see [`Self::set_frame_side`]), loading its sessions on the provider in use the
+    /// first time. Returns whether the input size changed: features computed before are then
+    /// of another size and must not be mixed with new ones. On error (a size the model does not
+    /// take, a graph that cannot be loaded) the engine stays at its current size.
     pub fn set_working_size(&mut self, working_size: usize) -> Result<bool, String> {
-        let size = self.model.spec.size_for(working_size)?;
+        self.run_at(working_size, self.frame_side)
+    }
+
+    /// Tells the engine the longest side of the frames (from the negotiated caps). With working
+    /// size 0 the model may run small frames at another size (`working_size_by_frame` in
+    /// `model.json`); returns whether the input size changed, as [`Self::set_working_size`].
+    pub fn set_frame_side(&mut self, frame_side: usize) -> Result<bool, String> {
+        self.run_at(self.config.working_size, Some(frame_side))
+    }
+
+    fn run_at(&mut self, working_size: usize, frame_side: Option<usize>) -> Result<bool, String> {
+        let size = self.model.spec.size_for_frame(working_size, frame_side)?;
         if size == self.size() {
+            self.config.working_size = working_size;
+            self.frame_side = frame_side;
             return Ok(false);
         }
         let index = match self.sessions.iter().position(|s| s.size == size) {
@@ -365,6 +382,7 @@ impl Engine {
         };
         self.sessions.swap(0, index);
         self.config.working_size = working_size;
+        self.frame_side = frame_side;
         Ok(true)
     }
 }

@@ -44,6 +44,13 @@ pub struct ModelSpec {
     /// chosen by measurement for that model; without it, `input_width` x `input_height`.
     #[serde(default)]
     pub default_working_size: Option<usize>,
+    /// Working sizes for small frames when none is asked for: `model.json`'s optional
+    /// `working_size_by_frame`, `[largest frame side, working size]` pairs, smallest frame
+    /// side first. A frame whose longest side is at most the first number runs at the second;
+    /// larger frames at `default_working_size`. Measured per model: a size that wins by reach on
+    /// large frames can lose precision on small ones.
+    #[serde(default)]
+    pub working_size_by_frame: Vec<(usize, usize)>,
     #[serde(default)]
     pub classes: BTreeMap<String, String>,
     #[serde(flatten)]
@@ -102,6 +109,28 @@ impl ModelSpec {
                         .max(self.default_working_size().1)
                 )
             })
+    }
+
+    /// The input size for a working size on frames whose longest side is `frame_side`: as
+    /// [`Self::size_for`], except that working size 0 follows `working_size_by_frame` for
+    /// frames small enough.
+    pub fn size_for_frame(
+        &self,
+        working_size: usize,
+        frame_side: Option<usize>,
+    ) -> Result<(usize, usize), String> {
+        if working_size != 0 {
+            return self.size_for(working_size);
+        }
+        let rule = frame_side.and_then(|side| {
+            self.working_size_by_frame
+                .iter()
+                .find(|&&(largest, _)| side <= largest)
+        });
+        match rule {
+            Some(&(_, working_size)) => self.size_for(working_size),
+            None => Ok(self.default_working_size()),
+        }
     }
 
     /// The working sizes, smallest first, e.g. "128, 192, 256 (default), 320" ("256x192" for
@@ -270,6 +299,24 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             )));
         }
     }
+    if let Some(rules) = fields.get("working_size_by_frame") {
+        let pairs = rules.as_array().is_some_and(|a| {
+            a.iter().all(|pair| {
+                pair.as_array().is_some_and(|p| {
+                    p.len() == 2
+                        && p.iter()
+                            .all(|n| n.as_u64().is_some_and(|n| (1..=65536).contains(&n)))
+                })
+            })
+        });
+        if !pairs {
+            return Err(invalid(format!(
+                "field working_size_by_frame must be a list of [largest frame side, working \
+                 size] pixel counts ([[256, 256]]), got {}",
+                json_excerpt(rules)
+            )));
+        }
+    }
     let mut spec: ModelSpec = serde_json::from_value(value)
         .map_err(|e| invalid(format!("not a valid model description: {e}")))?;
     if spec.input_width == 0 || spec.input_height == 0 || spec.stride == 0 {
@@ -320,6 +367,22 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             return Err(invalid(format!(
                 "default_working_size {side} is not the longest side of one of input_sizes ({})",
                 spec.sizes_text()
+            )));
+        }
+    }
+    for (i, &(largest, side)) in spec.working_size_by_frame.iter().enumerate() {
+        if !spec.input_sizes.iter().any(|&(w, h)| w.max(h) == side) {
+            return Err(invalid(format!(
+                "working_size_by_frame: working size {side} (for frames up to {largest} px) is \
+                 not the longest side of one of input_sizes ({})",
+                spec.sizes_text()
+            )));
+        }
+        if i > 0 && spec.working_size_by_frame[i - 1].0 >= largest {
+            return Err(invalid(format!(
+                "working_size_by_frame must list its frame sides in increasing order, got {} \
+                 before {largest}",
+                spec.working_size_by_frame[i - 1].0
             )));
         }
     }
@@ -512,6 +575,50 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(wanted), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn small_frames_follow_working_size_by_frame_when_no_size_is_asked_for() {
+        let with_rules = |rules: &str| {
+            parse_spec(
+                format!(
+                    "{SIZED},\"input_sizes\":[[32,32],[64,64],[96,96]],\"default_working_size\":32,\
+                     \"working_size_by_frame\":{rules}}}"
+                )
+                .as_bytes(),
+                "dir",
+            )
+        };
+        let spec = with_rules("[[64,96],[128,64]]").unwrap();
+        // At most 64 px: 96; up to 128: 64; larger frames and an unknown frame: the default.
+        assert_eq!(spec.size_for_frame(0, Some(40)), Ok((96, 96)));
+        assert_eq!(spec.size_for_frame(0, Some(64)), Ok((96, 96)));
+        assert_eq!(spec.size_for_frame(0, Some(65)), Ok((64, 64)));
+        assert_eq!(spec.size_for_frame(0, Some(128)), Ok((64, 64)));
+        assert_eq!(spec.size_for_frame(0, Some(129)), Ok((32, 32)));
+        assert_eq!(spec.size_for_frame(0, None), Ok((32, 32)));
+        // A size asked for is kept whatever the frame.
+        assert_eq!(spec.size_for_frame(32, Some(40)), Ok((32, 32)));
+        assert!(spec.size_for_frame(48, Some(40)).is_err());
+        // Without the field, every frame runs at the default.
+        let plain = with_rules("[]").unwrap();
+        assert_eq!(plain.size_for_frame(0, Some(40)), Ok((32, 32)));
+        for (rules, wanted) in [
+            (
+                "[[64,48]]",
+                "working size 48 (for frames up to 64 px) is not the longest side",
+            ),
+            (
+                "[[128,64],[64,96]]",
+                "in increasing order, got 128 before 64",
+            ),
+            ("[[64]]", "field working_size_by_frame must be a list"),
+            ("[[0,64]]", "field working_size_by_frame must be a list"),
+            ("{\"64\":96}", "field working_size_by_frame must be a list"),
+        ] {
+            let err = with_rules(rules).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{rules}: {err}");
         }
     }
 

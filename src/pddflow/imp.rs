@@ -321,7 +321,8 @@ impl ObjectImpl for PddFlow {
                     .nick("Working size")
                     .blurb("Resolution the flow is computed at: the longest side in pixels of one of the \
                             model's input sizes (model.json input_sizes; the built-in model: 128, 192, 256, \
-                            320, 384); 0 = the model's default. A change while playing re-anchors on the \
+                            320, 384); 0 = the model's default for the frame size (built-in model: 256 on frames \
+                            of at most 256 px, else 128). A change while playing re-anchors on the \
                             next frame, carrying the propagated mask over. A size the model does not take \
                             is an error that lists those it does")
                     .maximum(65536)
@@ -672,6 +673,31 @@ impl BaseTransformImpl for PddFlow {
             }
         }
         gst::debug!(CAT, imp = self, "configured for {incaps} -> {_outcaps}");
+        // With working-size 0 the model may run frames of this size at another input size.
+        let before = state.engine.size();
+        let frame_side = info.width().max(info.height()) as usize;
+        let resized = state.engine.set_frame_side(frame_side).map_err(|e| {
+            gst::loggable_error!(CAT, "no input size for {frame_side} px frames: {e}")
+        })?;
+        if resized {
+            let (w, h) = state.engine.size();
+            gst::info!(
+                CAT,
+                imp = self,
+                "{}x{} frames: model input {}x{} -> {w}x{h} (working-size 0 follows the model's \
+                 working_size_by_frame)",
+                info.width(),
+                info.height(),
+                before.0,
+                before.1
+            );
+            state.input = ModelInput::new(w, h);
+            // Features cached at the old size cannot be compared with new ones.
+            if let Some(carried) = state.tracker.last_labels().cloned() {
+                state.pending_mask.get_or_insert(carried);
+            }
+            state.tracker.reset();
+        }
         state.video = Some((info, format));
         // Downstream is asked again where the overlay goes.
         *lock(&self.delivery) = None;

@@ -555,7 +555,8 @@ def graph_files(size, default_size):
     return f"features-{size}x{size}.onnx", f"flow-{size}x{size}.onnx"
 
 
-def model_json(net, name, version, training=None, scores=None, sizes=None, default_working_size=None):
+def model_json(net, name, version, training=None, scores=None, sizes=None, default_working_size=None,
+               working_size_by_frame=None):
     c = net.cfg
     extra = {}
     if sizes:
@@ -564,6 +565,12 @@ def model_json(net, name, version, training=None, scores=None, sizes=None, defau
         if default_working_size not in (sizes or [c["input_size"]]):
             raise ValueError(f"default working size {default_working_size} is not among the exported sizes {sizes}")
         extra["default_working_size"] = default_working_size
+    if working_size_by_frame:
+        rules = sorted(working_size_by_frame)
+        bad = [size for _, size in rules if size not in (sizes or [c["input_size"]])]
+        if bad:
+            raise ValueError(f"working sizes {bad} of working_size_by_frame are not among the exported sizes {sizes}")
+        extra["working_size_by_frame"] = [[side, size] for side, size in rules]
     return {
         "name": name,
         "version": version,
@@ -584,7 +591,7 @@ def model_json(net, name, version, training=None, scores=None, sizes=None, defau
 
 
 def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, scores=None,
-           sizes=None, default_working_size=None):
+           sizes=None, default_working_size=None, working_size_by_frame=None):
     """Writes the two graphs at the net's input size (the default) and, with `sizes` (input
     sizes, square, the default among them or added), at each other size, plus model.json, which
     then lists them all in input_sizes."""
@@ -603,7 +610,8 @@ def export(net, out_dir, name="pddflow-pddnet", version="0.1.0", training=None, 
         onnx.save(build_features(sized), os.path.join(out_dir, feats))
         onnx.save(build_flow(sized), os.path.join(out_dir, flow))
     with open(os.path.join(out_dir, "model.json"), "w") as f:
-        json.dump(model_json(net, name, version, training, scores, sizes, default_working_size), f, indent=2)
+        json.dump(model_json(net, name, version, training, scores, sizes, default_working_size,
+                             working_size_by_frame), f, indent=2)
         f.write("\n")
 
 
@@ -631,6 +639,10 @@ def main():
     ap.add_argument("--default-working-size", type=int, default=None,
                     help="the size pddflow runs at when working-size is 0 (model.json default_working_size; "
                          "the built-in model: 128, measured)")
+    ap.add_argument("--small-frames", default="",
+                    help="working sizes for small frames when working-size is 0, as SIDE:SIZE pairs "
+                         "(model.json working_size_by_frame): frames whose longest side is at most SIDE "
+                         "run at SIZE (the built-in model: 256:256, measured)")
     ap.add_argument("--sizes", default="",
                     help="more input sizes to export (square, comma separated, e.g. 128,192,256,320,384); "
                          "the config's input_size is the default (features.onnx, flow.onnx), the others "
@@ -643,7 +655,9 @@ def main():
     if overrides:
         training = {**(training or {}), "export_overrides": overrides}
     sizes = [int(v) for v in a.sizes.split(",") if v.strip()]
-    export(net, a.out_dir, a.name, a.version, training, scores, sizes or None, a.default_working_size)
+    small_frames = [tuple(int(n) for n in pair.split(":")) for pair in a.small_frames.split(",") if pair.strip()]
+    export(net, a.out_dir, a.name, a.version, training, scores, sizes or None, a.default_working_size,
+           small_frames or None)
     print("exported to", a.out_dir, f"at {sorted(set(sizes) | {net.cfg['input_size']})}" if sizes else "")
 
 

@@ -85,7 +85,8 @@ struct Args {
     /// Model of the end-to-end and long runs (default: the built-in model).
     #[arg(long)]
     e2e_model: Option<PathBuf>,
-    /// pddflow's working-size in the end-to-end, long and soak runs (0: the model's default).
+    /// pddflow's working-size in the end-to-end, long and soak runs (0: the model's default
+    /// working size, passed explicitly so that every frame size runs at the same input size).
     #[arg(long, default_value_t = 0)]
     e2e_working_size: u32,
     /// Source element description; num-buffers is appended.
@@ -427,7 +428,17 @@ fn caps_of(format: &str, w: u32, h: u32) -> String {
     format!("video/x-raw,format={format},width={w},height={h},framerate=30/1")
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(mut args: Args) -> Result<(), String> {
+    // With working-size 0 the element may run small frames at a larger input size; the
+    // end-to-end rows compare frame sizes at one input size, so name it.
+    if args.e2e_working_size == 0 {
+        let model = match &args.e2e_model {
+            Some(dir) => ModelFiles::from_dir(dir)?,
+            None => ModelFiles::embedded()?,
+        };
+        let (w, h) = model.spec.default_working_size();
+        args.e2e_working_size = w.max(h) as u32;
+    }
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
     gstpddflow::plugin_register_static().map_err(|e| format!("plugin: {e}"))?;
     let skip = |s: &str| args.skip.iter().any(|k| k == s);

@@ -216,6 +216,8 @@ pub fn evaluate_element(
         seconds: 0.0,
     };
     let mut provider = String::new();
+    // The longest frame side of each sequence: with working-size 0 it can pick the input size.
+    let mut frame_sides = std::collections::BTreeSet::new();
     for (sequence, &reference) in dataset.sequences.iter().zip(&references) {
         let masks_dir = out.join(&sequence.name).join("masks");
         std::fs::create_dir_all(&masks_dir).map_err(|e| EvalError::write(&masks_dir, e))?;
@@ -247,6 +249,9 @@ pub fn evaluate_element(
             sequence.name.clone(),
             sequence.frames[reference].file.clone(),
         );
+        if let Some((w, h)) = size {
+            frame_sides.insert(w.max(h));
+        }
         let mut scores = summarise(sequence, reference, frames, size, "its frames")?;
         if let Some(verdict) = &mut scores.vein_verdict {
             verdict.element_closed = info.vein_closed;
@@ -269,12 +274,27 @@ pub fn evaluate_element(
         Some(dir) => gstpddflow::engine::model::ModelFiles::from_dir(dir),
         None => gstpddflow::engine::model::ModelFiles::embedded(),
     };
-    // The input size the flow ran at (the element refused the run otherwise).
+    // The input sizes the flow ran at (the element refused the run otherwise).
     let at = |m: &gstpddflow::engine::model::ModelFiles| {
-        m.spec
-            .size_for(config.working_size as usize)
-            .map(|(w, h)| format!(", at {w}x{h}"))
-            .unwrap_or_default()
+        let sides: Vec<Option<usize>> = if frame_sides.is_empty() {
+            vec![None]
+        } else {
+            frame_sides.iter().map(|&s| Some(s)).collect()
+        };
+        let sizes: std::collections::BTreeSet<(usize, usize)> = sides
+            .into_iter()
+            .filter_map(|side| {
+                m.spec
+                    .size_for_frame(config.working_size as usize, side)
+                    .ok()
+            })
+            .collect();
+        let sizes: Vec<String> = sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect();
+        if sizes.is_empty() {
+            String::new()
+        } else {
+            format!(", at {}", sizes.join(" and "))
+        }
     };
     report.model = Some(match (&config.model, files) {
         (Some(dir), Ok(m)) => format!(
