@@ -18,8 +18,8 @@
 #     (no parameters, added at export), checks ONNX/PyTorch parity,
 #     measures latency and evaluates on held-out data (carotid HOLDOUT; phantom test seed 9002).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
-#      HOLDOUT (default 0035,0036,0037: carotid recordings never trained on, validation only),
-#      VERSION (default 0.7.0, written to model.json),
+#      HOLDOUT (default 0035,0037: carotid recordings never trained on, validation only),
+#      VERSION (default 0.6.0, written to model.json),
 #      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student (into models/labels-only),
 #      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
 set -euo pipefail
@@ -33,8 +33,8 @@ CAROTID=${CAROTID:-../shared/data/carotid}
 THREADS=${THREADS:-$(nproc)}
 TRAIN_SEQ=${TRAIN_SEQ:-24}
 FRAMES=${FRAMES:-90}
-HOLDOUT=${HOLDOUT:-0035,0036,0037}
-VERSION=${VERSION:-0.7.0}
+HOLDOUT=${HOLDOUT:-0035,0037}
+VERSION=${VERSION:-0.6.0}
 MODEL_OUT=${MODEL_OUT:-$([ "${NOKD:-0}" = 1 ] && echo models/labels-only || echo models/default)}
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 
