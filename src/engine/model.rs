@@ -708,6 +708,21 @@ mod tests {
         }
     }
 
+    /// The sizes measured for the built-in model (models/README.md, "Small frames run at 256"):
+    /// 256 on the simulated (128x144) and phantom (256x256) frames, 128 on larger ones.
+    #[cfg(pddflow_default_model)]
+    #[test]
+    fn the_built_in_model_runs_small_frames_at_256_and_larger_ones_at_128() {
+        let spec = ModelFiles::embedded().unwrap().spec;
+        for (frame_side, size) in [(144, 256), (256, 256), (257, 128), (749, 128), (1920, 128)] {
+            assert_eq!(
+                spec.size_for_frame(0, Some(frame_side)),
+                Ok((size, size)),
+                "{frame_side} px frames"
+            );
+        }
+    }
+
     #[test]
     fn a_missing_graph_of_a_declared_size_is_named() {
         let dir = std::env::temp_dir().join(format!("pddflow-sizes-{}", std::process::id()));
