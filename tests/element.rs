@@ -768,6 +768,38 @@ fn small_frames_run_at_the_size_the_model_names_for_them() {
     assert_eq!(flow_of(&mut h, (40, 48), 0), (48, 48, -2.0, -1.0, 0));
 }
 
+/// The graphs of a small-frame size are loaded when such frames arrive: if they cannot be, the
+/// element says so instead of running at another size.
+#[test]
+fn a_small_frame_size_whose_graphs_do_not_load_is_an_element_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::PathBuf::from(test_model("multi_size"));
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let json_path = dir.path().join("model.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    spec["working_size_by_frame"] = serde_json::json!([[48, 32]]);
+    std::fs::write(&json_path, spec.to_string()).unwrap();
+    std::fs::write(dir.path().join("features-32x32.onnx"), b"not an onnx graph").unwrap();
+    let model = dir.path().to_str().unwrap().to_string();
+
+    let (element, bus) = element(&[("model-location", &model)]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(40, 48));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(40, 48)).unwrap();
+    assert!(h.push(frame_buffer(&info, 0)).is_err());
+    let errors = messages(&bus, gst::MessageType::Error);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Cannot run the model on 48 px frames")),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn a_working_size_the_model_does_not_take_is_an_error_naming_those_it_does() {
     let e = start_error(&[

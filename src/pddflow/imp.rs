@@ -677,6 +677,12 @@ impl BaseTransformImpl for PddFlow {
         let before = state.engine.size();
         let frame_side = info.width().max(info.height()) as usize;
         let resized = state.engine.set_frame_side(frame_side).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Settings,
+                ("Cannot run the model on {frame_side} px frames: {e}"),
+                ["Set working-size to one of the model's sizes."]
+            );
             gst::loggable_error!(CAT, "no input size for {frame_side} px frames: {e}")
         })?;
         if resized {
