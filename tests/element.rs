@@ -722,10 +722,9 @@ fn working_size_selects_the_input_size_the_flow_runs_at() {
     }
 }
 
-/// `multi_size` with `working_size_by_frame` [[48, 32]]: frames of at most 48 px run at 32x32
-/// when no working size is asked for, larger ones at the default 64x64.
-#[test]
-fn small_frames_run_at_the_size_the_model_names_for_them() {
+/// A copy of `multi_size` whose `model.json` runs frames of at most 48 px at 32x32
+/// (`working_size_by_frame` [[48, 32]]), larger ones at its default 64x64.
+fn multi_size_with_small_frames_at_32() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let source = std::path::PathBuf::from(test_model("multi_size"));
     for entry in std::fs::read_dir(&source).unwrap() {
@@ -737,6 +736,14 @@ fn small_frames_run_at_the_size_the_model_names_for_them() {
         serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     spec["working_size_by_frame"] = serde_json::json!([[48, 32]]);
     std::fs::write(&json_path, spec.to_string()).unwrap();
+    dir
+}
+
+/// `multi_size` with `working_size_by_frame` [[48, 32]]: frames of at most 48 px run at 32x32
+/// when no working size is asked for, larger ones at the default 64x64.
+#[test]
+fn small_frames_run_at_the_size_the_model_names_for_them() {
+    let dir = multi_size_with_small_frames_at_32();
     let model = dir.path().to_str().unwrap().to_string();
 
     // Two frames of a size: the second's flow grid, its centre vector and its reference.
@@ -772,17 +779,7 @@ fn small_frames_run_at_the_size_the_model_names_for_them() {
 /// element says so instead of running at another size.
 #[test]
 fn a_small_frame_size_whose_graphs_do_not_load_is_an_element_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = std::path::PathBuf::from(test_model("multi_size"));
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let json_path = dir.path().join("model.json");
-    let mut spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    spec["working_size_by_frame"] = serde_json::json!([[48, 32]]);
-    std::fs::write(&json_path, spec.to_string()).unwrap();
+    let dir = multi_size_with_small_frames_at_32();
     std::fs::write(dir.path().join("features-32x32.onnx"), b"not an onnx graph").unwrap();
     let model = dir.path().to_str().unwrap().to_string();
 
