@@ -110,40 +110,61 @@ pub fn extract_luma(
     height: usize,
     planes: &[(&[u8], usize)],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(width * height);
+    let mut out = vec![0u8; width * height];
+    if width == 0 {
+        return out;
+    }
     let (data, stride) = planes[0];
-    let rows = (0..height).map(|y| &data[y * stride..]);
-    match format {
+    let convert: fn(&[u8], &mut [u8]) = match format {
         PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 => {
-            for row in rows {
-                out.extend_from_slice(&row[..width]);
-            }
+            |row, dst| dst.copy_from_slice(&row[..dst.len()])
         }
-        PixelFormat::Gray16Le => {
-            for row in rows {
-                out.extend(row[..2 * width].chunks_exact(2).map(|p| p[1]));
+        PixelFormat::Gray16Le => |row, dst| {
+            for (d, p) in dst.iter_mut().zip(row.chunks_exact(2)) {
+                *d = p[1];
             }
+        },
+        // One function per byte layout, so that the offsets are constants.
+        PixelFormat::Rgb => luma_row::<3, 0, 2>,
+        PixelFormat::Bgr => luma_row::<3, 2, 0>,
+        PixelFormat::Rgba | PixelFormat::Rgbx => luma_row::<4, 0, 2>,
+        PixelFormat::Bgra | PixelFormat::Bgrx => luma_row::<4, 2, 0>,
+    };
+    let row = |y: usize, dst: &mut [u8]| convert(&data[y * stride..], dst);
+    if width * height >= PARALLEL_LUMA_PIXELS {
+        // A 1080p RGBx frame is 8 MB to read: the rows are split across rayon's pool.
+        use rayon::prelude::*;
+        out.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(y, dst)| row(y, dst));
+    } else {
+        for (y, dst) in out.chunks_exact_mut(width).enumerate() {
+            row(y, dst);
         }
-        // One loop per byte layout, so that the offsets are constants.
-        PixelFormat::Rgb => luma_rows::<3, 0, 2>(rows, width, &mut out),
-        PixelFormat::Bgr => luma_rows::<3, 2, 0>(rows, width, &mut out),
-        PixelFormat::Rgba | PixelFormat::Rgbx => luma_rows::<4, 0, 2>(rows, width, &mut out),
-        PixelFormat::Bgra | PixelFormat::Bgrx => luma_rows::<4, 2, 0>(rows, width, &mut out),
     }
     out
 }
 
-/// Luma of packed RGB rows of `PX`-byte pixels with red at byte `R`, green at 1, blue at `B`.
-fn luma_rows<'a, const PX: usize, const R: usize, const B: usize>(
-    rows: impl Iterator<Item = &'a [u8]>,
-    width: usize,
-    out: &mut Vec<u8>,
-) {
-    for row in rows {
-        out.extend(row[..PX * width].chunks_exact(PX).map(|p| {
+/// Frames from this many pixels on have their luma extracted in parallel (below it, the
+/// pool's hand-off costs more than it saves).
+const PARALLEL_LUMA_PIXELS: usize = 1 << 18;
+
+/// Luma of one packed RGB row of `PX`-byte pixels with red at byte `R`, green at 1, blue at `B`:
+/// (77 R + 150 G + 29 B) / 256.
+fn luma_row<const PX: usize, const R: usize, const B: usize>(row: &[u8], dst: &mut [u8]) {
+    if PX == 4 {
+        // Whole 32-bit pixels, the channels by shifts: the compiler vectorises this, where
+        // byte-by-byte reads of a 4-byte stride became one load per byte.
+        for (d, p) in dst.iter_mut().zip(row.chunks_exact(4)) {
+            let v = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+            let channel = |i: usize| (v >> (8 * i)) & 0xff;
+            *d = ((77 * channel(R) + 150 * channel(1) + 29 * channel(B)) >> 8) as u8;
+        }
+    } else {
+        for (d, p) in dst.iter_mut().zip(row.chunks_exact(PX)) {
             let l = 77 * p[R] as u32 + 150 * p[1] as u32 + 29 * p[B] as u32;
-            (l >> 8) as u8
-        }));
+            *d = (l >> 8) as u8;
+        }
     }
 }
 
@@ -478,7 +499,8 @@ mod tests {
     #[test]
     fn luma_of_every_format_matches_the_per_pixel_formula() {
         for format in ALL_FORMATS {
-            for (w, h) in [(1, 1), (7, 3), (33, 9)] {
+            // 721x364 is past PARALLEL_LUMA_PIXELS: the rows are split across threads.
+            for (w, h) in [(1, 1), (7, 3), (33, 9), (721, 364)] {
                 let planes = random_planes(format, w, h, 7);
                 let (data, stride) = (&planes[0].0, planes[0].1);
                 // Pixel by pixel, as the luma was read before it had a loop per layout.
