@@ -142,14 +142,24 @@ pub fn warp_labels_with(reference: &LabelMap, tiles: &UniformTiles, flow: &FlowF
                 for x_start in (0..w).step_by(BLOCK) {
                     let x_end = (x_start + BLOCK).min(w);
                     let (knot_col_lo, knot_col_hi) = (columns[x_start].0, columns[x_end - 1].1);
-                    let uniform = block_source_bounds(
+                    let uniform = match block_source_bounds(
                         flow,
                         (knot_row_lo, knot_row_hi, knot_col_lo, knot_col_hi),
                         (x_start, x_end - 1, y_start, y_start + band_rows - 1),
                         (sx, sy),
-                    )
-                    .filter(|&(x0, x1, y0, y1)| x1 < w && y1 < h && x0 <= x1 && y0 <= y1)
-                    .and_then(|(x0, x1, y0, y1)| tiles.label_of(x0, x1, y0, y1));
+                        (w, h),
+                    ) {
+                        Some(Source::Outside) => Some(OUTSIDE),
+                        // Samples outside the map read OUTSIDE, so a block that reaches past
+                        // the border is uniform only when its part inside is OUTSIDE too.
+                        Some(Source::Within {
+                            rect: (x0, x1, y0, y1),
+                            clipped,
+                        }) => tiles
+                            .label_of(x0, x1, y0, y1)
+                            .filter(|&label| !clipped || label == OUTSIDE),
+                        None => None,
+                    };
                     for r in 0..band_rows {
                         let line = &mut band[r * w + x_start..r * w + x_end];
                         if let Some(label) = uniform {
@@ -175,16 +185,31 @@ pub fn warp_labels_with(reference: &LabelMap, tiles: &UniformTiles, flow: &FlowF
     out
 }
 
-/// The reference pixels (x0, x1, y0, y1, inclusive) that the bilinear samples of an output
-/// block can touch, or None when some fall outside the map. Interpolated flow is a convex
-/// combination of the grid values it comes from, so their extremes bound it; a margin absorbs
-/// float rounding.
+/// What positions outside the reference read: background.
+const OUTSIDE: u8 = 0;
+
+/// Where the bilinear samples of an output block can fall in the reference.
+enum Source {
+    /// All of them outside the map.
+    Outside,
+    /// The pixels (x0, x1, y0, y1, inclusive) inside the map that they can touch; `clipped`
+    /// when some samples can also fall outside.
+    Within {
+        rect: (usize, usize, usize, usize),
+        clipped: bool,
+    },
+}
+
+/// The reference pixels that the bilinear samples of an output block can touch, or None for a
+/// flow that is not finite there. Interpolated flow is a convex combination of the grid values
+/// it comes from, so their extremes bound it; a margin absorbs float rounding.
 fn block_source_bounds(
     flow: &FlowField,
     (row_lo, row_hi, col_lo, col_hi): (usize, usize, usize, usize),
     (x0, x1, y0, y1): (usize, usize, usize, usize),
     (sx, sy): (f32, f32),
-) -> Option<(usize, usize, usize, usize)> {
+    (w, h): (usize, usize),
+) -> Option<Source> {
     const MARGIN: f32 = 0.01;
     let (mut dx_min, mut dx_max, mut dy_min, mut dy_max) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for r in row_lo..=row_hi {
@@ -201,11 +226,23 @@ fn block_source_bounds(
     let right = (x1 as f32 + dx_max * sx + MARGIN).floor() + 1.0;
     let top = (y0 as f32 + dy_min * sy - MARGIN).floor();
     let bottom = (y1 as f32 + dy_max * sy + MARGIN).floor() + 1.0;
-    // NaN flow fails these comparisons and falls back to sampling.
-    if !(left >= 0.0 && top >= 0.0 && right.is_finite() && bottom.is_finite()) {
+    // NaN or infinite flow: sampled pixel by pixel.
+    if ![left, right, top, bottom].iter().all(|v| v.is_finite()) {
         return None;
     }
-    Some((left as usize, right as usize, top as usize, bottom as usize))
+    let (last_x, last_y) = ((w - 1) as f32, (h - 1) as f32);
+    if right < 0.0 || bottom < 0.0 || left > last_x || top > last_y {
+        return Some(Source::Outside);
+    }
+    Some(Source::Within {
+        rect: (
+            left.max(0.0) as usize,
+            right.min(last_x) as usize,
+            top.max(0.0) as usize,
+            bottom.min(last_y) as usize,
+        ),
+        clipped: left < 0.0 || top < 0.0 || right > last_x || bottom > last_y,
+    })
 }
 
 /// `x.floor()`, bit for bit (signed zeros, NaN and infinities included), without the libm call
@@ -257,7 +294,7 @@ fn sample_label_soft(reference: &LabelMap, x: f32, y: f32) -> u8 {
     let mut n = 0;
     for (tx, ty, wgt) in taps {
         let label = if tx < 0 || ty < 0 || tx >= w || ty >= h {
-            0
+            OUTSIDE
         } else {
             reference.data[(ty * w + tx) as usize]
         };
@@ -445,17 +482,19 @@ mod tests {
                     }
                 }
             }
-            for roughness in [0.0f32, 0.3, 3.0] {
+            // The last amplitude moves whole blocks past the border, partly and entirely.
+            for (roughness, amplitude) in [(0.0f32, 6.0f32), (0.3, 6.0), (3.0, 6.0), (0.3, 40.0)] {
                 let mut flow = FlowField::zeros(fw, fh);
                 for i in 0..fw * fh {
                     let (x, y) = ((i % fw) as f32, (i / fw) as f32);
-                    flow.dx[i] = (x * 0.07).sin() * 6.0 + (next() - 0.5) * roughness;
-                    flow.dy[i] = (y * 0.05).cos() * 4.0 - 2.0 + (next() - 0.5) * roughness;
+                    flow.dx[i] = (x * 0.07).sin() * amplitude + (next() - 0.5) * roughness;
+                    flow.dy[i] =
+                        (y * 0.05).cos() * amplitude / 1.5 - 2.0 + (next() - 0.5) * roughness;
                 }
                 assert_eq!(
                     warp_labels(&reference, &flow),
                     warp_every_pixel(&reference, &flow),
-                    "{w}x{h} flow {fw}x{fh} roughness {roughness}"
+                    "{w}x{h} flow {fw}x{fh} roughness {roughness} amplitude {amplitude}"
                 );
             }
         }
