@@ -2,6 +2,7 @@
 //! execution providers. The reference feature cache lives in [`crate::flow::tracker`], which
 //! drives an [`Engine`] through the [`FlowBackend`] trait.
 
+pub mod label_warp;
 pub mod model;
 pub mod runtime;
 
