@@ -6,7 +6,7 @@
 
 use super::{EngineConfig, Provider};
 use crate::flow::{FlowField, LabelMap};
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::Session;
 use ort::value::{Tensor, TensorRef};
 
 /// The graph: reference_onehot f32 [1, K, H, W] (channel k - 1: id k), flow f32 [1, 2, h, w]
@@ -23,27 +23,13 @@ impl OnnxLabelWarp {
     /// A session on `provider` with the engine's thread settings.
     pub fn new(config: &EngineConfig, provider: Provider) -> Result<Self, String> {
         let runtime = super::runtime::runtime()?;
-        let err = |e: &dyn std::fmt::Display| format!("label_warp.onnx: {e}");
-        let mut builder = Session::builder(&runtime.environment)
-            .map_err(|e| err(&e))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| err(&e))?
-            .with_inter_threads(1)
-            .map_err(|e| err(&e))?;
-        if config.threads > 0 {
-            builder = builder
-                .with_intra_threads(config.threads)
-                .map_err(|e| err(&e))?;
-        }
-        if provider == Provider::Cuda {
-            builder = builder
-                .with_execution_providers([ort::ep::CUDA::default()
-                    .with_device_id(config.device_id)
-                    .build()
-                    .error_on_failure()])
-                .map_err(|e| err(&e))?;
-        }
-        let session = builder.commit_from_memory(GRAPH).map_err(|e| err(&e))?;
+        let session = super::build_session(
+            &runtime.environment,
+            GRAPH,
+            "label_warp.onnx",
+            config,
+            provider == Provider::Cuda,
+        )?;
         Ok(Self {
             session,
             reference: None,
