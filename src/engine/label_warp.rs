@@ -62,8 +62,7 @@ impl OnnxLabelWarp {
         let Some((reference, width, height)) = &self.reference else {
             return Err("label warp without a reference".into());
         };
-        let mut planar = flow.dx.clone();
-        planar.extend_from_slice(&flow.dy);
+        let planar = [&flow.dx[..], &flow.dy[..]].concat();
         let flow_input =
             TensorRef::from_array_view(([1usize, 2, flow.height, flow.width], &planar[..]))
                 .map_err(|e| format!("label warp flow: {e}"))?;

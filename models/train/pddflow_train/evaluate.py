@@ -93,17 +93,25 @@ def warp_labels(mask, flow, n):
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     x = gx + flow[..., 0].astype(np.float32)
     y = gy + flow[..., 1].astype(np.float32)
+    weights = label_weights(mask, x, y, n)
+    return np.argmax(weights, 0).astype(mask.dtype)  # the first maximum: ties to the lower label
+
+
+def label_weights(mask, x, y, n):
+    """[n, H, W]: per label, the sum of the bilinear weights of the four neighbours of the positions
+    (x, y) in `mask` that carry it; neighbours outside the mask count as label 0. In the dtype of x."""
+    h, w = mask.shape
     x0f, y0f = np.floor(x), np.floor(y)
     fx, fy = x - x0f, y - y0f
     x0, y0 = x0f.astype(np.int64), y0f.astype(np.int64)
-    weights = np.zeros((n, h, w), np.float32)
+    weights = np.zeros((n,) + x.shape, x.dtype)
     for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         tx, ty = x0 + dx, y0 + dy
         inside = (tx >= 0) & (ty >= 0) & (tx < w) & (ty < h)
         label = np.where(inside, mask[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)], 0)
         for c in range(n):
-            weights[c] += np.where(label == c, wgt, np.float32(0))
-    return np.argmax(weights, 0).astype(mask.dtype)  # the first maximum: ties to the lower label
+            weights[c] += np.where(label == c, wgt, x.dtype.type(0))
+    return weights
 
 
 class ModelFlow:

@@ -116,16 +116,9 @@ def reference_warp(labels, flow):
     up = rows[:, :, c0] * (1 - wx) + rows[:, :, c1] * wx  # [2, H, W]
     x = np.arange(W)[None, :] + up[0] * W / w
     y = np.arange(H)[:, None] + up[1] * H / h
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    k = int(labels.max())
-    weight = np.zeros((k + 1, H, W))
-    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        tx, ty = x0 + dx, y0 + dy
-        inside = (tx >= 0) & (ty >= 0) & (tx < W) & (ty < H)
-        ids = np.where(inside, labels[np.clip(ty, 0, H - 1), np.clip(tx, 0, W - 1)], 0)
-        for i in range(k + 1):
-            weight[i] += np.where(ids == i, wt, 0)
+    from .evaluate import label_weights  # OpenCV's import, only where the reference is needed
+
+    weight = label_weights(labels, x, y, int(labels.max()) + 1)
     best = weight.argmax(0)
     ordered = np.sort(weight, 0)
     return best.astype(np.uint8), ordered[-1] - ordered[-2]
