@@ -892,3 +892,115 @@ fn properties_start_at_their_declared_defaults() {
         );
     }
 }
+
+/// Pushes `count` frames of `info` (a mask on the first, a re-anchor by signal before
+/// `reanchor_at`) and returns every buffer that came out, EOS included.
+fn pipeline_run(pipeline: bool, mode: &str, count: u32, reanchor_at: u32) -> Vec<gst::Buffer> {
+    let (element, bus) = element(&[
+        ("model-location", &test_model("shift")),
+        ("pipeline", &pipeline),
+        ("overlay", &true),
+    ]);
+    element.set_property_from_str("mode", mode);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(128, 96));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(128, 96)).unwrap();
+    let mut out = Vec::new();
+    for i in 0..count {
+        if i == reanchor_at {
+            element.emit_by_name::<()>("reanchor", &[]);
+        }
+        let mut buffer = frame_buffer(&info, i);
+        {
+            let buffer = buffer.get_mut().unwrap();
+            buffer.set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            if i == 0 {
+                attach_reference_mask(buffer, &square(128, 96, 20, 30, 24, 1)).unwrap();
+            }
+        }
+        assert_eq!(h.push(buffer), Ok(gst::FlowSuccess::Ok));
+        while let Some(b) = h.try_pull() {
+            out.push(b);
+        }
+        // A held frame leaves when the next one has been registered, not before.
+        let expected = if pipeline { i } else { i + 1 };
+        assert_eq!(out.len() as u32, expected, "after frame {i}");
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    assert!(messages(&bus, gst::MessageType::Error).is_empty());
+    out
+}
+
+#[test]
+fn pipeline_holds_one_frame_and_gives_the_same_buffers() {
+    for mode in ["keyframe", "chain", "hybrid"] {
+        let direct = pipeline_run(false, mode, 12, 6);
+        let pipelined = pipeline_run(true, mode, 12, 6);
+        assert_eq!(
+            pipelined.len(),
+            12,
+            "{mode}: every frame leaves, the last at EOS"
+        );
+        for (i, (p, d)) in pipelined.iter().zip(&direct).enumerate() {
+            assert_eq!(p.pts(), d.pts(), "{mode}: stream order kept");
+            let (rp, rd) = (result(p), result(d));
+            assert_eq!(rp.frame, i as u64);
+            assert_eq!(rp.reference_frame, rd.reference_frame, "{mode} frame {i}");
+            assert_eq!(rp.labels, rd.labels, "{mode} frame {i}");
+            assert_eq!(rp.flow.dx, rd.flow.dx, "{mode} frame {i}");
+            assert_eq!(rp.areas, rd.areas, "{mode} frame {i}");
+            assert_eq!(
+                p.map_readable().unwrap().as_slice(),
+                d.map_readable().unwrap().as_slice(),
+                "{mode} frame {i}: the same overlay"
+            );
+        }
+        // the re-anchor at frame 6 carried the mask of frame 5, the held one
+        assert_eq!(result(&pipelined[6]).reference_frame, 6);
+        assert!(result(&pipelined[6]).areas[1] > 0);
+    }
+}
+
+#[test]
+fn pipeline_drops_the_held_frame_on_flush_and_releases_it_before_caps_and_when_switched_off() {
+    let (element, bus) = element(&[
+        ("model-location", &test_model("shift")),
+        ("pipeline", &true),
+    ]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let frame_of = |b: gst::Buffer| result(&b).frame;
+    for i in 0..3 {
+        h.push(frame_buffer(&info, i)).unwrap();
+    }
+    assert_eq!(frame_of(h.pull().unwrap()), 0);
+    assert_eq!(frame_of(h.pull().unwrap()), 1);
+    // Frame 2 is held: a flush drops it.
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    assert!(h.try_pull().is_none(), "the held frame was dropped");
+    h.push(frame_buffer(&info, 3)).unwrap();
+    assert!(h.try_pull().is_none());
+    // New caps: frame 3 leaves first, with its own size's result.
+    h.set_src_caps(gray_caps(128, 128));
+    let held = h.pull().unwrap();
+    assert_eq!(result(&held).frame, 3);
+    assert_eq!(result(&held).flow_scale, (1.0, 1.0));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(128, 128)).unwrap();
+    h.push(frame_buffer(&info, 4)).unwrap();
+    assert!(h.try_pull().is_none());
+    // Switched off: the held frame leaves before the next one.
+    element.set_property("pipeline", false);
+    h.push(frame_buffer(&info, 5)).unwrap();
+    assert_eq!(frame_of(h.pull().unwrap()), 4);
+    assert_eq!(frame_of(h.pull().unwrap()), 5);
+    assert!(h.try_pull().is_none());
+    assert!(messages(&bus, gst::MessageType::Error).is_empty());
+}

@@ -5,6 +5,8 @@
 //! features as the next reference (no recomputation), and composes the steps into a flow to the
 //! reference so that the reference mask is resampled once rather than blurred frame by frame.
 
+use std::sync::Arc;
+
 use super::{
     confidence::{vessel_confidence, warped_correlation, window_around, Window},
     instances::{clean_propagated, Instances},
@@ -96,16 +98,40 @@ impl Propagated {
     }
 }
 
-struct Reference<F> {
-    features: F,
+/// What warping a mask from a reference needs, shared with the frames registered to it so
+/// that their masks can be warped after the next frame has re-anchored.
+struct ReferenceMask {
     /// The model-sized image, for the tracking confidence.
     image: Vec<f32>,
+    /// The mask and its uniform tiles, which every warp of this reference reuses.
+    mask: Option<(Propagated, UniformTiles)>,
+}
+
+struct Reference<F> {
+    features: F,
     /// Where to compare warped images in hybrid mode: around the reference's vessels on the
     /// model grid (the whole grid without a mask).
     check_window: Window,
-    /// The mask and its uniform tiles, which every warp of this reference reuses.
-    mask: Option<(Propagated, UniformTiles)>,
+    shared: Arc<ReferenceMask>,
     frame: u64,
+}
+
+/// A frame registered to its reference: everything the model decides. Its mask is warped by
+/// [`Registration::propagate`], which needs nothing of the tracker, so the element can warp
+/// one frame's mask while the next frame is registered.
+pub struct Registration(Registered);
+
+enum Registered {
+    /// A reference frame: its step is known.
+    Anchored(Step),
+    Flow {
+        frame: u64,
+        reference_frame: u64,
+        flow: FlowField,
+        /// This frame's model-sized image, for the tracking confidence.
+        image: Vec<f32>,
+        reference: Arc<ReferenceMask>,
+    },
 }
 
 /// What a frame's processing produced.
@@ -208,6 +234,27 @@ impl<F: Clone> Tracker<F> {
         image: &[f32],
         anchor: Anchor,
     ) -> Result<Step, B::Error> {
+        let step = self.register(backend, image, anchor)?.propagate();
+        self.record(step.labels.clone(), step.instances.clone());
+        Ok(step)
+    }
+
+    /// Keeps what a later [`Anchor::Carry`] (and [`Tracker::last_labels`]) takes from the last
+    /// propagated step: its `labels` and `instances`. [`Tracker::process`] does it; a caller
+    /// that registers and propagates apart calls it with each step, in frame order, before
+    /// registering a frame with [`Anchor::Carry`].
+    pub fn record(&mut self, labels: Option<LabelMap>, instances: Option<(LabelMap, Vec<u8>)>) {
+        self.last_labels = labels;
+        self.last_instances = instances;
+    }
+
+    /// The model's part of [`Tracker::process`]: features, flow and the reference's bookkeeping.
+    pub fn register<B: FlowBackend<Features = F>>(
+        &mut self,
+        backend: &mut B,
+        image: &[f32],
+        anchor: Anchor,
+    ) -> Result<Registration, B::Error> {
         let frame = self.next_frame;
         self.next_frame += 1;
         // The only feature computation of this frame; it serves as reference, current and
@@ -250,25 +297,25 @@ impl<F: Clone> Tracker<F> {
                 .unwrap_or((0, 0, mw.saturating_sub(1), mh.saturating_sub(1)));
             self.reference = Some(Reference {
                 features,
-                image: image.to_vec(),
                 check_window,
-                mask: mask.map(|m| {
-                    let tiles = UniformTiles::new(m.map());
-                    (m, tiles)
+                shared: Arc::new(ReferenceMask {
+                    image: image.to_vec(),
+                    mask: mask.map(|m| {
+                        let tiles = UniformTiles::new(m.map());
+                        (m, tiles)
+                    }),
                 }),
                 frame,
             });
             self.last_check = frame;
-            self.last_labels = labels.clone();
-            self.last_instances = instances.clone();
-            return Ok(Step {
+            return Ok(Registration(Registered::Anchored(Step {
                 frame,
                 reference_frame: frame,
                 flow: FlowField::zeros(mw, mh),
                 labels,
                 instances,
                 confidence,
-            });
+            })));
         }
         let reference = self.reference.as_ref().expect("reference set above");
         let flow = match (self.mode, self.previous.take()) {
@@ -282,8 +329,13 @@ impl<F: Clone> Tracker<F> {
                     self.last_check = frame;
                     let direct = backend.flow(&reference.features, &features)?;
                     let score = |f: &FlowField| {
-                        warped_correlation(&reference.image, image, f, reference.check_window)
-                            .unwrap_or(f32::MIN)
+                        warped_correlation(
+                            &reference.shared.image,
+                            image,
+                            f,
+                            reference.check_window,
+                        )
+                        .unwrap_or(f32::MIN)
                     };
                     if score(&direct) >= score(&chained) {
                         direct
@@ -300,6 +352,38 @@ impl<F: Clone> Tracker<F> {
         if self.mode != Mode::Keyframe {
             self.previous = Some((features, flow.clone()));
         }
+        Ok(Registration(Registered::Flow {
+            frame,
+            reference_frame: reference.frame,
+            flow,
+            image: image.to_vec(),
+            reference: Arc::clone(&reference.shared),
+        }))
+    }
+}
+
+impl Registration {
+    /// The frame's index in the stream.
+    pub fn frame(&self) -> u64 {
+        match &self.0 {
+            Registered::Anchored(step) => step.frame,
+            Registered::Flow { frame, .. } => *frame,
+        }
+    }
+
+    /// The frame's step: the reference's mask warped onto it, cleaned, with each vessel's
+    /// tracking confidence.
+    pub fn propagate(self) -> Step {
+        let (frame, reference_frame, flow, image, reference) = match self.0 {
+            Registered::Anchored(step) => return step,
+            Registered::Flow {
+                frame,
+                reference_frame,
+                flow,
+                image,
+                reference,
+            } => (frame, reference_frame, flow, image, reference),
+        };
         let mut confidence = Vec::new();
         let (labels, instances) = match &reference.mask {
             Some((Propagated::Instances(i), tiles)) => {
@@ -317,7 +401,7 @@ impl<F: Clone> Tracker<F> {
                             (flow.width, flow.height),
                         );
                         let correlation =
-                            warped_correlation(&reference.image, image, &flow, window);
+                            warped_correlation(&reference.image, &image, &flow, window);
                         vessel_confidence(correlation, c.kept_fraction())
                     })
                     .collect();
@@ -328,16 +412,14 @@ impl<F: Clone> Tracker<F> {
             }
             None => (None, None),
         };
-        self.last_labels = labels.clone();
-        self.last_instances = instances.clone();
-        Ok(Step {
+        Step {
             frame,
-            reference_frame: reference.frame,
+            reference_frame,
             flow,
             labels,
             instances,
             confidence,
-        })
+        }
     }
 }
 
@@ -544,6 +626,56 @@ mod tests {
         assert_eq!(next.confidence.len(), 3);
         let carried = t.process(&mut b, &[2.0], Anchor::Carry).unwrap();
         assert_eq!(carried.instances, Some((map, classes)));
+    }
+
+    /// The element's pipeline: frame t is registered before frame t-1's mask is propagated,
+    /// across a re-anchor with a new mask; the steps are those of processing one at a time.
+    #[test]
+    fn registering_ahead_of_propagating_gives_the_same_steps() {
+        let mut first = LabelMap::new(16, 16);
+        first.data[8 * 16 + 4] = 1;
+        first.data[2 * 16 + 2] = 2;
+        let mut second = LabelMap::new(16, 16);
+        second.data[4 * 16 + 9] = 2;
+        let anchor = |i: u32| match i {
+            0 => Anchor::Mask(first.clone()),
+            5 => Anchor::Mask(second.clone()),
+            _ => Anchor::Keep,
+        };
+        let backend = || Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: -1.0,
+        };
+        for mode in Mode::ALL {
+            let (mut b, mut t) = (backend(), Tracker::new(mode));
+            let one_at_a_time: Vec<Step> = (0..12)
+                .map(|i| t.process(&mut b, &[i as f32], anchor(i)).unwrap())
+                .collect();
+            let (mut b, mut t) = (backend(), Tracker::new(mode));
+            let mut pipelined = Vec::new();
+            let mut held: Option<Registration> = None;
+            for i in 0..12 {
+                let registered = t.register(&mut b, &[i as f32], anchor(i)).unwrap();
+                if let Some(previous) = held.replace(registered) {
+                    let step = previous.propagate();
+                    t.record(step.labels.clone(), step.instances.clone());
+                    pipelined.push(step);
+                }
+            }
+            pipelined.push(held.unwrap().propagate());
+            assert_eq!(pipelined.len(), one_at_a_time.len());
+            for (p, o) in pipelined.iter().zip(&one_at_a_time) {
+                assert_eq!((p.frame, p.reference_frame), (o.frame, o.reference_frame));
+                assert_eq!(p.labels, o.labels, "{mode:?} frame {}", o.frame);
+                assert_eq!(p.instances, o.instances);
+                assert_eq!(p.confidence, o.confidence);
+                assert_eq!(p.flow.dx, o.flow.dx);
+            }
+            // frame 4, propagated after frame 5 re-anchored, still carries the first mask
+            assert!(pipelined[4].labels.as_ref().unwrap().data.contains(&1));
+            assert!(!pipelined[6].labels.as_ref().unwrap().data.contains(&1));
+        }
     }
 
     #[test]

@@ -18,9 +18,11 @@ use crate::sync::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use once_cell::sync::Lazy;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -46,6 +48,7 @@ const DEFAULT_MESSAGE_INTERVAL: u32 = 30;
 const DEFAULT_CLOSURE_THRESHOLD: f64 = 0.1;
 const DEFAULT_LUMEN_EVIDENCE: bool = true;
 const DEFAULT_SKIP_LATE: bool = true;
+const DEFAULT_PIPELINE: bool = false;
 /// `tracking-threshold`'s default. On the seven carotid dev recordings, chain mode, frames below
 /// 0.3 have a mean artery Dice of 31.5 % (153 frames), frames at or above it 86.1 % (81 frames);
 /// hybrid 19.4 / 87.0 %, keyframe 15.0 / 72.9 %.
@@ -92,6 +95,7 @@ struct Settings {
     lumen_evidence: bool,
     tracking_threshold: f64,
     skip_late: bool,
+    pipeline: bool,
 }
 
 impl Default for Settings {
@@ -115,6 +119,7 @@ impl Default for Settings {
             lumen_evidence: DEFAULT_LUMEN_EVIDENCE,
             tracking_threshold: DEFAULT_TRACKING_THRESHOLD,
             skip_late: DEFAULT_SKIP_LATE,
+            pipeline: DEFAULT_PIPELINE,
         }
     }
 }
@@ -138,6 +143,83 @@ struct State {
     pending_mask: Option<LabelMap>,
     frames: u64,
     live: Live,
+    /// `pipeline=true`: the frame the model has registered but whose mask is not yet warped,
+    /// read out or attached. It leaves while the next frame's model runs.
+    held: Option<Held>,
+    /// Set by `transform_ip` for the buffer it was given when that buffer is to be held:
+    /// `generate_output` pairs the two.
+    incoming: Option<Pending>,
+    /// Finished buffers, in stream order, for `generate_output` (or a drain) to push.
+    ready: VecDeque<gst::Buffer>,
+}
+
+/// A registered frame's part of the work still to do (`pipeline=true`).
+struct Pending {
+    registration: tracker::Registration,
+    /// The frame's luma, for the lumen evidence.
+    luma: Vec<u8>,
+    info: gst_video::VideoInfo,
+    format: PixelFormat,
+    mode: Mode,
+    started: Instant,
+}
+
+struct Held {
+    buffer: gst::Buffer,
+    pending: Pending,
+}
+
+/// A frame `transform_ip` maps, before its registration.
+struct IncomingFrame {
+    luma: Vec<u8>,
+    info: gst_video::VideoInfo,
+    format: PixelFormat,
+    started: Instant,
+}
+
+/// A held frame read out, ready to be published.
+struct ReadOut {
+    buffer: gst::Buffer,
+    frame: readout::Frame,
+    info: gst_video::VideoInfo,
+    format: PixelFormat,
+    started: Instant,
+    /// What the tracker records of the step (its labels and instances).
+    recorded: (Option<LabelMap>, Option<(LabelMap, Vec<u8>)>),
+}
+
+/// Warps a held frame's mask and reads it out: no lock, nothing posted, so that it can run on
+/// another thread beside the model.
+fn read_out(
+    held: Held,
+    monitors: &mut readout::Monitors,
+    settings: &Settings,
+    execution_provider: &str,
+) -> ReadOut {
+    let Held { buffer, pending } = held;
+    let step = pending.registration.propagate();
+    let recorded = (step.labels.clone(), step.instances.clone());
+    let context = readout::Context {
+        frame_size: (
+            pending.info.width() as usize,
+            pending.info.height() as usize,
+        ),
+        mode: pending.mode.into(),
+        execution_provider,
+        pixel_spacing: settings.pixel_spacing,
+        tracking_threshold: settings.tracking_threshold,
+        luma: settings.lumen_evidence.then_some(pending.luma.as_slice()),
+    };
+    let mut frame = readout::frame(step, &context, monitors);
+    frame.find_vessels();
+    ReadOut {
+        buffer,
+        frame,
+        info: pending.info,
+        format: pending.format,
+        started: pending.started,
+        recorded,
+    }
 }
 
 /// Late frames skipped in a row at most: when the pipeline stays late for a reason beyond
@@ -411,6 +493,15 @@ impl ObjectImpl for PddFlow {
                     .default_value(DEFAULT_SKIP_LATE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("pipeline")
+                    .nick("Pipeline")
+                    .blurb("Run each frame's model while the previous frame's mask is warped and read out \
+                            on another core: on two or more cores, frames/s near the model's alone, at one \
+                            frame more latency (a frame leaves when the next one has been registered; at EOS, \
+                            caps and other serialized events the held frame leaves first)")
+                    .default_value(DEFAULT_PIPELINE)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("frames, feature-runs, flow-runs, skipped, latency (ns) (read-only)")
@@ -476,6 +567,7 @@ impl ObjectImpl for PddFlow {
                 settings.tracking_threshold = value.get().expect("type checked")
             }
             "skip-late" => settings.skip_late = value.get().expect("type checked"),
+            "pipeline" => settings.pipeline = value.get().expect("type checked"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -501,6 +593,7 @@ impl ObjectImpl for PddFlow {
             "lumen-evidence" => settings.lumen_evidence.to_value(),
             "tracking-threshold" => settings.tracking_threshold.to_value(),
             "skip-late" => settings.skip_late.to_value(),
+            "pipeline" => settings.pipeline.to_value(),
             "active-provider" => {
                 let state = lock(&self.state);
                 state
@@ -625,6 +718,9 @@ impl BaseTransformImpl for PddFlow {
             pending_mask,
             frames: 0,
             live: Live::default(),
+            held: None,
+            incoming: None,
+            ready: VecDeque::new(),
         });
         self.reanchor.store(false, Ordering::SeqCst);
         self.obj().notify("active-provider");
@@ -733,6 +829,10 @@ impl BaseTransformImpl for PddFlow {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.tracker.discontinuity();
                     state.live.qos.reset();
+                    // A flush drops what is in flight, the held frame included.
+                    state.held = None;
+                    state.incoming = None;
+                    state.ready.clear();
                 }
             }
             gst::EventView::Segment(_) => {
@@ -747,8 +847,15 @@ impl BaseTransformImpl for PddFlow {
             {
                 self.request_reanchor();
             }
-            gst::EventView::Eos(_) => self.post_summary(),
             _ => {}
+        }
+        // The held frame (pipeline=true) leaves before any serialized event that follows it:
+        // EOS, caps, segment, gap, tags, custom events.
+        if event.is_serialized() && event.type_() != gst::EventType::FlushStop {
+            self.drain();
+        }
+        if let gst::EventView::Eos(_) = event.view() {
+            self.post_summary();
         }
         self.parent_sink_event(event)
     }
@@ -794,12 +901,49 @@ impl BaseTransformImpl for PddFlow {
         true
     }
 
+    /// With `pipeline=true` the buffer `transform_ip` registered is held and the one before it,
+    /// finished meanwhile, leaves instead; finished buffers leave in stream order.
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        if let Some(buffer) = lock(&self.state)
+            .as_mut()
+            .and_then(|state| state.ready.pop_front())
+        {
+            return Ok(GenerateOutputSuccess::Buffer(buffer));
+        }
+        let buffer = match self.parent_generate_output() {
+            Ok(GenerateOutputSuccess::Buffer(buffer)) => buffer,
+            Ok(other) => return Ok(other),
+            Err(e) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.incoming = None;
+                }
+                return Err(e);
+            }
+        };
+        let mut guard = lock(&self.state);
+        let Some(state) = guard.as_mut() else {
+            return Ok(GenerateOutputSuccess::Buffer(buffer));
+        };
+        match state.incoming.take() {
+            Some(pending) => state.held = Some(Held { buffer, pending }),
+            None => state.ready.push_back(buffer),
+        }
+        Ok(state.ready.pop_front().map_or(
+            GenerateOutputSuccess::NoOutput,
+            GenerateOutputSuccess::Buffer,
+        ))
+    }
+
     fn transform_ip(
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let started = Instant::now();
         let settings = lock(&self.settings).clone();
+        if !settings.pipeline {
+            // Switched off mid-stream: the held frame leaves first.
+            self.finish_held_into_ready()?;
+        }
         let mut guard = lock(&self.state);
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before start"));
@@ -812,6 +956,20 @@ impl BaseTransformImpl for PddFlow {
         let (width, height) = (info.width() as usize, info.height() as usize);
         self.check_video_meta(buffer, format, width, height)?;
         let anchor = self.anchor(state, buffer, width, height);
+        // What this frame does may depend on the held frame's result: a carried mask, a
+        // working-size change (which carries it too) and a late frame (which repeats it). The
+        // held frame is finished first then, without overlap.
+        let needs_held_result = matches!(anchor, Anchor::Carry)
+            || settings.working_size != state.working_size
+            || (settings.skip_late && self.qos_late(state, buffer));
+        if state.held.is_some() && needs_held_result {
+            drop(guard);
+            self.finish_held_into_ready()?;
+            guard = lock(&self.state);
+        }
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
 
         if let Some(result) = self.skip_late_frame(state, &settings, &anchor, buffer) {
             drop(guard);
@@ -820,7 +978,21 @@ impl BaseTransformImpl for PddFlow {
         }
 
         let luma = self.read_luma(buffer, &info, format)?;
-        let step = self.track(state, &settings, &luma, (width, height), anchor)?;
+        if settings.pipeline {
+            let frame = IncomingFrame {
+                luma,
+                info,
+                format,
+                started,
+            };
+            return self.register_beside_held(guard, &settings, frame, anchor);
+        }
+        let step = self
+            .register(state, &settings, &luma, (width, height), anchor)?
+            .propagate();
+        state
+            .tracker
+            .record(step.labels.clone(), step.instances.clone());
         let context = readout::Context {
             frame_size: (width, height),
             mode: settings.mode.into(),
@@ -951,15 +1123,15 @@ impl PddFlow {
         Ok(pixels::extract_luma(format, width, height, &planes))
     }
 
-    /// Runs the tracker on this frame at the current `working-size` and `mode`.
-    fn track(
+    /// Registers this frame with the tracker at the current `working-size` and `mode`.
+    fn register(
         &self,
         state: &mut State,
         settings: &Settings,
         luma: &[u8],
         (width, height): (usize, usize),
         anchor: Anchor,
-    ) -> Result<tracker::Step, gst::FlowError> {
+    ) -> Result<tracker::Registration, gst::FlowError> {
         // A new working size: the cached features are of the old size, so this frame becomes
         // the reference, carrying the propagated mask over.
         let resized = settings.working_size != state.working_size
@@ -974,15 +1146,148 @@ impl PddFlow {
         if state.tracker.mode() != mode {
             state.tracker.set_mode(mode);
         }
-        let step = state
+        let registration = state
             .tracker
-            .process(&mut state.engine, &image, anchor)
+            .register(&mut state.engine, &image, anchor)
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("Inference failed: {e}"));
                 gst::FlowError::Error
             })?;
         state.frames += 1;
-        Ok(step)
+        Ok(registration)
+    }
+
+    /// `pipeline=true`: registers this frame (the model, on this thread) while the held frame's
+    /// mask is warped and read out on another; the held frame is then published and queued to
+    /// leave, and this one is held in its place.
+    fn register_beside_held(
+        &self,
+        mut guard: std::sync::MutexGuard<'_, Option<State>>,
+        settings: &Settings,
+        frame: IncomingFrame,
+        anchor: Anchor,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let (width, height) = (frame.info.width() as usize, frame.info.height() as usize);
+        let provider = state.engine.provider().name();
+        let held = state.held.take();
+        // The read-out's monitors go to the other thread and come back; the state stays
+        // locked meanwhile, so nothing sees them missing.
+        let mut monitors = std::mem::take(&mut state.readout);
+        let (registration, previous) = std::thread::scope(|scope| {
+            let worker = held.map(|held| {
+                let monitors = &mut monitors;
+                scope.spawn(move || read_out(held, monitors, settings, provider))
+            });
+            let registration = self.register(state, settings, &frame.luma, (width, height), anchor);
+            (registration, worker.map(|worker| worker.join()))
+        });
+        state.readout = monitors;
+        let mut previous = match previous {
+            Some(Ok(read)) => Some(read),
+            Some(Err(_)) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Failed,
+                    ("Internal error: reading out the previous frame failed")
+                );
+                return Err(gst::FlowError::Error);
+            }
+            None => None,
+        };
+        let registration = registration?;
+        if let Some(read) = &mut previous {
+            let (labels, instances) = std::mem::take(&mut read.recorded);
+            state.tracker.record(labels, instances);
+        }
+        state.incoming = Some(Pending {
+            registration,
+            luma: frame.luma,
+            info: frame.info,
+            format: frame.format,
+            mode: settings.mode,
+            started: frame.started,
+        });
+        drop(guard);
+        if let Some(read) = previous {
+            let buffer = self.publish_read_out(read, settings)?;
+            if let Some(state) = lock(&self.state).as_mut() {
+                state.ready.push_back(buffer);
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Publishes a read-out frame: overlay, metadata, messages, timing (no lock held).
+    fn publish_read_out(
+        &self,
+        read: ReadOut,
+        settings: &Settings,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let ReadOut {
+            mut buffer,
+            frame,
+            info,
+            format,
+            started,
+            ..
+        } = read;
+        self.publish(
+            buffer.make_mut(),
+            &info,
+            format,
+            settings,
+            &frame.result,
+            &frame.confidence,
+            frame.tracking_lost,
+        )?;
+        let with_flow = frame.with_flow();
+        self.finish_frame(frame.result, with_flow, settings, started);
+        Ok(buffer)
+    }
+
+    /// Finishes the held frame, if any, without overlap and queues it to leave.
+    fn finish_held_into_ready(&self) -> Result<(), gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let read = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else {
+                return Ok(());
+            };
+            let Some(held) = state.held.take() else {
+                return Ok(());
+            };
+            let provider = state.engine.provider().name();
+            let mut read = read_out(held, &mut state.readout, &settings, provider);
+            let (labels, instances) = std::mem::take(&mut read.recorded);
+            state.tracker.record(labels, instances);
+            read
+        };
+        let buffer = self.publish_read_out(read, &settings)?;
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.ready.push_back(buffer);
+        }
+        Ok(())
+    }
+
+    /// Finishes the held frame and pushes every finished buffer downstream, in stream order:
+    /// before a serialized event, nothing may stay behind it.
+    fn drain(&self) {
+        if self.finish_held_into_ready().is_err() {
+            gst::warning!(CAT, imp = self, "the held frame could not be finished");
+        }
+        let buffers: Vec<gst::Buffer> = lock(&self.state)
+            .as_mut()
+            .map(|state| state.ready.drain(..).collect())
+            .unwrap_or_default();
+        for buffer in buffers {
+            if let Err(e) = self.obj().src_pad().push(buffer) {
+                gst::debug!(CAT, imp = self, "held frame not taken downstream: {e:?}");
+                break;
+            }
+        }
     }
 
     /// Why this frame would anchor, from its upstream mask meta, a pending `reference-mask` or a
@@ -1035,11 +1340,7 @@ impl PddFlow {
             return None;
         }
         let last = state.live.last_result.as_ref()?;
-        let segment = self.obj().segment();
-        let running_time = segment
-            .downcast_ref::<gst::ClockTime>()?
-            .to_running_time(buffer.pts()?)?;
-        if !state.live.qos.is_late(running_time.nseconds()) {
+        if !self.qos_late(state, buffer) {
             return None;
         }
         let mut result = last.clone();
@@ -1050,6 +1351,17 @@ impl PddFlow {
         state.live.consecutive_skips += 1;
         gst::debug!(CAT, imp = self, "frame {} late: flow skipped", result.frame);
         Some(result)
+    }
+
+    /// Whether downstream's QoS reports say this buffer is already late.
+    fn qos_late(&self, state: &State, buffer: &gst::BufferRef) -> bool {
+        let segment = self.obj().segment();
+        let running_time = buffer.pts().and_then(|pts| {
+            segment
+                .downcast_ref::<gst::ClockTime>()?
+                .to_running_time(pts)
+        });
+        running_time.is_some_and(|t| state.live.qos.is_late(t.nseconds()))
     }
 
     /// Keeps what a later late frame carries forward, records the processing time of a frame

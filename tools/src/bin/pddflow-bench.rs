@@ -804,7 +804,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              sync=false`: {w}x{h} RGBx with overlay=true against 256x256 GRAY8 with \
              overlay=false, ms/frame at the sink after a 10% warm-up; \"net\" subtracts what \
              the same pipeline without pddflow takes per frame (the source, mostly). 1.0 would \
-             mean frame size costs nothing. Alone: `pddflow-bench --skip \
+             mean frame size costs nothing. Pipeline on: `pipeline=true`, each frame's model run \
+             beside the previous frame's mask warp and read-out (one frame more latency). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
             args.source, args.e2e_frames
         ),
@@ -839,13 +840,19 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         } else {
             requested
         };
-        for mode in ["keyframe", "chain"] {
+        for (mode, pipeline) in [
+            ("keyframe", false),
+            ("keyframe", true),
+            ("chain", false),
+            ("chain", true),
+        ] {
             let ms = |format: &str, (w, h): (u32, u32), overlay: bool, mask: &Path| {
                 eprintln!(
-                    "frame-size cost: {w}x{h} {format} at {size} {mode} overlay={overlay}..."
+                    "frame-size cost: {w}x{h} {format} at {size} {mode} overlay={overlay} \
+                     pipeline={pipeline}..."
                 );
                 ms_of(format!(
-                    "{} num-buffers={} ! {} ! {} ! fakesink name=sink sync=false",
+                    "{} num-buffers={} ! {} ! {} pipeline={pipeline} ! fakesink name=sink sync=false",
                     args.source,
                     args.e2e_frames,
                     caps_of(format, w, h),
@@ -858,6 +865,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             rows.push(vec![
                 size.to_string(),
                 mode.to_string(),
+                if pipeline { "on" } else { "off" }.to_string(),
                 f(small),
                 f(small_net),
                 f(large),
@@ -871,6 +879,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         &[
             "working size",
             "mode",
+            "pipeline",
             "256x256 GRAY8 ms/frame",
             "net of its source",
             &format!("{w}x{h} RGBx + overlay ms/frame"),
