@@ -1176,13 +1176,19 @@ impl PddFlow {
         // The read-out's monitors go to the other thread and come back; the state stays
         // locked meanwhile, so nothing sees them missing.
         let mut monitors = std::mem::take(&mut state.readout);
-        let (registration, previous) = std::thread::scope(|scope| {
-            let worker = held.map(|held| {
-                let monitors = &mut monitors;
-                scope.spawn(move || read_out(held, monitors, settings, provider))
-            });
-            let registration = self.register(state, settings, &frame.luma, (width, height), anchor);
-            (registration, worker.map(|worker| worker.join()))
+        // rayon's pool rather than a thread per frame: its threads are there already. A panic
+        // in the read-out becomes an element error, not a panic of the streaming thread.
+        let mut previous = None;
+        let registration = rayon::in_place_scope(|scope| {
+            if let Some(held) = held {
+                let (monitors, previous) = (&mut monitors, &mut previous);
+                scope.spawn(move |_| {
+                    *previous = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || read_out(held, monitors, settings, provider),
+                    )));
+                });
+            }
+            self.register(state, settings, &frame.luma, (width, height), anchor)
         });
         state.readout = monitors;
         let mut previous = match previous {
