@@ -1070,24 +1070,23 @@ fn live_section(args: &Args, out: &mut Out) -> Result<(), String> {
     );
     let ms = |ns: Option<u64>| ns.map_or("–".into(), |v| format!("{:.1}", v as f64 / 1e6));
     let mut rows = vec![];
-    for skip_late in [true, false] {
+    for (skip_late, pipeline) in [(true, false), (false, false), (true, true)] {
         let config = live::Config {
             seconds: args.live_seconds,
             size,
             fps: args.live_fps,
             format: args.live_format.clone(),
             pddflow_properties: format!(
-                "mode=chain overlay=true threads={threads} execution-provider={} skip-late={skip_late}{model}",
+                "mode=chain overlay=true threads={threads} execution-provider={} skip-late={skip_late} \
+                 pipeline={pipeline}{model}",
                 args.execution_provider
             ),
         };
-        eprintln!(
-            "live run, skip-late={skip_late}: {:.0} s...",
-            args.live_seconds
-        );
+        let setting = format!("skip-late={skip_late} pipeline={pipeline}");
+        eprintln!("live run, {setting}: {:.0} s...", args.live_seconds);
         let r = live::run(&config)?;
         rows.push(vec![
-            format!("skip-late={skip_late}"),
+            setting,
             format!("{:.1}", r.frames as f64 / r.seconds),
             format!(
                 "{} ({:.0} %)",
