@@ -107,6 +107,29 @@ fn late_frames_skip_flow_and_carry_the_last_mask_forward() {
 }
 
 #[test]
+fn with_pipeline_a_late_frame_leaves_after_the_held_one_and_carries_its_mask() {
+    let (element, _bus, mut h, info) = live_element(true);
+    element.set_property("pipeline", true);
+    h.push(timed_frame(&info, 0)).unwrap();
+    h.push(timed_frame(&info, 1)).unwrap();
+    let first = result(&h.pull().unwrap());
+    assert_eq!(first.frame, 0);
+    // Frame 1 is held; frame 2 comes late, so frame 1 is finished first and frame 2 repeats it.
+    qos_late(&mut h, FRAME_MS, 60);
+    h.push(timed_frame(&info, 2)).unwrap();
+    let held = result(&h.pull().unwrap());
+    let late = result(&h.pull().unwrap());
+    assert_eq!((held.frame, held.skipped), (1, false));
+    assert_eq!((late.frame, late.skipped), (2, true));
+    assert_eq!(
+        late.labels, held.labels,
+        "the held frame's mask, carried forward"
+    );
+    assert!(h.try_pull().is_none());
+    assert_eq!(stat(&element, "skipped"), 1);
+}
+
+#[test]
 fn a_pipeline_that_stays_late_still_computes_every_eighth_frame() {
     let (element, _bus, mut h, info) = live_element(true);
     // late far beyond the frames pushed below
