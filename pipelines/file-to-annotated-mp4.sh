@@ -10,7 +10,9 @@ if [ -n "$mask" ]; then
 else
   props=(overlay-style=arrows)
 fi
+# A file has no latency to keep: pipeline=true runs each frame's model beside the previous
+# frame's mask work, and the queues put decoding and encoding on threads of their own.
 gst-launch-1.0 -q filesrc location="$in" ! decodebin ! videoconvert ! video/x-raw,format=I420 \
-  ! pddflow overlay=true "${props[@]}" \
-  ! x264enc speed-preset=veryfast ! mp4mux ! filesink location="$out"
+  ! queue ! pddflow overlay=true pipeline=true "${props[@]}" \
+  ! queue ! x264enc speed-preset=veryfast ! mp4mux ! filesink location="$out"
 echo "wrote $out"
