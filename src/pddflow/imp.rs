@@ -876,6 +876,11 @@ impl BaseTransformImpl for PddFlow {
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // A drain asks for every buffer in flight, the held one (pipeline=true) included.
+        if direction == gst::PadDirection::Sink && matches!(query.view(), gst::QueryView::Drain(_))
+        {
+            self.drain();
+        }
         let is_latency = matches!(query.view(), gst::QueryView::Latency(_));
         if direction != gst::PadDirection::Src || !is_latency {
             return BaseTransformImplExt::parent_query(self, direction, query);

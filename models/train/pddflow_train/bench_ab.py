@@ -79,7 +79,11 @@ def main():
                 continue
             ref, cur = load(frames[i], S), load(frames[j], S)
             (fa, wa), (fb, wb) = run_model(sess["A"], ref, cur), run_model(sess["B"], ref, cur)
-            dfeat = max(dfeat, float(np.abs(fa - fb).max()))
+            # two architectures (e.g. with and without the fine features) pack different channels
+            if fa.shape == fb.shape:
+                dfeat = max(dfeat, float(np.abs(fa - fb).max()))
+            else:
+                dfeat = float("nan")
             dflow = max(dflow, float(np.abs(wa - wb).max()))
             pairs += 1
     print(f"{S}x{S}: {pairs} pairs, max |features A-B| {dfeat:.2e}, max |flow A-B| {dflow:.2e} px")
