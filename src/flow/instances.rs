@@ -99,20 +99,23 @@ pub fn jacobian_determinant(flow: &FlowField) -> Vec<f32> {
     if w < 2 || h < 2 {
         return det;
     }
-    // Central difference, one-sided at the border: `lo` and `hi` are `span` cells apart.
-    let derivative =
-        |plane: &[f32], lo: usize, hi: usize, span: usize| (plane[hi] - plane[lo]) / span as f32;
-    for y in 0..h {
+    // Central differences, one-sided at the border (cells 1 apart instead of 2). Halving is
+    // a multiplication by 0.5: exact, and far cheaper than a division per derivative.
+    let scale = |span: usize| if span == 2 { 0.5 } else { 1.0 };
+    for (y, det_row) in det.chunks_exact_mut(w).enumerate() {
         let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
-        for x in 0..w {
+        let along = scale(down - up);
+        let (dx, dy) = (&flow.dx[y * w..][..w], &flow.dy[y * w..][..w]);
+        let (dx_up, dx_down) = (&flow.dx[up * w..][..w], &flow.dx[down * w..][..w]);
+        let (dy_up, dy_down) = (&flow.dy[up * w..][..w], &flow.dy[down * w..][..w]);
+        for (x, out) in det_row.iter_mut().enumerate() {
             let (left, right) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            let (l, r, across) = (y * w + left, y * w + right, right - left);
-            let (u, d, along) = (up * w + x, down * w + x, down - up);
-            let dxdx = derivative(&flow.dx, l, r, across);
-            let dydx = derivative(&flow.dy, l, r, across);
-            let dxdy = derivative(&flow.dx, u, d, along);
-            let dydy = derivative(&flow.dy, u, d, along);
-            det[y * w + x] = (1.0 + dxdx) * (1.0 + dydy) - dxdy * dydx;
+            let across = scale(right - left);
+            let dxdx = (dx[right] - dx[left]) * across;
+            let dydx = (dy[right] - dy[left]) * across;
+            let dxdy = (dx_down[x] - dx_up[x]) * along;
+            let dydy = (dy_down[x] - dy_up[x]) * along;
+            *out = (1.0 + dxdx) * (1.0 + dydy) - dxdy * dydx;
         }
     }
     det
@@ -320,6 +323,34 @@ mod tests {
         assert!(jacobian_determinant(&f)
             .iter()
             .all(|&d| (d - 0.2).abs() < 1e-5));
+    }
+
+    #[test]
+    fn jacobian_uses_central_differences_inside_and_one_sided_ones_at_the_border() {
+        let (w, h) = (9, 7);
+        let mut f = FlowField::zeros(w, h);
+        let mut s = 7u32;
+        for (dx, dy) in f.dx.iter_mut().zip(f.dy.iter_mut()) {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *dx = (s >> 16) as f32 / 8192.0 - 4.0;
+            *dy = (s & 0xffff) as f32 / 8192.0 - 4.0;
+        }
+        let det = jacobian_determinant(&f);
+        let at = |p: &[f32], x: usize, y: usize| p[y * w + x];
+        for y in 0..h {
+            for x in 0..w {
+                let (l, r) = (x.saturating_sub(1), (x + 1).min(w - 1));
+                let (u, d) = (y.saturating_sub(1), (y + 1).min(h - 1));
+                let across = (r - l) as f32;
+                let along = (d - u) as f32;
+                let dxdx = (at(&f.dx, r, y) - at(&f.dx, l, y)) / across;
+                let dydx = (at(&f.dy, r, y) - at(&f.dy, l, y)) / across;
+                let dxdy = (at(&f.dx, x, d) - at(&f.dx, x, u)) / along;
+                let dydy = (at(&f.dy, x, d) - at(&f.dy, x, u)) / along;
+                let expected = (1.0 + dxdx) * (1.0 + dydy) - dxdy * dydx;
+                assert_eq!(det[y * w + x], expected, "at ({x}, {y})");
+            }
+        }
     }
 
     #[test]

@@ -228,12 +228,10 @@ impl FlowField {
     }
 
     /// Bilinear sample at a sub-pixel position, clamped to the border.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, x: f32, y: f32) -> (f32, f32) {
-        (
-            warp::bilinear(&self.dx, self.width, self.height, x, y),
-            warp::bilinear(&self.dy, self.width, self.height, x, y),
-        )
+        let tap = warp::BilinearTap::at(self.width, self.height, x, y);
+        (tap.sample(&self.dx), tap.sample(&self.dy))
     }
 
     /// Composes two backward flows: `self` maps the current frame to an intermediate frame,
@@ -242,13 +240,22 @@ impl FlowField {
     /// is resampled once from the reference instead of being blurred frame after frame.
     pub fn compose(&self, earlier: &FlowField) -> FlowField {
         let mut out = FlowField::zeros(self.width, self.height);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                let i = y * self.width + x;
-                let (ux, uy) = (self.dx[i], self.dy[i]);
+        let rows = out
+            .dx
+            .chunks_exact_mut(self.width)
+            .zip(out.dy.chunks_exact_mut(self.width))
+            .zip(
+                self.dx
+                    .chunks_exact(self.width)
+                    .zip(self.dy.chunks_exact(self.width)),
+            );
+        for (y, ((out_dx, out_dy), (dx, dy))) in rows.enumerate() {
+            for (x, (((ox, oy), &ux), &uy)) in
+                out_dx.iter_mut().zip(out_dy).zip(dx).zip(dy).enumerate()
+            {
                 let (vx, vy) = earlier.sample(x as f32 + ux, y as f32 + uy);
-                out.dx[i] = ux + vx;
-                out.dy[i] = uy + vy;
+                *ox = ux + vx;
+                *oy = uy + vy;
             }
         }
         out

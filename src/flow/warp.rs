@@ -6,18 +6,47 @@ use super::{FlowError, FlowField, LabelMap};
 /// Bilinear interpolation of a single-channel f32 grid, clamped to the border.
 #[inline]
 pub fn bilinear(data: &[f32], width: usize, height: usize, x: f32, y: f32) -> f32 {
-    let x = x.clamp(0.0, (width - 1) as f32);
-    let y = y.clamp(0.0, (height - 1) as f32);
-    // Clamped to zero or more (or NaN, cast to 0): truncation is the floor, without a libm call.
-    let x0 = x as usize;
-    let y0 = y as usize;
-    let x1 = (x0 + 1).min(width - 1);
-    let y1 = (y0 + 1).min(height - 1);
-    let fx = x - x0 as f32;
-    let fy = y - y0 as f32;
-    let a = data[y0 * width + x0] * (1.0 - fx) + data[y0 * width + x1] * fx;
-    let b = data[y1 * width + x0] * (1.0 - fx) + data[y1 * width + x1] * fx;
-    a * (1.0 - fy) + b * fy
+    BilinearTap::at(width, height, x, y).sample(data)
+}
+
+/// Where a bilinear sample of a `width` x `height` plane reads and with which weights (border
+/// clamped): computed once, it samples every plane of the same size (the two of a flow field).
+#[derive(Clone, Copy, Debug)]
+pub struct BilinearTap {
+    top: usize,
+    bottom: usize,
+    left: usize,
+    right: usize,
+    fx: f32,
+    fy: f32,
+}
+
+impl BilinearTap {
+    #[inline]
+    pub fn at(width: usize, height: usize, x: f32, y: f32) -> Self {
+        let x = x.clamp(0.0, (width - 1) as f32);
+        let y = y.clamp(0.0, (height - 1) as f32);
+        // Clamped to zero or more (or NaN, cast to 0): truncation is the floor, without a libm
+        // call; through i32, which x86 converts in one instruction (frames are far narrower).
+        let x0 = x as i32 as usize;
+        let y0 = y as i32 as usize;
+        Self {
+            top: y0 * width,
+            bottom: (y0 + 1).min(height - 1) * width,
+            left: x0,
+            right: (x0 + 1).min(width - 1),
+            fx: x - x0 as f32,
+            fy: y - y0 as f32,
+        }
+    }
+
+    #[inline]
+    pub fn sample(&self, data: &[f32]) -> f32 {
+        let (fx, fy) = (self.fx, self.fy);
+        let a = data[self.top + self.left] * (1.0 - fx) + data[self.top + self.right] * fx;
+        let b = data[self.bottom + self.left] * (1.0 - fx) + data[self.bottom + self.right] * fx;
+        a * (1.0 - fy) + b * fy
+    }
 }
 
 /// Bilinear resampling taps from a grid of `src` cells onto `dst` pixels (centres aligned):
@@ -429,6 +458,37 @@ mod tests {
         let c = a.compose(&b);
         assert!(c.dx.iter().all(|&v| (v - 3.0).abs() < 1e-6));
         assert!(c.dy.iter().all(|&v| (v + 1.0).abs() < 1e-6));
+    }
+
+    /// A rough flow on a w x h grid (values in about [-4, 4] px, some past the border).
+    fn rough_flow(w: usize, h: usize, seed: u32) -> FlowField {
+        let mut f = FlowField::zeros(w, h);
+        let mut s = seed;
+        for (dx, dy) in f.dx.iter_mut().zip(f.dy.iter_mut()) {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *dx = (s >> 16) as f32 / 8192.0 - 4.0;
+            *dy = (s & 0xffff) as f32 / 8192.0 - 4.0;
+        }
+        f
+    }
+
+    #[test]
+    fn compose_samples_the_earlier_flow_where_the_later_one_points() {
+        let (a, b) = (rough_flow(23, 17, 1), rough_flow(23, 17, 2));
+        let c = a.compose(&b);
+        for y in 0..17 {
+            for x in 0..23 {
+                let i = y * 23 + x;
+                let (px, py) = (x as f32 + a.dx[i], y as f32 + a.dy[i]);
+                let vx = bilinear(&b.dx, 23, 17, px, py);
+                let vy = bilinear(&b.dy, 23, 17, px, py);
+                assert_eq!(
+                    (c.dx[i], c.dy[i]),
+                    (a.dx[i] + vx, a.dy[i] + vy),
+                    "at ({x}, {y})"
+                );
+            }
+        }
     }
 
     /// Every pixel sampled, no block shortcut: what warp_labels must equal.

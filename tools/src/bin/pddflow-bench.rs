@@ -805,7 +805,10 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              overlay=false, ms/frame at the sink after a 10% warm-up; \"net\" subtracts what \
              the same pipeline without pddflow takes per frame (the source, mostly). 1.0 would \
              mean frame size costs nothing. Pipeline on: `pipeline=true`, each frame's model run \
-             beside the previous frame's mask warp and read-out (one frame more latency). Alone: `pddflow-bench --skip \
+             beside the previous frame's mask warp and read-out (one frame more latency). \
+             \"Model alone\": the two graphs at the working size and thread count, cached \
+             reference features, no GStreamer (as in \"Model only\"); the overhead is the 256x256 \
+             net time over it. Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
             args.source, args.e2e_frames
         ),
@@ -833,6 +836,11 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         _ => "–".into(),
     };
     let minus = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+    // The element's overhead is taken over its two graphs alone at the same size and threads.
+    let model = match &args.e2e_model {
+        Some(dir) => ModelFiles::from_dir(dir)?,
+        None => ModelFiles::embedded()?,
+    };
     let mut rows = Vec::new();
     for &requested in &args.ratio_working_sizes {
         let size = if requested == 0 {
@@ -840,6 +848,10 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         } else {
             requested
         };
+        eprintln!("frame-size cost: model alone at {size}, {threads} thread(s)...");
+        let model_ms = model_only(&model, "e2e", threads as usize, size as usize, args)?
+            .cached
+            .mean_ms;
         for (mode, pipeline) in [
             ("keyframe", false),
             ("keyframe", true),
@@ -862,12 +874,17 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             let small = ms("GRAY8", (256, 256), false, &small_mask)?;
             let large = ms("RGBx", (w, h), true, &large_mask)?;
             let (small_net, large_net) = (minus(small, small_source), minus(large, large_source));
+            let overhead = small_net.map_or("–".into(), |net| {
+                format!("{:+.0} %", 100.0 * (net - model_ms) / model_ms)
+            });
             rows.push(vec![
                 size.to_string(),
                 mode.to_string(),
                 if pipeline { "on" } else { "off" }.to_string(),
+                format!("{model_ms:.2}"),
                 f(small),
                 f(small_net),
+                overhead,
                 f(large),
                 f(large_net),
                 ratio(large, small),
@@ -880,8 +897,10 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             "working size",
             "mode",
             "pipeline",
+            "model alone ms/frame",
             "256x256 GRAY8 ms/frame",
             "net of its source",
+            "its overhead over the model",
             &format!("{w}x{h} RGBx + overlay ms/frame"),
             "net of its source",
             "ratio",
