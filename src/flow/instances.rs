@@ -328,13 +328,7 @@ mod tests {
     #[test]
     fn jacobian_uses_central_differences_inside_and_one_sided_ones_at_the_border() {
         let (w, h) = (9, 7);
-        let mut f = FlowField::zeros(w, h);
-        let mut s = 7u32;
-        for (dx, dy) in f.dx.iter_mut().zip(f.dy.iter_mut()) {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            *dx = (s >> 16) as f32 / 8192.0 - 4.0;
-            *dy = (s & 0xffff) as f32 / 8192.0 - 4.0;
-        }
+        let f = FlowField::rough(w, h, 7);
         let det = jacobian_determinant(&f);
         let at = |p: &[f32], x: usize, y: usize| p[y * w + x];
         for y in 0..h {

@@ -277,6 +277,21 @@ impl FlowField {
 }
 
 #[cfg(test)]
+impl FlowField {
+    /// A rough flow for tests: every value in [-4, 4) px, drawn from `seed`.
+    pub(crate) fn rough(width: usize, height: usize, seed: u32) -> Self {
+        let mut f = Self::zeros(width, height);
+        let mut s = seed;
+        for (dx, dy) in f.dx.iter_mut().zip(f.dy.iter_mut()) {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *dx = (s >> 16) as f32 / 8192.0 - 4.0;
+            *dy = (s & 0xffff) as f32 / 8192.0 - 4.0;
+        }
+        f
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

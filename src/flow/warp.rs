@@ -460,21 +460,9 @@ mod tests {
         assert!(c.dy.iter().all(|&v| (v + 1.0).abs() < 1e-6));
     }
 
-    /// A rough flow on a w x h grid (values in about [-4, 4] px, some past the border).
-    fn rough_flow(w: usize, h: usize, seed: u32) -> FlowField {
-        let mut f = FlowField::zeros(w, h);
-        let mut s = seed;
-        for (dx, dy) in f.dx.iter_mut().zip(f.dy.iter_mut()) {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            *dx = (s >> 16) as f32 / 8192.0 - 4.0;
-            *dy = (s & 0xffff) as f32 / 8192.0 - 4.0;
-        }
-        f
-    }
-
     #[test]
     fn compose_samples_the_earlier_flow_where_the_later_one_points() {
-        let (a, b) = (rough_flow(23, 17, 1), rough_flow(23, 17, 2));
+        let (a, b) = (FlowField::rough(23, 17, 1), FlowField::rough(23, 17, 2));
         let c = a.compose(&b);
         for y in 0..17 {
             for x in 0..23 {

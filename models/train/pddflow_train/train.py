@@ -265,14 +265,15 @@ def init_from(net, a, dev):
     sd = {k: v for k, v in sd.items()
           if k != "head.disp" and not (a.init_features_only and k in HEAD_SCALARS)}
     # a checkpoint with the refinement level can start a model without it (its coarse part)
-    dropped = sorted({k.split(".")[0] for k in sd if k.startswith(("fine.", "refinement."))})
+    dropped = []
     if not net.cfg["refine"]:
+        dropped = sorted({k.split(".")[0] for k in sd if k.startswith(("fine.", "refinement."))})
         sd = {k: v for k, v in sd.items() if not k.startswith(("fine.", "refinement."))}
     # not strict: a checkpoint without the refinement level initialises the coarse part only
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if unexpected:
         raise SystemExit(f"--init {a.init}: parameters this architecture lacks: {unexpected}")
-    if dropped and not net.cfg["refine"]:
+    if dropped:
         print(f"--init: {', '.join(dropped)} left out (this model has no refinement level)")
     print("initialised from", a.init, "(feature CNN only)" if a.init_features_only else "",
           f"(new: {', '.join(sorted({k.split('.')[0] for k in missing if k != 'head.disp'}))})"
