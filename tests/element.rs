@@ -115,6 +115,31 @@ fn keyframe_mode_computes_reference_features_once() {
 }
 
 #[test]
+fn stats_sum_the_time_spent_in_the_model() {
+    let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
+    let mut h = harness(&element);
+    h.set_src_caps(gray_caps(64, 64));
+    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let started = std::time::Instant::now();
+    let mut pushed_after = Vec::new();
+    for i in 0..4 {
+        h.push_and_pull(frame_buffer(&info, i)).unwrap();
+        pushed_after.push(stat(&element, "model-time"));
+    }
+    let wall = started.elapsed().as_nanos() as u64;
+    assert!(pushed_after[0] > 0, "the reference frame's features count");
+    assert!(
+        pushed_after.windows(2).all(|w| w[1] > w[0]),
+        "every frame adds its graphs' time: {pushed_after:?}"
+    );
+    assert!(
+        pushed_after[3] < wall,
+        "{} ns of {wall} ns",
+        pushed_after[3]
+    );
+}
+
+#[test]
 fn chain_mode_never_recomputes_features_and_composes_flow() {
     let (features, flows, results) = run_counts("chain", 6);
     assert_eq!(features, 6, "one feature run per frame");

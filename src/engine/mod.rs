@@ -125,6 +125,9 @@ pub struct Engine {
     pub fallback_reason: Option<String>,
     pub feature_runs: u64,
     pub flow_runs: u64,
+    /// Wall time spent in the two graphs (inputs in, outputs out), summed: what a frame costs
+    /// beyond it is the element's own work.
+    pub model_time: std::time::Duration,
 }
 
 fn tensor_dims(outlet: &ort::value::Outlet) -> Option<Vec<i64>> {
@@ -326,6 +329,7 @@ impl Engine {
             fallback_reason,
             feature_runs: 0,
             flow_runs: 0,
+            model_time: std::time::Duration::ZERO,
         })
     }
 
@@ -393,6 +397,7 @@ impl FlowBackend for Engine {
     type Error = String;
 
     fn features(&mut self, image: &[f32]) -> Result<Features, String> {
+        let started = std::time::Instant::now();
         let (w, h) = self.size();
         let input = TensorRef::from_array_view(([1usize, 1, h, w], image))
             .map_err(|e| format!("features input: {e}"))?;
@@ -403,11 +408,14 @@ impl FlowBackend for Engine {
         let (_, data) = outputs["features"]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("features output: {e}"))?;
+        let features = Arc::from(data);
         self.feature_runs += 1;
-        Ok(Arc::from(data))
+        self.model_time += started.elapsed();
+        Ok(features)
     }
 
     fn flow(&mut self, reference: &Features, current: &Features) -> Result<FlowField, String> {
+        let started = std::time::Instant::now();
         let (w, h) = self.size();
         let (fw, fh) = self.spec().feature_size_of((w, h));
         let shape = [1usize, self.spec().feature_channels, fh, fw];
@@ -422,8 +430,10 @@ impl FlowBackend for Engine {
         let (_, data) = outputs["flow"]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("flow output: {e}"))?;
+        let flow = FlowField::from_planar(w, h, data).map_err(|e| e.to_string());
         self.flow_runs += 1;
-        FlowField::from_planar(w, h, data).map_err(|e| e.to_string())
+        self.model_time += started.elapsed();
+        flow
     }
 
     fn input_size(&self) -> (usize, usize) {

@@ -5,7 +5,7 @@
 //! features as the next reference (no recomputation), and composes the steps into a flow to the
 //! reference so that the reference mask is resampled once rather than blurred frame by frame.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{
     confidence::{vessel_confidence, warped_correlation, window_around, Window},
@@ -127,7 +127,7 @@ enum Registered {
     Flow {
         frame: u64,
         reference_frame: u64,
-        flow: FlowField,
+        flow: ChainFlow,
         /// This frame's model-sized image, for the tracking confidence.
         image: Vec<f32>,
         reference: Arc<ReferenceMask>,
@@ -164,11 +164,65 @@ pub enum Anchor {
     Mask(LabelMap),
 }
 
+/// A frame's flow to its reference in chain mode, composed when first asked for rather than
+/// when the frame is registered: the element composes frame t's flow while the model runs on
+/// frame t+1, off the streaming thread.
+#[derive(Clone)]
+struct ChainFlow(Arc<Mutex<Composition>>);
+
+enum Composition {
+    Composed(Arc<FlowField>),
+    /// `step` (this frame to the previous one) still to be composed onto the previous frame's
+    /// flow to the reference.
+    Pending {
+        step: FlowField,
+        onto: ChainFlow,
+    },
+}
+
+impl ChainFlow {
+    fn composed(flow: FlowField) -> Self {
+        Self(Arc::new(Mutex::new(Composition::Composed(Arc::new(flow)))))
+    }
+
+    fn pending(step: FlowField, onto: ChainFlow) -> Self {
+        Self(Arc::new(Mutex::new(Composition::Pending { step, onto })))
+    }
+
+    /// The flow to the reference, composed now if it was not yet. The older frames' locks are
+    /// taken after this one's, always in that order, so two threads resolving overlapping
+    /// chains wait for each other rather than deadlock; a resolved flow drops its link to the
+    /// older one, so pending chains stay as short as the frames not yet propagated.
+    fn resolve(&self) -> Arc<FlowField> {
+        let mut composition = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Composition::Pending { step, onto } = &*composition {
+            let composed = Arc::new(step.compose(&onto.resolve()));
+            *composition = Composition::Composed(composed);
+        }
+        match &*composition {
+            Composition::Composed(flow) => Arc::clone(flow),
+            Composition::Pending { .. } => unreachable!("composed above"),
+        }
+    }
+
+    /// The composed flow, without a copy when no later frame shares it (keyframe mode).
+    fn into_flow(self) -> FlowField {
+        match Arc::try_unwrap(self.0) {
+            Ok(alone) => match alone.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                Composition::Composed(flow) => Arc::unwrap_or_clone(flow),
+                Composition::Pending { step, onto } => step.compose(&onto.resolve()),
+            },
+            // The next frame's composition may still read the shared one.
+            Err(shared) => FlowField::clone(&ChainFlow(shared).resolve()),
+        }
+    }
+}
+
 pub struct Tracker<F> {
     mode: Mode,
     reference: Option<Reference<F>>,
     /// Chain mode: previous frame's features and the flow from it to the reference.
-    previous: Option<(F, FlowField)>,
+    previous: Option<(F, ChainFlow)>,
     last_labels: Option<LabelMap>,
     /// The last propagated instances, which a [`Anchor::Carry`] keeps.
     last_instances: Option<(LabelMap, Vec<u8>)>,
@@ -276,7 +330,10 @@ impl<F: Clone> Tracker<F> {
             Anchor::Mask(mask) => Some(Some(Propagated::new(mask))),
         };
         if let Some(mask) = new_mask {
-            self.previous = Some((features.clone(), FlowField::zeros(mw, mh)));
+            self.previous = Some((
+                features.clone(),
+                ChainFlow::composed(FlowField::zeros(mw, mh)),
+            ));
             let (labels, instances) = match &mask {
                 Some(Propagated::Instances(i)) => (
                     Some(i.to_classes(&i.map)),
@@ -320,9 +377,8 @@ impl<F: Clone> Tracker<F> {
         let reference = self.reference.as_ref().expect("reference set above");
         let flow = match (self.mode, self.previous.take()) {
             (Mode::Chain | Mode::Hybrid, Some((previous, previous_to_reference))) => {
-                let chained = backend
-                    .flow(&previous, &features)?
-                    .compose(&previous_to_reference);
+                let chained =
+                    ChainFlow::pending(backend.flow(&previous, &features)?, previous_to_reference);
                 // Counted from the last check, not as multiples of the interval: skipped
                 // frames must not postpone the check.
                 if self.mode == Mode::Hybrid && frame - self.last_check >= HYBRID_CHECK_INTERVAL {
@@ -337,8 +393,9 @@ impl<F: Clone> Tracker<F> {
                         )
                         .unwrap_or(f32::MIN)
                     };
-                    if score(&direct) >= score(&chained) {
-                        direct
+                    // The one composition the model thread waits for: once per interval.
+                    if score(&direct) >= score(&chained.resolve()) {
+                        ChainFlow::composed(direct)
                     } else {
                         chained
                     }
@@ -347,7 +404,7 @@ impl<F: Clone> Tracker<F> {
                 }
             }
             // Keyframe mode, or chain mode after a discontinuity.
-            _ => backend.flow(&reference.features, &features)?,
+            _ => ChainFlow::composed(backend.flow(&reference.features, &features)?),
         };
         if self.mode != Mode::Keyframe {
             self.previous = Some((features, flow.clone()));
@@ -384,6 +441,7 @@ impl Registration {
                 reference,
             } => (frame, reference_frame, flow, image, reference),
         };
+        let flow = flow.into_flow();
         let mut confidence = Vec::new();
         let (labels, instances) = match &reference.mask {
             Some((Propagated::Instances(i), tiles)) => {
@@ -675,6 +733,58 @@ mod tests {
             // frame 4, propagated after frame 5 re-anchored, still carries the first mask
             assert!(pipelined[4].labels.as_ref().unwrap().data.contains(&1));
             assert!(!pipelined[6].labels.as_ref().unwrap().data.contains(&1));
+        }
+    }
+
+    /// Chain composition waits for propagation (the element composes beside the next frame's
+    /// model): every frame registered before any is propagated, then propagated last to first,
+    /// gives the steps of processing one at a time.
+    #[test]
+    fn chain_flows_compose_when_propagated_in_any_order() {
+        let mut mask = LabelMap::new(16, 16);
+        mask.data[8 * 16 + 4] = 1;
+        let anchor = |i: u32| {
+            if i == 0 {
+                Anchor::Mask(mask.clone())
+            } else {
+                Anchor::Keep
+            }
+        };
+        let backend = || Counting {
+            feature_runs: 0,
+            flow_pairs: vec![],
+            shift: -1.0,
+        };
+        let frames = HYBRID_CHECK_INTERVAL as u32 * 2 + 2;
+        for mode in [Mode::Chain, Mode::Hybrid] {
+            let (mut b, mut t) = (backend(), Tracker::new(mode));
+            let one_at_a_time: Vec<Step> = (0..frames)
+                .map(|i| t.process(&mut b, &[i as f32], anchor(i)).unwrap())
+                .collect();
+            let (mut b, mut t) = (backend(), Tracker::new(mode));
+            let registered: Vec<Registration> = (0..frames)
+                .map(|i| t.register(&mut b, &[i as f32], anchor(i)).unwrap())
+                .collect();
+            let pending = |r: &Registration| match &r.0 {
+                Registered::Flow { flow, .. } => {
+                    matches!(&*flow.0.lock().unwrap(), Composition::Pending { .. })
+                }
+                Registered::Anchored(_) => false,
+            };
+            assert!(
+                registered[2..].iter().any(pending),
+                "{mode:?}: registering composed the chain"
+            );
+            let mut steps: Vec<Step> = registered
+                .into_iter()
+                .rev()
+                .map(|r| r.propagate())
+                .collect();
+            steps.reverse();
+            for (p, o) in steps.iter().zip(&one_at_a_time) {
+                assert_eq!(p.flow.dx, o.flow.dx, "{mode:?} frame {}", o.frame);
+                assert_eq!(p.labels, o.labels, "{mode:?} frame {}", o.frame);
+            }
         }
     }
 

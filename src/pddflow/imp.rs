@@ -188,6 +188,15 @@ struct ReadOut {
     recorded: (Option<LabelMap>, Option<(LabelMap, Vec<u8>)>),
 }
 
+/// A read-out frame with its overlay and metadata, still to be recorded and timed.
+struct Published {
+    buffer: gst::Buffer,
+    result: FlowResult,
+    with_flow: bool,
+    started: Instant,
+    recorded: (Option<LabelMap>, Option<(LabelMap, Vec<u8>)>),
+}
+
 /// Warps a held frame's mask and reads it out: no lock, nothing posted, so that it can run on
 /// another thread beside the model.
 fn read_out(
@@ -504,7 +513,10 @@ impl ObjectImpl for PddFlow {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, feature-runs, flow-runs, skipped, latency (ns) (read-only)")
+                    .blurb(
+                        "frames, feature-runs, flow-runs, skipped, latency (ns), model-time (ns \
+                         in the two ONNX graphs, summed) (read-only)",
+                    )
                     .read_only()
                     .build(),
             ]
@@ -604,7 +616,7 @@ impl ObjectImpl for PddFlow {
             }
             "stats" => {
                 let state = lock(&self.state);
-                let (frames, features, flows, skipped, latency) = state
+                let (frames, features, flows, skipped, latency, model_time) = state
                     .as_ref()
                     .map(|s| {
                         (
@@ -613,6 +625,7 @@ impl ObjectImpl for PddFlow {
                             s.engine.flow_runs,
                             s.live.skipped,
                             s.live.times.latency().unwrap_or(0),
+                            s.engine.model_time.as_nanos().min(u64::MAX as u128) as u64,
                         )
                     })
                     .unwrap_or_default();
@@ -622,6 +635,7 @@ impl ObjectImpl for PddFlow {
                     .field("flow-runs", flows)
                     .field("skipped", skipped)
                     .field("latency", latency)
+                    .field("model-time", model_time)
                     .build()
                     .to_value()
             }
@@ -1189,15 +1203,18 @@ impl PddFlow {
                 let (monitors, previous) = (&mut monitors, &mut previous);
                 scope.spawn(move |_| {
                     *previous = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                        || read_out(held, monitors, settings, provider),
+                        || {
+                            let read = read_out(held, monitors, settings, provider);
+                            self.publish_read_out(read, settings)
+                        },
                     )));
                 });
             }
             self.register(state, settings, &frame.luma, (width, height), anchor)
         });
         state.readout = monitors;
-        let mut previous = match previous {
-            Some(Ok(read)) => Some(read),
+        let previous = match previous {
+            Some(Ok(published)) => Some(published?),
             Some(Err(_)) => {
                 gst::element_imp_error!(
                     self,
@@ -1209,10 +1226,6 @@ impl PddFlow {
             None => None,
         };
         let registration = registration?;
-        if let Some(read) = &mut previous {
-            let (labels, instances) = std::mem::take(&mut read.recorded);
-            state.tracker.record(labels, instances);
-        }
         state.incoming = Some(Pending {
             registration,
             luma: frame.luma,
@@ -1222,28 +1235,26 @@ impl PddFlow {
             started: frame.started,
         });
         drop(guard);
-        if let Some(read) = previous {
-            let buffer = self.publish_read_out(read, settings)?;
-            if let Some(state) = lock(&self.state).as_mut() {
-                state.ready.push_back(buffer);
-            }
+        if let Some(published) = previous {
+            self.queue_published(published, settings);
         }
         Ok(gst::FlowSuccess::Ok)
     }
 
-    /// Publishes a read-out frame: overlay, metadata, messages, timing (no lock held).
+    /// Publishes a read-out frame: overlay, metadata, messages. Takes no lock on the state, so
+    /// that it can run beside the next frame's model.
     fn publish_read_out(
         &self,
         read: ReadOut,
         settings: &Settings,
-    ) -> Result<gst::Buffer, gst::FlowError> {
+    ) -> Result<Published, gst::FlowError> {
         let ReadOut {
             mut buffer,
             frame,
             info,
             format,
             started,
-            ..
+            recorded,
         } = read;
         self.publish(
             buffer.make_mut(),
@@ -1255,8 +1266,13 @@ impl PddFlow {
             frame.tracking_lost,
         )?;
         let with_flow = frame.with_flow();
-        self.finish_frame(frame.result, with_flow, settings, started);
-        Ok(buffer)
+        Ok(Published {
+            buffer,
+            result: frame.result,
+            with_flow,
+            started,
+            recorded,
+        })
     }
 
     /// Finishes the held frame, if any, without overlap and queues it to leave.
@@ -1271,16 +1287,28 @@ impl PddFlow {
                 return Ok(());
             };
             let provider = state.engine.provider().name();
-            let mut read = read_out(held, &mut state.readout, &settings, provider);
-            let (labels, instances) = std::mem::take(&mut read.recorded);
-            state.tracker.record(labels, instances);
-            read
+            read_out(held, &mut state.readout, &settings, provider)
         };
-        let buffer = self.publish_read_out(read, &settings)?;
+        let published = self.publish_read_out(read, &settings)?;
+        self.queue_published(published, &settings);
+        Ok(())
+    }
+
+    /// Records a published frame's step with the tracker and its timing, and queues it to
+    /// leave.
+    fn queue_published(&self, published: Published, settings: &Settings) {
+        let Published {
+            buffer,
+            result,
+            with_flow,
+            started,
+            recorded: (labels, instances),
+        } = published;
         if let Some(state) = lock(&self.state).as_mut() {
+            state.tracker.record(labels, instances);
             state.ready.push_back(buffer);
         }
-        Ok(())
+        self.finish_frame(result, with_flow, settings, started);
     }
 
     /// Finishes the held frame and pushes every finished buffer downstream, in stream order:

@@ -341,6 +341,9 @@ fn write_mask(dir: &Path, w: u32, h: u32) -> Result<PathBuf, String> {
 struct PipelineRun {
     /// Arrival times at the sink.
     arrivals: Vec<Instant>,
+    /// pddflow's `model-time` stat (ns in its two graphs so far) at each arrival, when the
+    /// pipeline has a pddflow.
+    model_ns: Vec<u64>,
     /// (frame, RSS kB) samples.
     rss: Vec<(u64, u64)>,
 }
@@ -356,14 +359,27 @@ fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String
         .ok_or("the pipeline has no element named sink")?;
     let record = Arc::new(Mutex::new(PipelineRun {
         arrivals: Vec::new(),
+        model_ns: Vec::new(),
         rss: Vec::new(),
     }));
+    let pddflow = pipeline
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "pddflow"));
     let r = record.clone();
     sink.static_pad("sink")
         .ok_or("sink has no sink pad")?
         .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let arrived = Instant::now();
+            let model_ns = pddflow.as_ref().and_then(|e| {
+                e.property::<gst::Structure>("stats")
+                    .get::<u64>("model-time")
+                    .ok()
+            });
             let mut r = r.lock().unwrap();
-            r.arrivals.push(Instant::now());
+            r.arrivals.push(arrived);
+            r.model_ns.extend(model_ns);
             let n = r.arrivals.len() as u64;
             if rss_every > 0 && (n == 1 || n.is_multiple_of(rss_every)) {
                 if let Some((rss, _)) = rss_kb() {
@@ -398,8 +414,17 @@ fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String
     let mut r = record.lock().unwrap();
     Ok(PipelineRun {
         arrivals: std::mem::take(&mut r.arrivals),
+        model_ns: std::mem::take(&mut r.model_ns),
         rss: std::mem::take(&mut r.rss),
     })
+}
+
+/// pddflow's milliseconds per frame in its two graphs over the frames [`fps`] times.
+fn model_ms(run: &PipelineRun) -> Option<f64> {
+    let skip = (run.model_ns.len() / 10).max(1);
+    let timed = run.model_ns.get(skip..)?;
+    let spent = timed.last()?.checked_sub(*timed.first()?)?;
+    (timed.len() > 1).then(|| spent as f64 / 1e6 / (timed.len() - 1) as f64)
 }
 
 /// Frames per second over the arrivals after a 10% warm-up (at least one frame).
@@ -808,17 +833,21 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              beside the previous frame's mask warp and read-out (one frame more latency). \
              \"Model alone\": the two graphs at the working size and thread count, cached \
              reference features, no GStreamer (as in \"Model only\"); the overhead is the 256x256 \
-             net time over it. Alone: `pddflow-bench --skip \
+             net time over it. \"In the model, same run\": the time pddflow itself spent in its \
+             graphs during the timed 256x256 frames (its `model-time` stat), so that the \
+             overhead over it compares times taken together (with the pipeline on, the model's \
+             time includes the slow-down from the read-out running beside it). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
             args.source, args.e2e_frames
         ),
     );
     let small_mask = write_mask(tmp, 256, 256)?;
     let large_mask = write_mask(tmp, w, h)?;
-    let ms_of = |pipeline: String| {
+    let run_of = |pipeline: String| {
         let run = run_pipeline(&pipeline, 0)?;
-        Ok::<_, String>(fps(&run.arrivals).map(|f| 1000.0 / f))
+        Ok::<_, String>((fps(&run.arrivals).map(|f| 1000.0 / f), model_ms(&run)))
     };
+    let ms_of = |pipeline: String| run_of(pipeline).map(|(ms, _)| ms);
     let source_ms = |format: &str, (w, h): (u32, u32)| {
         eprintln!("frame-size cost: {w}x{h} {format} source alone...");
         ms_of(format!(
@@ -863,7 +892,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                     "frame-size cost: {w}x{h} {format} at {size} {mode} overlay={overlay} \
                      pipeline={pipeline}..."
                 );
-                ms_of(format!(
+                run_of(format!(
                     "{} num-buffers={} ! {} ! {} pipeline={pipeline} ! fakesink name=sink sync=false",
                     args.source,
                     args.e2e_frames,
@@ -871,12 +900,16 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                     pddflow_desc_at(args, size, threads, mode, overlay, mask)
                 ))
             };
-            let small = ms("GRAY8", (256, 256), false, &small_mask)?;
-            let large = ms("RGBx", (w, h), true, &large_mask)?;
+            let (small, small_model) = ms("GRAY8", (256, 256), false, &small_mask)?;
+            let (large, _) = ms("RGBx", (w, h), true, &large_mask)?;
             let (small_net, large_net) = (minus(small, small_source), minus(large, large_source));
-            let overhead = small_net.map_or("–".into(), |net| {
-                format!("{:+.0} %", 100.0 * (net - model_ms) / model_ms)
-            });
+            let over = |model: Option<f64>| match (small_net, model) {
+                (Some(net), Some(model)) if model > 0.0 => {
+                    format!("{:+.0} %", 100.0 * (net - model) / model)
+                }
+                _ => "–".into(),
+            };
+            let overhead = over(Some(model_ms));
             rows.push(vec![
                 size.to_string(),
                 mode.to_string(),
@@ -885,6 +918,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                 f(small),
                 f(small_net),
                 overhead,
+                f(small_model),
+                over(small_model),
                 f(large),
                 f(large_net),
                 ratio(large, small),
@@ -901,6 +936,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             "256x256 GRAY8 ms/frame",
             "net of its source",
             "its overhead over the model",
+            "in the model, same run ms/frame",
+            "its overhead over that",
             &format!("{w}x{h} RGBx + overlay ms/frame"),
             "net of its source",
             "ratio",
