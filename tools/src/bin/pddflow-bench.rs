@@ -79,6 +79,10 @@ struct Args {
     /// Frames per end-to-end run (the first 10% are a warm-up, not timed).
     #[arg(long, default_value_t = 60)]
     e2e_frames: u32,
+    /// Frames per run of the frame-size cost section (the first 10% are a warm-up); more than
+    /// the end-to-end table's, because its overhead and ratio are differences of two runs.
+    #[arg(long, default_value_t = 300)]
+    ratio_frames: u32,
     /// pddflow's threads property in the end-to-end runs (the long run uses the first).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     e2e_threads: Vec<u32>,
@@ -838,7 +842,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              overhead over it compares times taken together (with the pipeline on, the model's \
              time includes the slow-down from the read-out running beside it). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
-            args.source, args.e2e_frames
+            args.source, args.ratio_frames
         ),
     );
     let small_mask = write_mask(tmp, 256, 256)?;
@@ -853,7 +857,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         ms_of(format!(
             "{} num-buffers={} ! {} ! fakesink name=sink sync=false",
             args.source,
-            args.e2e_frames,
+            args.ratio_frames,
             caps_of(format, w, h)
         ))
     };
@@ -895,7 +899,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                 run_of(format!(
                     "{} num-buffers={} ! {} ! {} pipeline={pipeline} ! fakesink name=sink sync=false",
                     args.source,
-                    args.e2e_frames,
+                    args.ratio_frames,
                     caps_of(format, w, h),
                     pddflow_desc_at(args, size, threads, mode, overlay, mask)
                 ))
