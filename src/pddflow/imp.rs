@@ -151,6 +151,10 @@ struct State {
     incoming: Option<Pending>,
     /// Finished buffers, in stream order, for `generate_output` (or a drain) to push.
     ready: VecDeque<gst::Buffer>,
+    /// `pipeline=true`: the read-out's own one-thread pool, made on first use, so that the
+    /// read-out (its warp included) keeps to the core beside the model instead of taking
+    /// both; rayon's global pool when it cannot be made.
+    read_out_pool: Option<rayon::ThreadPool>,
 }
 
 /// A registered frame's part of the work still to do (`pipeline=true`).
@@ -228,6 +232,17 @@ fn read_out(
         format: pending.format,
         started: pending.started,
         recorded,
+    }
+}
+
+/// `rayon::in_place_scope` on `pool`, or on rayon's global pool without one.
+fn in_place_scope_of<'scope, R>(
+    pool: Option<&rayon::ThreadPool>,
+    op: impl FnOnce(&rayon::Scope<'scope>) -> R,
+) -> R {
+    match pool {
+        Some(pool) => pool.in_place_scope(op),
+        None => rayon::in_place_scope(op),
     }
 }
 
@@ -733,6 +748,7 @@ impl BaseTransformImpl for PddFlow {
             frames: 0,
             live: Live::default(),
             held: None,
+            read_out_pool: None,
             incoming: None,
             ready: VecDeque::new(),
         });
@@ -1195,10 +1211,19 @@ impl PddFlow {
         // The read-out's monitors go to the other thread and come back; the state stays
         // locked meanwhile, so nothing sees them missing.
         let mut monitors = std::mem::take(&mut state.readout);
-        // rayon's pool rather than a thread per frame: its threads are there already. A panic
-        // in the read-out becomes an element error, not a panic of the streaming thread.
+        // A thread of its own, kept for the stream, rather than one per frame; a panic in the
+        // read-out becomes an element error, not a panic of the streaming thread.
         let mut previous = None;
-        let registration = rayon::in_place_scope(|scope| {
+        if state.read_out_pool.is_none() {
+            state.read_out_pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "pddflow-readout".into())
+                .build()
+                .map_err(|e| gst::warning!(CAT, imp = self, "read-out thread: {e}"))
+                .ok();
+        }
+        let pool = state.read_out_pool.take();
+        let registration = in_place_scope_of(pool.as_ref(), |scope| {
             if let Some(held) = held {
                 let (monitors, previous) = (&mut monitors, &mut previous);
                 scope.spawn(move |_| {
@@ -1212,6 +1237,7 @@ impl PddFlow {
             }
             self.register(state, settings, &frame.luma, (width, height), anchor)
         });
+        state.read_out_pool = pool;
         state.readout = monitors;
         let previous = match previous {
             Some(Ok(published)) => Some(published?),
