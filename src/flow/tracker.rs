@@ -195,14 +195,12 @@ impl ChainFlow {
     /// older one, so pending chains stay as short as the frames not yet propagated.
     fn resolve(&self) -> Arc<FlowField> {
         let mut composition = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Composition::Pending { step, onto } = &*composition {
-            let composed = Arc::new(step.compose(&onto.resolve()));
-            *composition = Composition::Composed(composed);
-        }
-        match &*composition {
-            Composition::Composed(flow) => Arc::clone(flow),
-            Composition::Pending { .. } => unreachable!("composed above"),
-        }
+        let flow = match &*composition {
+            Composition::Composed(flow) => return Arc::clone(flow),
+            Composition::Pending { step, onto } => Arc::new(step.compose(&onto.resolve())),
+        };
+        *composition = Composition::Composed(Arc::clone(&flow));
+        flow
     }
 
     /// The composed flow, without a copy when no later frame shares it (keyframe mode).
