@@ -85,12 +85,18 @@ fn known_shift_moves_the_reference_mask() {
     assert!(messages(&bus, gst::MessageType::Warning).is_empty());
 }
 
-fn run_counts(mode: &str, frames: u32) -> (u64, u64, Vec<FlowResult>) {
-    let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
-    element.set_property_from_str("mode", mode);
+/// `model`'s pddflow in a harness taking 64x64 GRAY8, and those frames' video info.
+fn gray64_harness(model: &str) -> (gst::Element, gst_check::Harness, gst_video::VideoInfo) {
+    let (element, _bus) = element(&[("model-location", &test_model(model))]);
     let mut h = harness(&element);
     h.set_src_caps(gray_caps(64, 64));
     let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    (element, h, info)
+}
+
+fn run_counts(mode: &str, frames: u32) -> (u64, u64, Vec<FlowResult>) {
+    let (element, mut h, info) = gray64_harness("shift");
+    element.set_property_from_str("mode", mode);
     let results = (0..frames)
         .map(|i| result(&h.push_and_pull(frame_buffer(&info, i)).unwrap()))
         .collect();
@@ -116,10 +122,7 @@ fn keyframe_mode_computes_reference_features_once() {
 
 #[test]
 fn stats_sum_the_time_spent_in_the_model() {
-    let (element, _bus) = element(&[("model-location", &test_model("shift"))]);
-    let mut h = harness(&element);
-    h.set_src_caps(gray_caps(64, 64));
-    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let (element, mut h, info) = gray64_harness("shift");
     let started = std::time::Instant::now();
     let mut pushed_after = Vec::new();
     for i in 0..4 {
@@ -153,10 +156,7 @@ fn chain_mode_never_recomputes_features_and_composes_flow() {
 
 #[test]
 fn reanchors_on_metadata_signal_and_event() {
-    let (element, _bus) = element(&[("model-location", &test_model("identity_pool"))]);
-    let mut h = harness(&element);
-    h.set_src_caps(gray_caps(64, 64));
-    let info = gst_video::VideoInfo::from_caps(&gray_caps(64, 64)).unwrap();
+    let (element, mut h, info) = gray64_harness("identity_pool");
     let push = |h: &mut gst_check::Harness, i: u32, mask: Option<&gstpddflow::flow::LabelMap>| {
         let mut buffer = frame_buffer(&info, i);
         if let Some(mask) = mask {
