@@ -423,18 +423,21 @@ fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String
     })
 }
 
+/// The samples after a 10% warm-up (at least one sample).
+fn after_warm_up<T>(samples: &[T]) -> Option<&[T]> {
+    samples.get((samples.len() / 10).max(1)..)
+}
+
 /// pddflow's milliseconds per frame in its two graphs over the frames [`fps`] times.
 fn model_ms(run: &PipelineRun) -> Option<f64> {
-    let skip = (run.model_ns.len() / 10).max(1);
-    let timed = run.model_ns.get(skip..)?;
+    let timed = after_warm_up(&run.model_ns)?;
     let spent = timed.last()?.checked_sub(*timed.first()?)?;
     (timed.len() > 1).then(|| spent as f64 / 1e6 / (timed.len() - 1) as f64)
 }
 
 /// Frames per second over the arrivals after a 10% warm-up (at least one frame).
 fn fps(arrivals: &[Instant]) -> Option<f64> {
-    let skip = (arrivals.len() / 10).max(1);
-    let timed = arrivals.get(skip..)?;
+    let timed = after_warm_up(arrivals)?;
     let span = timed.last()?.duration_since(*timed.first()?).as_secs_f64();
     (timed.len() > 1 && span > 0.0).then(|| (timed.len() - 1) as f64 / span)
 }
