@@ -23,6 +23,8 @@
 
 #[path = "pddflow-bench/live.rs"]
 mod live;
+#[path = "pddflow-bench/replay.rs"]
+mod replay;
 #[path = "pddflow-bench/soak.rs"]
 mod soak;
 #[path = "pddflow-bench/stages.rs"]
@@ -153,6 +155,10 @@ struct Args {
     /// issue that asks for the ratio measured it at 256, the model's input size then.
     #[arg(long, value_delimiter = ',', default_value = "0,256")]
     ratio_working_sizes: Vec<u32>,
+    /// Frames the frame-size cost section draws with --source once and then replays from
+    /// memory, back and forth (a 1080p RGBx frame takes 8 MB).
+    #[arg(long, default_value_t = 30)]
+    ratio_distinct_frames: u32,
     /// Skip sections: model, e2e, stages, ratio, long, opencv (the soak runs only with
     /// --soak-frames).
     #[arg(long, value_delimiter = ',')]
@@ -352,12 +358,20 @@ struct PipelineRun {
     rss: Vec<(u64, u64)>,
 }
 
-/// Runs `description` (its sink named `sink`) to EOS, recording arrivals at the sink.
-fn run_pipeline(description: &str, rss_every: u64) -> Result<PipelineRun, String> {
+/// Runs `description` (its sink named `sink`) to EOS, recording arrivals at the sink; with
+/// `feed`, its `appsrc` named `src` replays that many frames from memory.
+fn run_pipeline(
+    description: &str,
+    rss_every: u64,
+    feed: Option<(&replay::Replay, u64)>,
+) -> Result<PipelineRun, String> {
     let pipeline = gst::parse::launch(description)
         .map_err(|e| format!("cannot build `{description}`: {e}"))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline".to_string())?;
+    if let Some((frames, count)) = feed {
+        frames.feed(&pipeline, count)?;
+    }
     let sink = pipeline
         .by_name("sink")
         .ok_or("the pipeline has no element named sink")?;
@@ -712,6 +726,7 @@ fn e2e_section(
                 caps(w, h)
             ),
             0,
+            None,
         )?;
         let src_fps = fps(&src_only.arrivals);
         for &threads in &args.e2e_threads {
@@ -732,6 +747,7 @@ fn e2e_section(
                             pddflow_desc(args, threads, mode, overlay, &mask)
                         ),
                         0,
+                        None,
                     )?;
                     let f = fps(&run.arrivals);
                     let ms = f.map(|f| 1000.0 / f);
@@ -825,17 +841,21 @@ fn stages_section(args: &Args, out: &mut Out) -> Result<(), String> {
 
 /// Section 8, the frame-size cost end to end: `--ratio-size` RGBx with the overlay against
 /// 256x256 GRAY8 without it, same working size, threads and mode; raw, and with the time the
-/// source alone takes for each subtracted (its 1080p frames cost more than pddflow's small ones).
+/// source alone takes for each subtracted. The frames are drawn once and replayed from memory
+/// (`appsrc`), so that the source costs a copy per frame, not the drawing.
 fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
     let (w, h) = parse_size(&args.ratio_size)?;
     let threads = args.e2e_threads.first().copied().unwrap_or(1);
     out.section(
         "Frame-size cost end to end",
         &format!(
-            "`{} num-buffers={} ! CAPS ! pddflow threads={threads} working-size=S ! fakesink \
-             sync=false`: {w}x{h} RGBx with overlay=true against 256x256 GRAY8 with \
-             overlay=false, ms/frame at the sink after a 10% warm-up; \"net\" subtracts what \
-             the same pipeline without pddflow takes per frame (the source, mostly). 1.0 would \
+            "`appsrc ! pddflow threads={threads} working-size=S ! fakesink sync=false`, {} \
+             frames of `{} ! CAPS` drawn once and replayed from memory back and forth, each \
+             pushed as a fresh copy (the source's only cost, on the streaming thread, as a \
+             capture card hands over new buffers): {w}x{h} RGBx with overlay=true against \
+             256x256 GRAY8 with overlay=false, {} frames, ms/frame at the sink after a 10% \
+             warm-up; \"net\" subtracts what the same pipeline without pddflow takes per \
+             frame (the copy, mostly). 1.0 would \
              mean frame size costs nothing. Pipeline on: `pipeline=true`, each frame's model run \
              beside the previous frame's mask warp and read-out (one frame more latency). \
              \"Model alone\": the two graphs at the working size and thread count, cached \
@@ -845,27 +865,35 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              overhead over it compares times taken together (with the pipeline on, the model's \
              time includes the slow-down from the read-out running beside it). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
-            args.source, args.ratio_frames
+            args.ratio_distinct_frames, args.source, args.ratio_frames
         ),
     );
     let small_mask = write_mask(tmp, 256, 256)?;
     let large_mask = write_mask(tmp, w, h)?;
-    let run_of = |pipeline: String| {
-        let run = run_pipeline(&pipeline, 0)?;
+    let render = |format: &str, (w, h): (u32, u32)| {
+        eprintln!("frame-size cost: drawing {w}x{h} {format} frames...");
+        replay::Replay::render(
+            &args.source,
+            &caps_of(format, w, h),
+            args.ratio_distinct_frames.max(1),
+        )
+    };
+    let small_frames = render("GRAY8", (256, 256))?;
+    let large_frames = render("RGBx", (w, h))?;
+    let run_of = |frames: &replay::Replay, pipeline: String| {
+        let run = run_pipeline(
+            &format!("appsrc name=src ! {pipeline}"),
+            0,
+            Some((frames, u64::from(args.ratio_frames))),
+        )?;
         Ok::<_, String>((fps(&run.arrivals).map(|f| 1000.0 / f), model_ms(&run)))
     };
-    let ms_of = |pipeline: String| run_of(pipeline).map(|(ms, _)| ms);
-    let source_ms = |format: &str, (w, h): (u32, u32)| {
-        eprintln!("frame-size cost: {w}x{h} {format} source alone...");
-        ms_of(format!(
-            "{} num-buffers={} ! {} ! fakesink name=sink sync=false",
-            args.source,
-            args.ratio_frames,
-            caps_of(format, w, h)
-        ))
+    let source_ms = |frames: &replay::Replay, what: &str| {
+        eprintln!("frame-size cost: {what} source alone...");
+        run_of(frames, "fakesink name=sink sync=false".into()).map(|(ms, _)| ms)
     };
-    let small_source = source_ms("GRAY8", (256, 256))?;
-    let large_source = source_ms("RGBx", (w, h))?;
+    let small_source = source_ms(&small_frames, "256x256 GRAY8")?;
+    let large_source = source_ms(&large_frames, &format!("{w}x{h} RGBx"))?;
     let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -894,21 +922,21 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             ("chain", false),
             ("chain", true),
         ] {
-            let ms = |format: &str, (w, h): (u32, u32), overlay: bool, mask: &Path| {
+            let ms = |frames: &replay::Replay, what: &str, overlay: bool, mask: &Path| {
                 eprintln!(
-                    "frame-size cost: {w}x{h} {format} at {size} {mode} overlay={overlay} \
+                    "frame-size cost: {what} at {size} {mode} overlay={overlay} \
                      pipeline={pipeline}..."
                 );
-                run_of(format!(
-                    "{} num-buffers={} ! {} ! {} pipeline={pipeline} ! fakesink name=sink sync=false",
-                    args.source,
-                    args.ratio_frames,
-                    caps_of(format, w, h),
-                    pddflow_desc_at(args, size, threads, mode, overlay, mask)
-                ))
+                run_of(
+                    frames,
+                    format!(
+                        "{} pipeline={pipeline} ! fakesink name=sink sync=false",
+                        pddflow_desc_at(args, size, threads, mode, overlay, mask)
+                    ),
+                )
             };
-            let (small, small_model) = ms("GRAY8", (256, 256), false, &small_mask)?;
-            let (large, _) = ms("RGBx", (w, h), true, &large_mask)?;
+            let (small, small_model) = ms(&small_frames, "256x256 GRAY8", false, &small_mask)?;
+            let (large, _) = ms(&large_frames, &format!("{w}x{h} RGBx"), true, &large_mask)?;
             let (small_net, large_net) = (minus(small, small_source), minus(large, large_source));
             let over = |model: Option<f64>| match (small_net, model) {
                 (Some(net), Some(model)) if model > 0.0 => {
@@ -953,7 +981,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         &rows,
     );
     out.line(&format!(
-        "Source alone: 256x256 GRAY8 {} ms/frame, {w}x{h} RGBx {} ms/frame.",
+        "Source alone (the replay's copy): 256x256 GRAY8 {} ms/frame, {w}x{h} RGBx {} ms/frame.",
         f(small_source),
         f(large_source)
     ));
@@ -991,6 +1019,7 @@ fn long_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
             )
         ),
         (args.long_frames / 50).max(1),
+        None,
     )?;
     let secs = t.elapsed().as_secs_f64();
     match rss_trend(&run.rss, 0.2, 4096) {

@@ -1,0 +1,121 @@
+//! Frames drawn once by a source element and replayed from memory through `appsrc`, so that a
+//! run's source costs one copy per frame instead of drawing the frame: at 1080p
+//! `videotestsrc pattern=ball` draws for about as long as the model runs, on the same thread,
+//! which hid what frame size costs pddflow itself.
+
+use gst::prelude::*;
+use std::sync::Arc;
+
+/// Frames kept in memory; the replay runs through them forwards and backwards.
+pub struct Replay {
+    caps: gst::Caps,
+    frames: Arc<Vec<gst::Buffer>>,
+}
+
+/// Index of the `n`-th frame pushed when `len` frames are replayed back and forth
+/// (0, 1, …, len-1, len-2, …, 1, 0, 1, …), so motion stays smooth where a loop would jump.
+pub fn ping_pong(n: u64, len: usize) -> usize {
+    if len < 2 {
+        return 0;
+    }
+    let period = 2 * (len as u64 - 1);
+    let phase = n % period;
+    (if phase < len as u64 {
+        phase
+    } else {
+        period - phase
+    }) as usize
+}
+
+impl Replay {
+    /// Draws `count` frames with `source` (an element description without num-buffers) in
+    /// `caps`.
+    pub fn render(source: &str, caps: &str, count: u32) -> Result<Replay, String> {
+        let description =
+            format!("{source} num-buffers={count} ! {caps} ! appsink name=sink sync=false");
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| format!("cannot build `{description}`: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "not a pipeline".to_string())?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or("the pipeline has no appsink named sink")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| format!("`{description}` did not start"))?;
+        let mut frames = Vec::with_capacity(count as usize);
+        let mut caps = None;
+        while let Ok(sample) = sink.pull_sample() {
+            caps = caps.or_else(|| sample.caps_owned());
+            frames.extend(sample.buffer_owned());
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        match caps {
+            Some(caps) if !frames.is_empty() => Ok(Replay {
+                caps,
+                frames: Arc::new(frames),
+            }),
+            _ => Err(format!("`{description}` gave no frames")),
+        }
+    }
+
+    /// Makes the `appsrc` named `src` in `pipeline` push `count` frames, each a fresh writable
+    /// copy (as a capture card's new buffer would be), then end the stream. The copy runs in
+    /// `need-data`, on the source's streaming thread, where a source draws its frames.
+    pub fn feed(&self, pipeline: &gst::Pipeline, count: u64) -> Result<(), String> {
+        let src = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or("the pipeline has no appsrc named src")?;
+        src.set_caps(Some(&self.caps));
+        src.set_format(gst::Format::Time);
+        let duration = gst_video::VideoInfo::from_caps(&self.caps)
+            .ok()
+            .and_then(|info| {
+                let fps = info.fps();
+                (fps.numer() > 0).then(|| {
+                    gst::ClockTime::SECOND
+                        .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                        .unwrap_or(gst::ClockTime::ZERO)
+                })
+            })
+            .unwrap_or(gst::ClockTime::ZERO);
+        let frames = self.frames.clone();
+        let mut pushed = 0u64;
+        src.set_callbacks(
+            gst_app::AppSrcCallbacks::builder()
+                .need_data(move |src, _| {
+                    if pushed == count {
+                        let _ = src.end_of_stream();
+                        return;
+                    }
+                    let original = &frames[ping_pong(pushed, frames.len())];
+                    let Ok(mut buffer) = original.copy_deep() else {
+                        let _ = src.end_of_stream();
+                        return;
+                    };
+                    if let Some(b) = buffer.get_mut() {
+                        b.set_pts(duration * pushed);
+                        b.set_duration(duration);
+                    }
+                    pushed += 1;
+                    let _ = src.push_buffer(buffer);
+                })
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ping_pong;
+
+    #[test]
+    fn replay_runs_back_and_forth_without_a_jump() {
+        let order: Vec<usize> = (0..9).map(|n| ping_pong(n, 4)).collect();
+        assert_eq!(order, [0, 1, 2, 3, 2, 1, 0, 1, 2]);
+        assert_eq!(ping_pong(5, 1), 0);
+    }
+}
