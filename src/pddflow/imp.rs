@@ -154,7 +154,51 @@ struct State {
     /// `pipeline=true`: the read-out's own one-thread pool, made on first use, so that the
     /// read-out (its warp included) keeps to the core beside the model instead of taking
     /// both; rayon's global pool when it cannot be made.
-    read_out_pool: Option<rayon::ThreadPool>,
+    read_out_pool: ReadOutPool,
+}
+
+/// Where the read-out of `pipeline=true` runs.
+#[derive(Debug, Default)]
+enum ReadOutPool {
+    /// Not asked for yet.
+    #[default]
+    Unmade,
+    Own(rayon::ThreadPool),
+    /// Its thread could not be made: rayon's global pool, for the rest of the stream.
+    Global,
+}
+
+impl ReadOutPool {
+    /// Makes the pool with `build` on first use; a failure (reported once, by the error
+    /// returned) leaves the read-out on rayon's global pool instead of retrying every frame.
+    fn ensure<E: std::fmt::Display>(
+        &mut self,
+        build: impl FnOnce() -> Result<rayon::ThreadPool, E>,
+    ) -> Result<(), String> {
+        if !matches!(self, ReadOutPool::Unmade) {
+            return Ok(());
+        }
+        match build() {
+            Ok(pool) => {
+                *self = ReadOutPool::Own(pool);
+                Ok(())
+            }
+            Err(e) => {
+                *self = ReadOutPool::Global;
+                Err(format!(
+                    "no thread for the read-out ({e}): it shares rayon's global pool with the \
+                     frame work for the rest of the stream"
+                ))
+            }
+        }
+    }
+
+    fn own(&self) -> Option<&rayon::ThreadPool> {
+        match self {
+            ReadOutPool::Own(pool) => Some(pool),
+            _ => None,
+        }
+    }
 }
 
 /// A registered frame's part of the work still to do (`pipeline=true`).
@@ -748,7 +792,7 @@ impl BaseTransformImpl for PddFlow {
             frames: 0,
             live: Live::default(),
             held: None,
-            read_out_pool: None,
+            read_out_pool: ReadOutPool::Unmade,
             incoming: None,
             ready: VecDeque::new(),
         });
@@ -1214,16 +1258,16 @@ impl PddFlow {
         // A thread of its own, kept for the stream, rather than one per frame; a panic in the
         // read-out becomes an element error, not a panic of the streaming thread.
         let mut previous = None;
-        if state.read_out_pool.is_none() {
-            state.read_out_pool = rayon::ThreadPoolBuilder::new()
+        if let Err(why) = state.read_out_pool.ensure(|| {
+            rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "pddflow-readout".into())
                 .build()
-                .map_err(|e| gst::warning!(CAT, imp = self, "read-out thread: {e}"))
-                .ok();
+        }) {
+            gst::warning!(CAT, imp = self, "{why}");
         }
-        let pool = state.read_out_pool.take();
-        let registration = in_place_scope_of(pool.as_ref(), |scope| {
+        let pool = std::mem::take(&mut state.read_out_pool);
+        let registration = in_place_scope_of(pool.own(), |scope| {
             if let Some(held) = held {
                 let (monitors, previous) = (&mut monitors, &mut previous);
                 scope.spawn(move |_| {
@@ -1745,5 +1789,33 @@ impl PddFlow {
             return;
         };
         self.post(readout::summary_message(frames, &summary, threshold));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadOutPool;
+
+    #[test]
+    fn a_read_out_thread_that_cannot_be_made_is_tried_and_reported_once() {
+        let mut pool = ReadOutPool::default();
+        let mut attempts = 0;
+        let reports: Vec<bool> = (0..3)
+            .map(|_| {
+                pool.ensure(|| {
+                    attempts += 1;
+                    Err::<rayon::ThreadPool, _>("no threads left")
+                })
+                .is_err()
+            })
+            .collect();
+        assert_eq!(reports, [true, false, false]);
+        assert_eq!(attempts, 1);
+        assert!(pool.own().is_none());
+
+        let mut made = ReadOutPool::default();
+        let build = || rayon::ThreadPoolBuilder::new().num_threads(1).build();
+        assert!(made.ensure(build).is_ok());
+        assert_eq!(made.own().map(|p| p.current_num_threads()), Some(1));
     }
 }
