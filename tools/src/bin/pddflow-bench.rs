@@ -17,7 +17,8 @@
 //! 7. Stages (`stages`): the element's frame-size stages one by one (luma, resize, warp, clean,
 //!    confidence, classes, areas, regions, overlay, metadata) on a synthetic RGBx frame.
 //! 8. Frame-size cost (`ratio`): 1080p RGBx with the overlay against 256x256 GRAY8 without it,
-//!    end to end at the same working size, and their ratio.
+//!    end to end at the same working size, and their ratio; the frames are drawn once and
+//!    replayed from memory through `appsrc`, so that the source costs a copy per frame.
 //!
 //! Plain tables on stdout; `--markdown FILE` writes the same as a Markdown fragment.
 
