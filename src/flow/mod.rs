@@ -100,21 +100,27 @@ impl LabelMap {
 
     /// Pixel count of every possible label id (index = id), in one pass over the map.
     pub fn histogram(&self) -> [u64; 256] {
+        const ONES: u64 = 0x0101_0101_0101_0101;
         let mut counts = [0u64; 256];
         let mut words = self.data.chunks_exact(8);
+        // Label maps are mostly long runs of one id: eight equal bytes count at once, and a
+        // run of such words is counted in a register, because adding each word to its slot of
+        // `counts` made every word wait for the previous word's store.
+        let (mut run_id, mut run_words) = (0u8, 0u64);
         for word in &mut words {
-            // Label maps are mostly long runs of one id: eight equal bytes count at once.
-            let first = word[0];
-            if u64::from_ne_bytes(word.try_into().expect("8 bytes"))
-                == u64::from_ne_bytes([first; 8])
-            {
-                counts[first as usize] += 8;
+            let bits = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+            if bits == u64::from(run_id) * ONES {
+                run_words += 1;
+            } else if bits == u64::from(word[0]) * ONES {
+                counts[run_id as usize] += 8 * run_words;
+                (run_id, run_words) = (word[0], 1);
             } else {
                 for &v in word {
                     counts[v as usize] += 1;
                 }
             }
         }
+        counts[run_id as usize] += 8 * run_words;
         for &v in words.remainder() {
             counts[v as usize] += 1;
         }
@@ -342,7 +348,23 @@ mod tests {
 
     #[test]
     fn histogram_and_areas_count_every_id() {
-        for row in rows() {
+        // Long runs too, as in frame-size label maps: many equal words in a row, then another id.
+        let long = [
+            (0u8, 1000usize),
+            (1, 37),
+            (0, 500),
+            (2, 64),
+            (2, 3),
+            (0, 77),
+            (255, 800),
+        ];
+        let long_rows = (0..long.len()).map(|start| {
+            long[start..]
+                .iter()
+                .flat_map(|&(id, run)| std::iter::repeat_n(id, run))
+                .collect::<Vec<u8>>()
+        });
+        for row in rows().into_iter().chain(long_rows) {
             let map = LabelMap::from_vec(row.len(), 1, row.clone()).unwrap();
             let mut expected = [0u64; 256];
             for &v in &row {
