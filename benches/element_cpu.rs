@@ -42,7 +42,7 @@ fn main() {
         let mut frame = vec![128u8; w * h * 3 / 2];
         let mut input = ModelInput::new(256, 256);
         let prep = time_ms(50, || {
-            let luma = extract_luma(PixelFormat::I420, w, h, &[(&frame[..w * h], w)]);
+            let luma = extract_luma(PixelFormat::I420, w, h, &[(&frame[..w * h], w)], true);
             std::hint::black_box(input.prepare(&luma, w, h));
         });
         let mut warped = mask.clone();

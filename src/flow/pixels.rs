@@ -103,12 +103,15 @@ pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
 }
 
 /// Extracts 8-bit luma (`width * height`, contiguous) from the planes of a frame.
-/// `planes` holds `(data, stride)` per plane as the format defines them.
+/// `planes` holds `(data, stride)` per plane as the format defines them. With `across_threads`,
+/// large frames are split over rayon's pool; without, the calling thread does it all (for a
+/// caller whose other cores are busy, where waiting for a split costs more than it saves).
 pub fn extract_luma(
     format: PixelFormat,
     width: usize,
     height: usize,
     planes: &[(&[u8], usize)],
+    across_threads: bool,
 ) -> Vec<u8> {
     let mut out = vec![0u8; width * height];
     if width == 0 {
@@ -131,7 +134,7 @@ pub fn extract_luma(
         PixelFormat::Bgra | PixelFormat::Bgrx => luma_converter::<4, 2, 0>(),
     };
     let row = |y: usize, dst: &mut [u8]| convert(&data[y * stride..], dst);
-    if width * height >= PARALLEL_LUMA_PIXELS {
+    if across_threads && width * height >= PARALLEL_LUMA_PIXELS {
         // A 1080p RGBx frame is 8 MB to read: the rows are split across rayon's pool.
         use rayon::prelude::*;
         out.par_chunks_mut(width)
@@ -458,22 +461,22 @@ mod tests {
         // 2x1 frame with a stride of 8 bytes.
         let rgb = [255, 255, 255, 0, 0, 0, 9, 9];
         assert_eq!(
-            extract_luma(PixelFormat::Rgb, 2, 1, &[(&rgb, 8)]),
+            extract_luma(PixelFormat::Rgb, 2, 1, &[(&rgb, 8)], true),
             vec![255, 0]
         );
         let bgrx = [0, 0, 255, 0, 255, 0, 0, 0];
         assert_eq!(
-            extract_luma(PixelFormat::Bgrx, 2, 1, &[(&bgrx, 8)]),
+            extract_luma(PixelFormat::Bgrx, 2, 1, &[(&bgrx, 8)], true),
             vec![76, 28]
         );
         let gray16 = [0x34, 0x12, 0xff, 0xab];
         assert_eq!(
-            extract_luma(PixelFormat::Gray16Le, 2, 1, &[(&gray16, 4)]),
+            extract_luma(PixelFormat::Gray16Le, 2, 1, &[(&gray16, 4)], true),
             vec![0x12, 0xab]
         );
         let y_plane = [1, 2, 3, 0, 4, 5, 6, 0];
         assert_eq!(
-            extract_luma(PixelFormat::I420, 3, 2, &[(&y_plane, 4)]),
+            extract_luma(PixelFormat::I420, 3, 2, &[(&y_plane, 4)], true),
             vec![1, 2, 3, 4, 5, 6]
         );
     }
@@ -541,12 +544,32 @@ mod tests {
                 let planes: Vec<(&[u8], usize)> =
                     planes.iter().map(|(d, s)| (&d[..], *s)).collect();
                 assert_eq!(
-                    extract_luma(format, w, h, &planes),
+                    extract_luma(format, w, h, &planes, true),
                     expected,
                     "{format:?} {w}x{h}"
                 );
             }
         }
+    }
+
+    /// A frame large enough to be split over rayon's pool gives the same luma on one thread.
+    #[test]
+    fn luma_is_the_same_split_across_threads_or_not() {
+        let (w, h) = (640, 480);
+        assert!(w * h >= PARALLEL_LUMA_PIXELS);
+        let stride = 4 * w + 12;
+        let data: Vec<u8> = (0..stride * h)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
+            .collect();
+        let planes = [(&data[..], stride)];
+        let split = extract_luma(PixelFormat::Bgrx, w, h, &planes, true);
+        let single = extract_luma(PixelFormat::Bgrx, w, h, &planes, false);
+        assert_eq!(split, single);
+        let expected_last = {
+            let p = &data[(h - 1) * stride + 4 * (w - 1)..];
+            ((77 * p[2] as u32 + 150 * p[1] as u32 + 29 * p[0] as u32) >> 8) as u8
+        };
+        assert_eq!(single[w * h - 1], expected_last);
     }
 
     /// The formula test above runs the converter this CPU gets; this one holds the portable

@@ -1056,7 +1056,9 @@ impl BaseTransformImpl for PddFlow {
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let luma = self.read_luma(buffer, &info, format)?;
+        // With the pipeline on, the other core runs the previous frame's read-out: a luma split
+        // across rayon's pool would put half of it behind that and make this thread wait.
+        let luma = self.read_luma(buffer, &info, format, !settings.pipeline)?;
         if settings.pipeline {
             let frame = IncomingFrame {
                 luma,
@@ -1172,6 +1174,7 @@ impl PddFlow {
         buffer: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         format: PixelFormat,
+        across_threads: bool,
     ) -> Result<Vec<u8>, gst::FlowError> {
         let (width, height) = (info.width() as usize, info.height() as usize);
         let frame =
@@ -1199,7 +1202,13 @@ impl PddFlow {
             })
             .collect();
         let planes = self.checked_planes(format, width, height, planes)?;
-        Ok(pixels::extract_luma(format, width, height, &planes))
+        Ok(pixels::extract_luma(
+            format,
+            width,
+            height,
+            &planes,
+            across_threads,
+        ))
     }
 
     /// Registers this frame with the tracker at the current `working-size` and `mode`.

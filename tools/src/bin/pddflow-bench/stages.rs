@@ -74,7 +74,7 @@ pub fn run(w: usize, h: usize, model: usize, iterations: u32) -> Vec<Stage> {
     let mut stages = Vec::new();
     let mut stage = |name, what, ms| stages.push(Stage { name, what, ms });
     let planes = [(&frame[..], 4 * w)];
-    let luma = extract_luma(PixelFormat::Rgbx, w, h, &planes);
+    let luma = extract_luma(PixelFormat::Rgbx, w, h, &planes, true);
     stage(
         "luma",
         "RGBx frame -> 8-bit luma",
@@ -82,7 +82,7 @@ pub fn run(w: usize, h: usize, model: usize, iterations: u32) -> Vec<Stage> {
             iterations,
             || (),
             |_| {
-                std::hint::black_box(extract_luma(PixelFormat::Rgbx, w, h, &planes));
+                std::hint::black_box(extract_luma(PixelFormat::Rgbx, w, h, &planes, true));
             },
         ),
     );
