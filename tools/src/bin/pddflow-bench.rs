@@ -359,6 +359,14 @@ struct PipelineRun {
     rss: Vec<(u64, u64)>,
 }
 
+/// The pipeline `description` describes, or why it cannot be built.
+fn launch(description: &str) -> Result<gst::Pipeline, String> {
+    gst::parse::launch(description)
+        .map_err(|e| format!("cannot build `{description}`: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| format!("`{description}` is not a pipeline"))
+}
+
 /// Runs `description` (its sink named `sink`) to EOS, recording arrivals at the sink; with
 /// `feed`, its `appsrc` named `src` replays that many frames from memory.
 fn run_pipeline(
@@ -366,10 +374,7 @@ fn run_pipeline(
     rss_every: u64,
     feed: Option<(&replay::Replay, u64)>,
 ) -> Result<PipelineRun, String> {
-    let pipeline = gst::parse::launch(description)
-        .map_err(|e| format!("cannot build `{description}`: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline".to_string())?;
+    let pipeline = launch(description)?;
     if let Some((frames, count)) = feed {
         frames.feed(&pipeline, count)?;
     }

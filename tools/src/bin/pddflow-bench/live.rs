@@ -78,10 +78,7 @@ fn run_with_mask(config: &Config, mask: &str) -> Result<Report, String> {
          ! pddflow name=flow reference-mask=\"{mask}\" {} ! fakesink name=sink sync=true qos=true",
         config.format, config.fps, config.pddflow_properties
     );
-    let pipeline = gst::parse::launch(&description)
-        .map_err(|e| format!("{description}: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline".to_string())?;
+    let pipeline = super::launch(&description)?;
     let flow = pipeline.by_name("flow").ok_or("no pddflow")?;
     let sink = pipeline.by_name("sink").ok_or("no sink")?;
 

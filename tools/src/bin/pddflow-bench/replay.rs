@@ -33,10 +33,7 @@ impl Replay {
     pub fn render(source: &str, caps: &str, count: u32) -> Result<Replay, String> {
         let description =
             format!("{source} num-buffers={count} ! {caps} ! appsink name=sink sync=false");
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| format!("cannot build `{description}`: {e}"))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| "not a pipeline".to_string())?;
+        let pipeline = super::launch(&description)?;
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())

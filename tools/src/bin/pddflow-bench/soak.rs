@@ -77,14 +77,11 @@ fn soak_one(
     total: Arc<AtomicU64>,
 ) -> Result<PipelineOutcome, String> {
     let (w, h) = config.sizes[0];
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = super::launch(&format!(
         "usphantomsrc seed={index} ! capsfilter name=caps ! pddflow name=flow {} \
          ! fakesink name=sink sync=false",
         config.pddflow_properties
-    ))
-    .map_err(|e| format!("soak pipeline: {e}"))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline")?;
+    ))?;
     let by_name = |name: &str| {
         pipeline
             .by_name(name)
