@@ -228,6 +228,30 @@ echo "== pddflow-bench" >&2
 "$BIN/pddflow-bench" "${BENCH_ARGS[@]}" --execution-provider "$EP" --long-frames "$LONG_FRAMES" --long-size "$LONG_SIZE" \
   --soak-frames "$SOAK_FRAMES" --live-seconds "$LIVE_SECONDS" --python "$PYTHON" --markdown "$WORK/bench.md" >&2
 
+# The model against DIS medium at the same size on one thread, interleaved run by run in one
+# process (thread CPU time), so that load from elsewhere does not favour either side: the
+# speed target's comparison. Tables timed minutes apart (model only above, OpenCV below) are not.
+VS_DIS=""
+VS_DIS_MODEL="${MODEL:-models/default}"
+if [[ -d "$CAROTID" ]] && "$PYTHON" -c 'import onnxruntime, cv2' 2>/dev/null; then
+  for size in 128 256; do
+    echo "== $VS_DIS_MODEL against DIS medium at ${size}x${size}" >&2
+    PYTHONPATH="$ROOT/models/train${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m pddflow_train.bench_ab "$VS_DIS_MODEL" \
+      --size "$size" --runs 1000 --dis --dataset "$CAROTID" --json "$WORK/vs-dis-$size.json" >&2
+  done
+  VS_DIS="$("$PYTHON" - "$WORK" <<'EOF'
+import json, sys
+print("| input | features ms | flow ms | model ms/frame | DIS medium ms/frame | model / DIS medium |")
+print("|---|---|---|---|---|---|")
+for size in (128, 256):
+    r = json.load(open(f"{sys.argv[1]}/vs-dis-{size}.json"))
+    a = r["A"]
+    print(f"| {size}x{size} | {a['features_ms']:.3f} | {a['flow_ms']:.3f} | {a['total_ms']:.3f} | "
+          f"{r['dis_medium_ms']:.3f} | **{a['total_over_dis']:.2f}×** |")
+EOF
+)"
+fi
+
 END=$(date +%s)
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 MODEL_JSON="${MODEL:-models/default}/model.json"
@@ -280,5 +304,16 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "$ACCURACY"
   echo "## Speed and memory (pddflow-bench)"
   cat "$WORK/bench.md"
+  if [[ -n "$VS_DIS" ]]; then
+    echo
+    echo "### The model against DIS medium, interleaved"
+    echo
+    echo "\`python -m pddflow_train.bench_ab $VS_DIS_MODEL --size S --runs 1000 --dis --dataset $CAROTID\`: the features of the"
+    echo "current frame + the flow against cached reference features (as the element runs the graphs, in the same"
+    echo "ONNX Runtime version) and OpenCV's DIS medium on the same carotid pair resized to S×S, one thread"
+    echo "each, timed in turn in one process (thread CPU time, medians of 1000 runs, the order rotating)."
+    echo
+    echo "$VS_DIS"
+  fi
 } > "$OUT"
 echo "wrote $OUT in $(( END - START )) s" >&2

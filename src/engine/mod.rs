@@ -100,14 +100,19 @@ impl Default for EngineConfig {
     }
 }
 
-/// Cached features of one frame (cheap to clone).
-pub type Features = Arc<[f32]>;
+/// Cached features of one frame, one buffer per feature map of the model in
+/// [`ModelSpec::maps`] order (cheap to clone).
+pub type Features = Arc<[Vec<f32>]>;
 
 /// The two sessions of one input size.
 struct Sessions {
     size: (usize, usize),
     features: Session,
     flow: Session,
+    /// Each feature map's name and shape at this size.
+    maps: Vec<(String, [usize; 4])>,
+    /// The flow graph's input names of each map: `reference_<name>`, `current_<name>`.
+    flow_inputs: Vec<(String, String)>,
 }
 
 /// The two sessions of a model at its working size and what they have done. Sessions of other
@@ -233,27 +238,39 @@ fn load_sessions(
     )?;
     let flow = build_session(environment, &graphs.flow, &flow_file, config, use_cuda)?;
     let (h, w) = (graphs.height as i64, graphs.width as i64);
-    let (fw, fh) = spec.feature_size_of((graphs.width, graphs.height));
-    let feature_shape = vec![1, spec.feature_channels as i64, fh as i64, fw as i64];
+    let maps = spec.map_shapes((graphs.width, graphs.height));
+    let flow_inputs: Vec<(String, String)> = maps
+        .iter()
+        .map(|(name, _)| (format!("reference_{name}"), format!("current_{name}")))
+        .collect();
+    let dims = |shape: &[usize; 4]| shape.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    let feature_outputs: Vec<(&str, Vec<i64>)> = maps
+        .iter()
+        .map(|(name, shape)| (name.as_str(), dims(shape)))
+        .collect();
+    let flow_in: Vec<(&str, Vec<i64>)> = maps
+        .iter()
+        .zip(&flow_inputs)
+        .flat_map(|((_, shape), (reference, current))| {
+            [
+                (reference.as_str(), dims(shape)),
+                (current.as_str(), dims(shape)),
+            ]
+        })
+        .collect();
     check_io(
         &features,
         &features_file,
         &[("image", vec![1, 1, h, w])],
-        &[("features", feature_shape.clone())],
+        &feature_outputs,
     )?;
-    check_io(
-        &flow,
-        &flow_file,
-        &[
-            ("reference_features", feature_shape.clone()),
-            ("current_features", feature_shape),
-        ],
-        &[("flow", vec![1, 2, h, w])],
-    )?;
+    check_io(&flow, &flow_file, &flow_in, &[("flow", vec![1, 2, h, w])])?;
     Ok(Sessions {
         size: (graphs.width, graphs.height),
         features,
         flow,
+        maps,
+        flow_inputs,
     })
 }
 
@@ -401,14 +418,21 @@ impl FlowBackend for Engine {
         let (w, h) = self.size();
         let input = TensorRef::from_array_view(([1usize, 1, h, w], image))
             .map_err(|e| format!("features input: {e}"))?;
-        let outputs = self.sessions[0]
+        let sessions = &mut self.sessions[0];
+        let outputs = sessions
             .features
             .run(ort::inputs!["image" => input])
             .map_err(|e| format!("features.onnx failed: {e}"))?;
-        let (_, data) = outputs["features"]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("features output: {e}"))?;
-        let features = Arc::from(data);
+        let features = sessions
+            .maps
+            .iter()
+            .map(|(name, _)| {
+                let (_, data) = outputs[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| format!("features output {name}: {e}"))?;
+                Ok(data.to_vec())
+            })
+            .collect::<Result<Features, String>>()?;
         self.feature_runs += 1;
         self.model_time += started.elapsed();
         Ok(features)
@@ -417,15 +441,23 @@ impl FlowBackend for Engine {
     fn flow(&mut self, reference: &Features, current: &Features) -> Result<FlowField, String> {
         let started = std::time::Instant::now();
         let (w, h) = self.size();
-        let (fw, fh) = self.spec().feature_size_of((w, h));
-        let shape = [1usize, self.spec().feature_channels, fh, fw];
-        let reference = TensorRef::from_array_view((shape, &reference[..]))
-            .map_err(|e| format!("flow input: {e}"))?;
-        let current = TensorRef::from_array_view((shape, &current[..]))
-            .map_err(|e| format!("flow input: {e}"))?;
-        let outputs = self.sessions[0]
+        let sessions = &mut self.sessions[0];
+        let mut inputs = Vec::with_capacity(2 * sessions.maps.len());
+        for (i, ((name, shape), (reference_input, current_input))) in
+            sessions.maps.iter().zip(&sessions.flow_inputs).enumerate()
+        {
+            for (input, features) in [(reference_input, reference), (current_input, current)] {
+                let data = features
+                    .get(i)
+                    .ok_or_else(|| format!("flow input: no feature map {name}"))?;
+                let tensor = TensorRef::from_array_view((*shape, &data[..]))
+                    .map_err(|e| format!("flow input {name}: {e}"))?;
+                inputs.push((input.as_str(), tensor));
+            }
+        }
+        let outputs = sessions
             .flow
-            .run(ort::inputs!["reference_features" => reference, "current_features" => current])
+            .run(inputs)
             .map_err(|e| format!("flow.onnx failed: {e}"))?;
         let (_, data) = outputs["flow"]
             .try_extract_tensor::<f32>()

@@ -25,6 +25,15 @@ impl From<ModelError> for String {
     }
 }
 
+/// One output of `features.onnx`: `name` f32 [1, `channels`, H / `stride`, W / `stride`], which
+/// `flow.onnx` takes as `reference_<name>` and `current_<name>`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct FeatureMap {
+    pub name: String,
+    pub channels: usize,
+    pub stride: usize,
+}
+
 /// What `model.json` says about a model. Fields beyond these are kept in `extra`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ModelSpec {
@@ -34,6 +43,11 @@ pub struct ModelSpec {
     pub input_height: usize,
     pub stride: usize,
     pub feature_channels: usize,
+    /// The outputs of the features graph (`model.json`'s optional `feature_maps`); without the
+    /// field, one map `features` of `feature_channels` channels at `stride` (see
+    /// [`Self::maps`]).
+    #[serde(default)]
+    pub feature_maps: Vec<FeatureMap>,
     /// Every input size (width, height) the model has graphs for, the default
     /// (`input_width` x `input_height`) among them; `model.json`'s optional `input_sizes`, a
     /// list of `[width, height]` pairs. Without that field, only the default.
@@ -58,14 +72,29 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// The feature grid of the default input size.
-    pub fn feature_size(&self) -> (usize, usize) {
-        self.feature_size_of(self.default_size())
+    /// The feature maps a frame is described by: `feature_maps`, or without it the one map
+    /// `features` (`feature_channels` channels at `stride`).
+    pub fn maps(&self) -> Vec<FeatureMap> {
+        if self.feature_maps.is_empty() {
+            vec![FeatureMap {
+                name: "features".into(),
+                channels: self.feature_channels,
+                stride: self.stride,
+            }]
+        } else {
+            self.feature_maps.clone()
+        }
     }
 
-    /// The feature grid of an input size.
-    pub fn feature_size_of(&self, (width, height): (usize, usize)) -> (usize, usize) {
-        (width / self.stride, height / self.stride)
+    /// Each feature map's name and shape [1, channels, height, width] at an input size.
+    pub fn map_shapes(&self, (width, height): (usize, usize)) -> Vec<(String, [usize; 4])> {
+        self.maps()
+            .into_iter()
+            .map(|m| {
+                let shape = [1, m.channels, height / m.stride, width / m.stride];
+                (m.name, shape)
+            })
+            .collect()
     }
 
     /// `input_width` x `input_height`: the size of `features.onnx` and `flow.onnx`, used when
@@ -290,6 +319,32 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
             )));
         }
     }
+    if let Some(maps) = fields.get("feature_maps") {
+        let valid = maps.as_array().is_some_and(|a| {
+            !a.is_empty()
+                && a.iter().all(|m| {
+                    m.as_object().is_some_and(|m| {
+                        m.len() == 3
+                            && m.get("name").and_then(|n| n.as_str()).is_some_and(|n| {
+                                !n.is_empty()
+                                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            })
+                            && ["channels", "stride"].iter().all(|k| {
+                                m.get(*k)
+                                    .and_then(|n| n.as_u64())
+                                    .is_some_and(|n| (1..=65536).contains(&n))
+                            })
+                    })
+                })
+        });
+        if !valid {
+            return Err(invalid(format!(
+                "field feature_maps must be a non-empty list of {{\"name\", \"channels\", \
+                 \"stride\"}} objects (a name of letters, digits and _; positive counts), got {}",
+                json_excerpt(maps)
+            )));
+        }
+    }
     if let Some(side) = fields.get("default_working_size") {
         if !side.as_u64().is_some_and(|n| (1..=65536).contains(&n)) {
             return Err(invalid(format!(
@@ -337,11 +392,31 @@ pub fn parse_spec(json: &[u8], origin: &str) -> Result<ModelSpec, ModelError> {
     if !declared_sizes {
         spec.input_sizes = vec![spec.default_size()];
     }
+    let maps = spec.maps();
+    if let Some((i, map)) = maps
+        .iter()
+        .enumerate()
+        .find(|(i, m)| maps[..*i].iter().any(|other| other.name == m.name))
+        .map(|(i, m)| (i, m.name.clone()))
+    {
+        return Err(invalid(format!(
+            "feature_maps entry {i} repeats the name {map}; each map is one input of flow.onnx"
+        )));
+    }
     for (i, &(w, h)) in spec.input_sizes.iter().enumerate() {
         if w == 0 || h == 0 || !w.is_multiple_of(spec.stride) || !h.is_multiple_of(spec.stride) {
             return Err(invalid(format!(
                 "input_sizes entry {w}x{h} must be positive multiples of the stride {}",
                 spec.stride
+            )));
+        }
+        if let Some(map) = maps
+            .iter()
+            .find(|m| !w.is_multiple_of(m.stride) || !h.is_multiple_of(m.stride))
+        {
+            return Err(invalid(format!(
+                "input size {w}x{h} is not a multiple of feature map {}'s stride {}",
+                map.name, map.stride
             )));
         }
         if let Some(&(w2, h2)) = spec.input_sizes[..i]
@@ -499,9 +574,61 @@ mod tests {
             "x",
         )
         .unwrap();
-        assert_eq!(spec.feature_size(), (16, 8));
+        assert_eq!(
+            spec.map_shapes(spec.default_size()),
+            vec![("features".to_string(), [1, 8, 8, 16])],
+            "without feature_maps, one map of feature_channels at the stride"
+        );
         assert_eq!(spec.class_names(), vec!["background", "vein", "artery"]);
         assert!(spec.extra.contains_key("other"));
+    }
+
+    #[test]
+    fn feature_maps_give_each_output_its_shape() {
+        let with_maps = |maps: &str| {
+            parse_spec(
+                format!(
+                    r#"{{"name":"t","version":"1","input_width":64,"input_height":32,"stride":8,
+                    "feature_channels":25,"feature_maps":{maps}}}"#
+                )
+                .as_bytes(),
+                "dir",
+            )
+        };
+        let spec = with_maps(
+            r#"[{"name":"coarse","channels":16,"stride":8},{"name":"fine","channels":8,"stride":4},
+                {"name":"half","channels":1,"stride":2}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.map_shapes((64, 32)),
+            vec![
+                ("coarse".to_string(), [1, 16, 4, 8]),
+                ("fine".to_string(), [1, 8, 8, 16]),
+                ("half".to_string(), [1, 1, 16, 32]),
+            ]
+        );
+        let error = |maps: &str| match with_maps(maps) {
+            Err(ModelError::Invalid(e)) => e,
+            other => panic!("expected an invalid-description error for {maps}, got {other:?}"),
+        };
+        for bad in [
+            "[]",
+            r#"[{"name":"a b","channels":1,"stride":8}]"#,
+            r#"[{"name":"a","channels":0,"stride":8}]"#,
+            r#"[{"name":"a","channels":1}]"#,
+            r#"{"name":"a","channels":1,"stride":8}"#,
+        ] {
+            assert!(error(bad).contains("field feature_maps must be"), "{bad}");
+        }
+        let e =
+            error(r#"[{"name":"a","channels":1,"stride":8},{"name":"a","channels":2,"stride":4}]"#);
+        assert!(e.contains("repeats the name a"), "{e}");
+        let e = error(r#"[{"name":"a","channels":1,"stride":64}]"#);
+        assert!(
+            e.contains("64x32 is not a multiple of feature map a's stride 64"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -645,7 +772,10 @@ mod tests {
         assert_eq!(spec.size_for(0), Ok((64, 64)), "0: the default size");
         assert_eq!(spec.size_for(32), Ok((32, 32)));
         assert_eq!(spec.size_for(128), Ok((128, 96)));
-        assert_eq!(spec.feature_size_of((128, 96)), (16, 12));
+        assert_eq!(
+            spec.map_shapes((128, 96)),
+            vec![("features".to_string(), [1, 8, 12, 16])]
+        );
         let err = spec.size_for(96).unwrap_err();
         assert!(
             err.contains("working-size 96")

@@ -10,34 +10,26 @@ For comparing two exports of the same model (models/README.md, "At the default w
     With --dis, OpenCV's DIS optical flow (medium preset, one thread) on the same pair is timed
     in the same loop.
 
-Usage: python -m pddflow_train.bench_ab A_DIR B_DIR --size 128 [--runs 1500] [--dis]
-       [--dataset ../shared/data/carotid]
+With one directory, A alone (against DIS medium with --dis); --json writes the medians.
+
+Usage: python -m pddflow_train.bench_ab A_DIR [B_DIR] --size 128 [--runs 1500] [--dis]
+       [--dataset ../shared/data/carotid] [--json OUT.json]
 """
 import argparse
 import glob
 import json
+import math
 import os
 import time
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-
-def graph_paths(model_dir, size):
-    meta = json.load(open(os.path.join(model_dir, "model.json")))
-    if size == meta["input_width"]:
-        return os.path.join(model_dir, "features.onnx"), os.path.join(model_dir, "flow.onnx")
-    return os.path.join(model_dir, f"features-{size}x{size}.onnx"), os.path.join(model_dir, f"flow-{size}x{size}.onnx")
+from .onnx_model import OnnxModel, max_difference, session_options
 
 
 def sessions(model_dir, size):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return tuple(ort.InferenceSession(p, so, providers=["CPUExecutionProvider"]) for p in graph_paths(model_dir, size))
+    return OnnxModel.of_dir(model_dir, size, session_options(1))
 
 
 def load(path, size):
@@ -45,51 +37,48 @@ def load(path, size):
     return cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)[None, None]
 
 
-def run_model(sess, ref, cur):
-    fs, ws = sess
-    (fr,) = fs.run(["features"], {"image": ref})
-    (fc,) = fs.run(["features"], {"image": cur})
-    (fl,) = ws.run(["flow"], {"reference_features": fr, "current_features": fc})
-    return fc, fl
+def run_model(model, ref, cur):
+    fc = model.features(cur)
+    return fc, model.flow(model.features(ref), fc)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("a_dir")
-    ap.add_argument("b_dir")
+    ap.add_argument("b_dir", nargs="?")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--runs", type=int, default=1500)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--dis", action="store_true", help="time OpenCV DIS medium in the same loop")
+    ap.add_argument("--json", help="write the medians (ms) and ratios here")
     ap.add_argument("--dataset", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "..", "..", "..", "..", "shared", "data", "carotid"))
     a = ap.parse_args()
     S = a.size
     cv2.setNumThreads(1)
-    sess = {"A": sessions(a.a_dir, S), "B": sessions(a.b_dir, S)}
+    dirs = {"A": a.a_dir, **({"B": a.b_dir} if a.b_dir else {})}
+    sess = {k: sessions(d, S) for k, d in dirs.items()}
     seqs = sorted(d for d in glob.glob(os.path.join(a.dataset, "*")) if os.path.isdir(os.path.join(d, "frames")))
     if not seqs:
         raise SystemExit(f"no sequences with frames/ under {a.dataset}")
     dfeat = dflow = 0.0
     pairs = 0
-    for seq in seqs:
+    for seq in seqs if "B" in sess else []:
         frames = sorted(glob.glob(os.path.join(seq, "frames", "*")))
         for i, j in ((0, 1), (0, 6), (5, 20), (10, 40)):
             if j >= len(frames):
                 continue
             ref, cur = load(frames[i], S), load(frames[j], S)
             (fa, wa), (fb, wb) = run_model(sess["A"], ref, cur), run_model(sess["B"], ref, cur)
-            # two architectures (e.g. with and without the fine features) pack different channels
-            if fa.shape == fb.shape:
-                dfeat = max(dfeat, float(np.abs(fa - fb).max()))
-            else:
-                dfeat = float("nan")
+            # two architectures (e.g. with and without the fine features) have different maps: nan
+            dfeat = max(dfeat, max_difference(fa, fb), key=lambda d: math.inf if math.isnan(d) else d)
             dflow = max(dflow, float(np.abs(wa - wb).max()))
             pairs += 1
-    print(f"{S}x{S}: {pairs} pairs, max |features A-B| {dfeat:.2e}, max |flow A-B| {dflow:.2e} px")
+    if "B" in sess:
+        print(f"{S}x{S}: {pairs} pairs, max |features A-B| {dfeat:.2e}, max |flow A-B| {dflow:.2e} px")
     frames = sorted(glob.glob(os.path.join(seqs[0], "frames", "*")))
     ref, cur = load(frames[0], S), load(frames[3], S)
-    cached = {k: s[0].run(["features"], {"image": ref})[0] for k, s in sess.items()}
+    cached = {k: m.features(ref) for k, m in sess.items()}
     t = {k: ([], []) for k in sess}
     td = []
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if a.dis else None
@@ -107,26 +96,36 @@ def main():
                 if r >= a.warmup:
                     td.append(c1 - c0)
                 continue
-            fs, ws = sess[k]
+            model = sess[k]
             c0 = time.thread_time()
-            (fc,) = fs.run(["features"], {"image": cur})
+            fc = model.features(cur)
             c1 = time.thread_time()
-            ws.run(["flow"], {"reference_features": cached[k], "current_features": fc})
+            model.flow(cached[k], fc)
             c2 = time.thread_time()
             if r >= a.warmup:
                 t[k][0].append(c1 - c0)
                 t[k][1].append(c2 - c1)
     med = {}
-    for k, d in (("A", a.a_dir), ("B", a.b_dir)):
+    for k, d in dirs.items():
         f, w = np.array(t[k][0]) * 1e3, np.array(t[k][1]) * 1e3
         med[k] = (np.median(f), np.median(w), np.median(f + w))
         print(f"  {k} {d}: features {med[k][0]:.3f} ms, flow {med[k][1]:.3f} ms, total {med[k][2]:.3f} ms "
               f"(thread CPU, median of {a.runs})")
-    print(f"  B/A: features {med['B'][0] / med['A'][0]:.3f}, flow {med['B'][1] / med['A'][1]:.3f}, "
-          f"total {med['B'][2] / med['A'][2]:.3f}")
+    if "B" in med:
+        print(f"  B/A: features {med['B'][0] / med['A'][0]:.3f}, flow {med['B'][1] / med['A'][1]:.3f}, "
+              f"total {med['B'][2] / med['A'][2]:.3f}")
+    report = {"size": S, "runs": a.runs,
+              **{k: {"dir": dirs[k], "features_ms": m[0], "flow_ms": m[1], "total_ms": m[2]} for k, m in med.items()}}
     if td:
         d = np.median(td) * 1e3
-        print(f"  DIS medium {d:.3f} ms; total / DIS: A {med['A'][2] / d:.2f}, B {med['B'][2] / d:.2f}")
+        print(f"  DIS medium {d:.3f} ms; total / DIS: "
+              + ", ".join(f"{k} {m[2] / d:.2f}" for k, m in med.items()))
+        report["dis_medium_ms"] = d
+        for k, m in med.items():
+            report[k]["total_over_dis"] = m[2] / d
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=1, default=float)
 
 
 if __name__ == "__main__":

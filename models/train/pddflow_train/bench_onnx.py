@@ -13,30 +13,27 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+from .onnx_model import OnnxModel, graph_paths, session_options
+
 
 def bench(model_dir, iters=200, warmup=20, profile=False):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so = session_options(1)
     if profile:
         so.enable_profiling = True
     meta = json.load(open(os.path.join(model_dir, "model.json")))
     H, W = meta["input_height"], meta["input_width"]
-    fs = ort.InferenceSession(os.path.join(model_dir, "features.onnx"), so, providers=["CPUExecutionProvider"])
-    ws = ort.InferenceSession(os.path.join(model_dir, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+    model = OnnxModel(*graph_paths(model_dir), so=so)
     rng = np.random.RandomState(0)
     ref = rng.rand(1, 1, H, W).astype(np.float32)
     cur = rng.rand(1, 1, H, W).astype(np.float32)
-    (rf,) = fs.run(["features"], {"image": ref})
+    rf = model.features(ref)
     tf, tw, tc = [], [], []
     for i in range(warmup + iters):
         c0 = time.thread_time()
         t0 = time.perf_counter()
-        (cf,) = fs.run(["features"], {"image": cur})
+        cf = model.features(cur)
         t1 = time.perf_counter()
-        (fl,) = ws.run(["flow"], {"reference_features": rf, "current_features": cf})
+        model.flow(rf, cf)
         t2 = time.perf_counter()
         c1 = time.thread_time()
         if i >= warmup:
@@ -50,7 +47,7 @@ def bench(model_dir, iters=200, warmup=20, profile=False):
                total_ms_min=float(np.min(tot)), cpu_ms_median=float(np.median(tc) * 1e3),
                ort=ort.__version__, threads=1)
     if profile:
-        print("profiles:", fs.end_profiling(), ws.end_profiling())
+        print("profiles:", model.features_session.end_profiling(), model.flow_session.end_profiling())
     return res
 
 

@@ -118,13 +118,10 @@ class ModelFlow:
     """pddflow model directory through ONNX Runtime (1 thread)."""
 
     def __init__(self, model_dir, threads=1):
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
+        from .onnx_model import OnnxModel, graph_paths, session_options
         meta = json.load(open(os.path.join(model_dir, "model.json")))
         self.size = (meta["input_width"], meta["input_height"])
-        self.f = ort.InferenceSession(os.path.join(model_dir, "features.onnx"), so, providers=["CPUExecutionProvider"])
-        self.w = ort.InferenceSession(os.path.join(model_dir, "flow.onnx"), so, providers=["CPUExecutionProvider"])
+        self.model = OnnxModel(*graph_paths(model_dir), so=session_options(threads))
         self.cache = {}
 
     def feats(self, img):
@@ -132,13 +129,13 @@ class ModelFlow:
         if k in self.cache and self.cache[k][0] is img:
             return self.cache[k][1]
         x = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-        f = self.f.run(["features"], {"image": x[None, None]})[0]
+        f = self.model.features(x[None, None])
         self.cache[k] = (img, f)
         return f
 
     def __call__(self, ref, cur):
         H, W = cur.shape
-        fl = self.w.run(["flow"], {"reference_features": self.feats(ref), "current_features": self.feats(cur)})[0][0]
+        fl = self.model.flow(self.feats(ref), self.feats(cur))[0]
         fl = fl.transpose(1, 2, 0)
         fl = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR)
         fl[..., 0] *= W / self.size[0]

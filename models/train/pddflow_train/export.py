@@ -1,8 +1,13 @@
 """Export a trained PDD-Net to the two ONNX graphs of the pddflow contract.
 
-features.onnx : image [1,1,H,W] f32 -> features [1,C,H/s,W/s] f32
-flow.onnx     : reference_features, current_features [1,C,H/s,W/s] -> flow [1,2,H,W]
+features.onnx : image [1,1,H,W] f32 -> one output per feature map (feature_maps below): coarse
+                [1,C,H/s,W/s], with the refinement level fine [1,cf,H/4,W/4], with the
+                Lucas-Kanade level half [1,1,H/2,W/2] (the half-resolution frame); a model with
+                the coarse map alone has one output, features
+flow.onnx     : reference_<map>, current_<map> for each map -> flow [1,2,H,W]
                 (channel 0 = dx, 1 = dy, backward flow, model-input pixels)
+The maps leave the features graph as they are computed and enter the flow graph as they are
+used: no packing into one tensor (what 0.6.0 and earlier did) and no unpacking per frame.
 
 The graphs are written directly with onnx.helper (opset 17, IR 8, static shapes) so
 that every op is one ONNX Runtime runs fast on CPU:
@@ -99,34 +104,6 @@ def _model(graph):
     return m
 
 
-def _space_to_depth(N, I, x, out, c, h, w, b):
-    """[1,c,h,w] -> [1,c*b*b,h/b,w/b] in torch.pixel_unshuffle order (channel c*b*b + by*b + bx).
-
-    ONNX SpaceToDepth orders the channels (by*b + bx)*c + ch; one channel needs nothing more, more
-    channels a transpose of whole planes [b*b, c] -> [c, b*b]. Bitwise the same as the 6-D
-    Reshape/Transpose/Reshape, about twice as fast in ONNX Runtime."""
-    N("SpaceToDepth", [x], [out if c == 1 else out + "_d"], blocksize=b)
-    if c > 1:
-        n = (h // b) * (w // b)
-        N("Reshape", [out + "_d", I(out + "_s5", np.array([1, b * b, c, n], np.int64))], [out + "_5"])
-        N("Transpose", [out + "_5"], [out + "_5t"], perm=[0, 2, 1, 3])
-        N("Reshape", [out + "_5t", I(out + "_s4", np.array([1, c * b * b, h // b, w // b], np.int64))], [out])
-    return out
-
-
-def _unpack(N, I, features, out, start, c, h, w, b):
-    """Channels [start, start + c*b*b) of a packed feature tensor -> [1,c,h,w] (inverse of
-    _space_to_depth)."""
-    i64 = lambda v: np.array(v, dtype=np.int64)
-    N("Slice", [features, I(out + "_ss", i64([start])), I(out + "_se", i64([start + c * b * b])),
-                I(out + "_sa", i64([1]))], [out + "_p"])
-    # DepthToSpace in CRD mode is by definition Reshape [1,c,b,b,h/b,w/b], Transpose
-    # [0,1,4,2,5,3], Reshape [1,c,h,w], the inverse of the packing order (pure data movement),
-    # and ONNX Runtime runs it ~1.7x faster than the 6-D Transpose
-    N("DepthToSpace", [out + "_p"], [out], blocksize=b, mode="CRD")
-    return out
-
-
 def _bilinear_border(N, I, img, pix, c, h, w, out):
     """GridSample(img, bilinear, padding_mode=border) at pixel coordinates pix [1,2,h,w] (channel 0
     = x, 1 = y, pixel centres at integers) of img [1,c,h,w], as index arithmetic and ONE Gather of
@@ -185,7 +162,6 @@ def _bilinear_border(N, I, img, pix, c, h, w, out):
 def build_features(net):
     c = net.cfg
     H = W = c["input_size"]
-    s = c["stride"]
     inits, nodes = [], []
     enc = net.encoder
     w0, b0 = _fold_bn(enc.conv0.weight, enc.bn0)
@@ -194,9 +170,11 @@ def build_features(net):
     w2, b2 = _fold_bn(enc.conv2.weight, enc.bn2)
     w3, b3 = enc.conv3.weight.detach(), enc.conv3.bias.detach()
     f32 = lambda t: t.numpy().astype(np.float32)
-    nodes.append(helper.make_node("AveragePool", ["image"], ["p0"], kernel_shape=[3, 3], strides=[2, 2],
+    # the half-resolution frame, also an output (`half`) for the flow head's Lucas-Kanade steps
+    p0 = "half" if c["lk_iters"] else "p0"
+    nodes.append(helper.make_node("AveragePool", ["image"], [p0], kernel_shape=[3, 3], strides=[2, 2],
                                   pads=[1, 1, 1, 1], count_include_pad=1))
-    nodes.append(helper.make_node("Conv", ["p0", _init("w0", f32(w0), inits), _init("b0", f32(b0), inits)], ["c0"],
+    nodes.append(helper.make_node("Conv", [p0, _init("w0", f32(w0), inits), _init("b0", f32(b0), inits)], ["c0"],
                                   kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2]))
     nodes.append(helper.make_node("Relu", ["c0"], ["r0"]))
     k = kfold.shape[-1]
@@ -216,9 +194,8 @@ def build_features(net):
     nodes.append(helper.make_node("Sqrt", ["f3ne"], ["f3rt"]))
     N = lambda op, ins, outs, **kw: nodes.append(helper.make_node(op, ins, outs, **kw))
     I = lambda name, arr: _init(name, arr, inits)
-    packed = c["refine"] or c["lk_iters"]
-    parts = ["coarse" if packed else "features"]
-    N("Div", ["f3", "f3rt"], parts[:1])
+    maps = feature_maps(c)
+    N("Div", ["f3", "f3rt"], [maps[0][0]])
     if c["refine"]:
         cf = c["cf"]
         fw0, fb0 = _fold_bn(net.fine.conv0.weight, net.fine.bn0)
@@ -232,16 +209,21 @@ def build_features(net):
         N("Add", ["fsum", "neps"], ["fsume"])
         N("Sqrt", ["fsume"], ["frt"])
         N("Div", ["fc1", "frt"], ["fine"])
-        parts.append(_space_to_depth(N, I, "fine", "finep", cf, H // 4, W // 4, s // 4))
-    if c["lk_iters"]:
-        # the half-resolution image (first average pool) for the flow head's Lucas-Kanade steps
-        parts.append(_space_to_depth(N, I, "p0", "imgp", 1, H // 2, W // 2, s // 2))
-    if packed:
-        N("Concat", parts, ["features"], axis=1)
-    C_out = packed_channels(c)
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, H, W])
-    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, C_out, H // s, W // s])
-    return _model(helper.make_graph(nodes, "pddnet_features", [x], [y], initializer=inits))
+    ys = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, ch, H // st, W // st]) for name, ch, st in maps]
+    return _model(helper.make_graph(nodes, "pddnet_features", [x], ys, initializer=inits))
+
+
+def feature_maps(c):
+    """(name, channels, stride) of each output of the features graph, in order: the coarse
+    PDD-Net features, the refinement level's fine features, the Lucas-Kanade level's
+    half-resolution frame. The coarse map alone is named `features` (the one-map contract)."""
+    maps = [("coarse", c["C"], c["stride"])]
+    if c["refine"]:
+        maps.append(("fine", c["cf"], 4))
+    if c["lk_iters"]:
+        maps.append(("half", 1, 2))
+    return maps if len(maps) > 1 else [("features", c["C"], c["stride"])]
 
 
 def build_flow(net):
@@ -259,13 +241,8 @@ def build_flow(net):
     wmf = float(net.head.wmf().item())
 
     refine = bool(c["refine"])
-    C_in = packed_channels(c)
-    ref_in, cur_in = "reference_features", "current_features"
-    if C_in != C:
-        # the coarse channels of the packed features
-        for nm in (ref_in, cur_in):
-            N("Slice", [nm, I(nm + "_cs", i64([0])), I(nm + "_ce", i64([C])), I(nm + "_ca", i64([1]))], [nm + "_c"])
-        ref_in, cur_in = ref_in + "_c", cur_in + "_c"
+    maps = feature_maps(c)
+    ref_in, cur_in = "reference_" + maps[0][0], "current_" + maps[0][0]
     # current: [h, w, C]
     N("Transpose", [cur_in], ["cur_t"], perm=[0, 2, 3, 1])
     N("Reshape", ["cur_t", I("shp_c", i64([h, w, C]))], ["cmat"])
@@ -380,16 +357,10 @@ def build_flow(net):
         cur, grid_h = build_lk(net, N, I, cur), H // 2
     N("Resize", [cur, "", I("scales", np.array([1.0, 1.0, H / grid_h, H / grid_h], np.float32))], ["flow"],
       mode="linear", coordinate_transformation_mode="half_pixel")
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, C_in, h, w])
-           for n in ("reference_features", "current_features")]
+    ins = [helper.make_tensor_value_info(f"{role}_{name}", TensorProto.FLOAT, [1, ch, H // st, W // st])
+           for role in ("reference", "current") for name, ch, st in maps]
     out = helper.make_tensor_value_info("flow", TensorProto.FLOAT, [1, 2, H, W])
     return _model(helper.make_graph(nodes, "pddnet_flow", ins, [out], initializer=inits))
-
-
-def packed_channels(c):
-    """Channels of the feature tensor: coarse, then the packed fine map, then the packed image."""
-    return c["C"] + (c["cf"] * (c["stride"] // 4) ** 2 if c["refine"] else 0) + \
-        ((c["stride"] // 2) ** 2 if c["lk_iters"] else 0)
 
 
 def build_lk(net, N, I, fl_in):
@@ -397,13 +368,10 @@ def build_lk(net, N, I, fl_in):
     returns the name of the flow [1,2,H/2,W/2] in image pixels."""
     c = net.cfg
     H = W = c["input_size"]
-    b = c["stride"] // 2
     h2, w2, q = H // 2, W // 2, 2.0
-    start = packed_channels(c) - b * b
     i64 = lambda v: np.array(v, dtype=np.int64)
     f32 = lambda v: np.array(v, dtype=np.float32)
-    for nm, tag in (("reference_features", "r"), ("current_features", "c")):
-        _unpack(N, I, nm, f"img_{tag}", start, 1, h2, w2, b)
+    img_r, img_c = "reference_half", "current_half"
     gh = fl_in  # resize to H/2 from whatever grid the incoming flow has
     N("Resize", [gh, "", "", I("lk_sizes", i64([1, 2, h2, w2]))], ["lk_fl2"], mode="linear",
       coordinate_transformation_mode="half_pixel")
@@ -414,7 +382,7 @@ def build_lk(net, N, I, fl_in):
     gk[1, 0, 0, 1], gk[1, 0, 2, 1] = -0.5, 0.5
     I("lk_gk", gk)
     I("lk_pad1", i64([0, 0, 1, 1, 0, 0, 1, 1]))
-    N("Pad", ["img_c", "lk_pad1"], ["lk_cpad"], mode="edge")
+    N("Pad", [img_c, "lk_pad1"], ["lk_cpad"], mode="edge")
     N("Conv", ["lk_cpad", "lk_gk"], ["lk_gc"], kernel_shape=[3, 3])
     k = c["lk_size"]
     gy, gx = np.meshgrid((2 * np.arange(h2) + 1) / h2 - 1, (2 * np.arange(w2) + 1) / w2 - 1, indexing="ij")
@@ -438,12 +406,12 @@ def build_lk(net, N, I, fl_in):
         N("Mul", [u, "lk_gscale"], [t + "ug"])
         N("Add", [t + "ug", "lk_base"], [t + "gridc"])
         N("Transpose", [t + "gridc"], [t + "grid"], perm=[0, 2, 3, 1])
-        N("GridSample", ["img_r", t + "grid"], [t + "wr"], mode="bilinear", padding_mode="border", align_corners=0)
+        N("GridSample", [img_r, t + "grid"], [t + "wr"], mode="bilinear", padding_mode="border", align_corners=0)
         N("Pad", [t + "wr", "lk_pad1"], [t + "wpad"], mode="edge")
         N("Conv", [t + "wpad", "lk_gk"], [t + "gr"], kernel_shape=[3, 3])
         N("Add", [t + "gr", "lk_gc"], [t + "gs"])
         N("Mul", [t + "gs", "lk_half"], [t + "G"])  # [gx, gy]
-        N("Sub", ["img_c", t + "wr"], [t + "e"])
+        N("Sub", [img_c, t + "wr"], [t + "e"])
         N("Mul", [t + "G", t + "G"], [t + "GG"])  # [gx^2, gy^2]
         N("Mul", [t + "G", t + "e"], [t + "Ge"])  # [gx e, gy e]
         N("Slice", [t + "G", "lk_sa", "lk_ea", "lk_ax1"], [t + "gx"])
@@ -483,13 +451,12 @@ def build_refine(net, N, I, flow_lr):
     """The stride-4 refinement level (refine.Refinement) as ONNX nodes."""
     c, ref = net.cfg, net.refinement
     H = W = c["input_size"]
-    s, C, cf, r = c["stride"], c["C"], c["cf"], c["rr"]
-    b, h4, w4, q = s // 4, H // 4, W // 4, 4
+    s, cf, r = c["stride"], c["cf"], c["rr"]
+    h4, w4, q = H // 4, W // 4, 4
     n = 2 * r + 1
     i64 = lambda v: np.array(v, dtype=np.int64)
     f32 = lambda t: t.detach().numpy().astype(np.float32)
-    for nm, tag in (("reference_features", "r"), ("current_features", "c")):
-        _unpack(N, I, nm, f"fine_{tag}", C, cf, h4, w4, b)
+    fine_r, fine_c = "reference_fine", "current_fine"
     N("Resize", [flow_lr, "", I("scales4", np.array([1.0, 1.0, h4 / (H // s), w4 / (W // s)], np.float32))], ["fl4"],
       mode="linear", coordinate_transformation_mode="half_pixel")
     # the reference fine features warped by the flow: bilinear, border, at pixel (x, y) + fl / q
@@ -497,7 +464,7 @@ def build_refine(net, N, I, flow_lr):
     gy, gx = np.meshgrid(np.arange(h4), np.arange(w4), indexing="ij")
     N("Mul", ["fl4", I("fl4_inv_q", np.array(1.0 / q, np.float32))], ["fl4q"])
     N("Add", ["fl4q", I("pbase4", np.stack([gx, gy], 0)[None].astype(np.float32))], ["wpix"])
-    _bilinear_border(N, I, "fine_r", "wpix", cf, h4, w4, "wref")
+    _bilinear_border(N, I, fine_r, "wpix", cf, h4, w4, "wref")
     N("Pad", ["wref", I("pads_w", i64([0, 0, r, r, 0, 0, r, r]))], ["wpad"], mode="edge")
     # the n*n shifted copies side by side, ONE Mul with the current features (broadcast over the
     # leading offset axis) and the per-offset channel sums as a MatMul with ones (n*n batches
@@ -510,7 +477,7 @@ def build_refine(net, N, I, flow_lr):
               [f"wsh{k}"])
             shifts.append(f"wsh{k}")
     N("Concat", shifts, ["wshs"], axis=0)  # [n*n, cf, h4, w4]
-    N("Mul", ["wshs", "fine_c"], ["wprods"])
+    N("Mul", ["wshs", fine_c], ["wprods"])
     N("Reshape", ["wprods", I("shp_wp", i64([n * n, cf, h4 * w4]))], ["wprods3"])
     N("MatMul", [I("corr_ones", np.ones((1, cf), np.float32)), "wprods3"], ["corr3"])  # [n*n, 1, h4*w4]
     N("Reshape", ["corr3", I("shp_corr", i64([1, n * n, h4, w4]))], ["corr"])
@@ -521,7 +488,7 @@ def build_refine(net, N, I, flow_lr):
     cin = 2 * cf + n * n + 2
     cpad = -cin % 8
     rw0 = f32(ref.conv0.weight)
-    rin = ["fine_c", "wref", "corr", "fl4s"]
+    rin = [fine_c, "wref", "corr", "fl4s"]
     if cpad:
         rin.append(I("rin_zeros", np.zeros((1, cpad, h4, w4), np.float32)))
         rw0 = np.concatenate([rw0, np.zeros((rw0.shape[0], cpad) + rw0.shape[2:], np.float32)], 1)
@@ -578,7 +545,9 @@ def model_json(net, name, version, training=None, scores=None, sizes=None, defau
         "input_height": c["input_size"],
         **extra,
         "stride": c["stride"],
-        "feature_channels": packed_channels(c),
+        "feature_channels": sum(ch for _, ch, _ in feature_maps(c)),
+        **({"feature_maps": [{"name": name, "channels": ch, "stride": st} for name, ch, st in feature_maps(c)]}
+           if len(feature_maps(c)) > 1 else {}),
         "displacement_grid": c["G"],
         "displacement_spacing": c["spacing"] * c["stride"],
         "max_displacement": (c["G"] - 1) // 2 * c["spacing"] * c["stride"],

@@ -22,7 +22,8 @@ import tempfile
 import numpy as np
 import torch
 
-from .export import at_size, export, graph_files, load_checkpoint
+from .export import at_size, export, feature_maps, graph_files, load_checkpoint
+from .onnx_model import OnnxModel, session_options
 from .pddnet import PDDNet
 
 FLOW_TOL = 1e-3
@@ -85,15 +86,19 @@ def check(net, tmp, sizes=None):
     return worst
 
 
+def torch_maps(net, packed, dtype=np.float32):
+    """The PyTorch model's packed features as the export's feature maps ({name: array})."""
+    coarse, fine, half = net.split_features(packed)
+    parts = [coarse] + [t for t in (fine, half) if t is not None]
+    return {name: t.numpy().astype(dtype) for (name, _, _), t in zip(feature_maps(net.cfg), parts)}
+
+
 def check_graphs(net, size, features_path, flow_path):
     """check() for one input size, which the graphs must have."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    fs = ort.InferenceSession(features_path, so, providers=["CPUExecutionProvider"])
-    ws = ort.InferenceSession(flow_path, so, providers=["CPUExecutionProvider"])
-    shapes = (fs.get_inputs()[0].shape, ws.get_outputs()[0].shape)
+    model = OnnxModel(features_path, flow_path, session_options(1))
+    shapes = (model.features_session.get_inputs()[0].shape, model.flow_session.get_outputs()[0].shape)
     assert shapes == ([1, 1, size, size], [1, 2, size, size]), (features_path, shapes)
+    assert model.maps == [name for name, _, _ in feature_maps(net.cfg)], (features_path, model.maps)
     imgs = _images(3, size)
     net64 = copy.deepcopy(net).double().eval()
     worst_f, worst_w, worst_w32 = 0.0, 0.0, 0.0
@@ -102,19 +107,21 @@ def check_graphs(net, size, features_path, flow_path):
         for im in imgs:
             x = torch.from_numpy(im)[None, None]
             ft = net64.features(x.double())
-            (fo,) = fs.run(["features"], {"image": im[None, None]})
-            worst_f = max(worst_f, float((torch.from_numpy(fo).double() - ft).abs().max() / (ft.abs().max() + 1e-6)))
+            fo = model.features(im[None, None])
+            # each map relative to its own scale (the frame is in [0, 1], the features unit-norm)
+            for name, exact in torch_maps(net64, ft, np.float64).items():
+                err = np.abs(fo[name].astype(np.float64) - exact).max() / (np.abs(exact).max() + 1e-6)
+                worst_f = max(worst_f, float(err))
             feats_o.append(fo)
             feats_64.append(ft)
             feats_32.append(net.features(x))
         for i in range(1, len(imgs)):
             wt = net64.flow(feats_64[0], feats_64[i]).numpy()
             # the flow graph alone, on the exact features rounded to float32
-            (wo,) = ws.run(["flow"], {"reference_features": feats_64[0].float().numpy(),
-                                      "current_features": feats_64[i].float().numpy()})
+            wo = model.flow(torch_maps(net64, feats_64[0]), torch_maps(net64, feats_64[i]))
             worst_w = max(worst_w, float(np.abs(wo - wt).max()))
             # end to end: ONNX Runtime features -> ONNX Runtime flow
-            (wo2,) = ws.run(["flow"], {"reference_features": feats_o[0], "current_features": feats_o[i]})
+            wo2 = model.flow(feats_o[0], feats_o[i])
             worst_w = max(worst_w, float(np.abs(wo2 - wt).max()))
             w32 = net.flow(feats_32[0], feats_32[i]).numpy()
             worst_w32 = max(worst_w32, float(np.abs(w32 - wt).max()))

@@ -5,13 +5,14 @@ levels beyond the paper, in PyTorch.
                   flow head: cost volume, min-convolution, mean field, soft-argmin (PDDHead)
     refine.py     refinement level at stride 4 (refine=1): fine features, residual flow
     lk.py         Lucas-Kanade level (lk_iters > 0): Gauss-Newton steps at half resolution
-    PDDNet        composes them: features(image) is the packed feature tensor of the ONNX
-                  contract, flow(reference_features, current_features) the flow
+    PDDNet        composes them: features(image) is a packed feature tensor,
+                  flow(reference_features, current_features) the flow
 
-Feature tensor (what features.onnx returns and the element caches): the C unit-norm PDD-Net
-channels at H/s, then, with refine=1, the fine features [cf, H/4, W/4] by space-to-depth
-(4*cf channels at s = 8), then, with lk_iters > 0, the half-resolution image [1, H/2, W/2] by
-space-to-depth ((s/2)^2 channels).
+Packed feature tensor (training's form; the ONNX export writes its parts as separate feature
+maps, export.feature_maps, and split_features is the inverse): the C unit-norm PDD-Net channels
+at H/s, then, with refine=1, the fine features [cf, H/4, W/4] by space-to-depth (4*cf channels
+at s = 8), then, with lk_iters > 0, the half-resolution image [1, H/2, W/2] by space-to-depth
+((s/2)^2 channels).
 
 Flow: the PDD-Net's flow at H/s, refined to H/4, then to H/2 by Lucas-Kanade (each level only
 when configured), upsampled bilinearly to [B,2,H,W] (align_corners=False).
