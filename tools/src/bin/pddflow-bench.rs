@@ -156,10 +156,16 @@ struct Args {
     /// issue that asks for the ratio measured it at 256, the model's input size then.
     #[arg(long, value_delimiter = ',', default_value = "0,256")]
     ratio_working_sizes: Vec<u32>,
-    /// Frames the frame-size cost section draws with --source once and then replays from
+    /// Frames the frame-size cost section draws with --ratio-source once and then replays from
     /// memory, back and forth (a 1080p RGBx frame takes 8 MB).
     #[arg(long, default_value_t = 30)]
     ratio_distinct_frames: u32,
+    /// Source of the frame-size cost section's frames (num-buffers is appended; converted to
+    /// each row's format). Ultrasound-like by default: on `videotestsrc pattern=ball`'s flat
+    /// background the flow means nothing, chain mode breaks the mask into fragments and the
+    /// frame-size work measured is that of the fragments.
+    #[arg(long, default_value = "usphantomsrc seed=3")]
+    ratio_source: String,
     /// Skip sections: model, e2e, stages, ratio, long, opencv (the soak runs only with
     /// --soak-frames).
     #[arg(long, value_delimiter = ',')]
@@ -856,7 +862,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         "Frame-size cost end to end",
         &format!(
             "`appsrc ! pddflow threads={threads} working-size=S ! fakesink sync=false`, {} \
-             frames of `{} ! CAPS` drawn once and replayed from memory back and forth, each \
+             frames of `{} ! videoconvert ! CAPS` drawn once and replayed from memory back and forth, each \
              pushed as a fresh copy (the source's only cost, on the streaming thread, as a \
              capture card hands over new buffers): {w}x{h} RGBx with overlay=true against \
              256x256 GRAY8 with overlay=false, {} frames, ms/frame at the sink after a 10% \
@@ -871,7 +877,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              overhead over it compares times taken together (with the pipeline on, the model's \
              time includes the slow-down from the read-out running beside it). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
-            args.ratio_distinct_frames, args.source, args.ratio_frames
+            args.ratio_distinct_frames, args.ratio_source, args.ratio_frames
         ),
     );
     let small_mask = write_mask(tmp, 256, 256)?;
@@ -879,7 +885,7 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
     let render = |format: &str, (w, h): (u32, u32)| {
         eprintln!("frame-size cost: drawing {w}x{h} {format} frames...");
         replay::Replay::render(
-            &args.source,
+            &args.ratio_source,
             &caps_of(format, w, h),
             args.ratio_distinct_frames.max(1),
         )

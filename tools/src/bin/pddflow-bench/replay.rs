@@ -28,11 +28,12 @@ pub fn ping_pong(n: u64, len: usize) -> usize {
 }
 
 impl Replay {
-    /// Draws `count` frames with `source` (an element description without num-buffers) in
-    /// `caps`.
+    /// Draws `count` frames with `source` (an element description without num-buffers),
+    /// converted to `caps`.
     pub fn render(source: &str, caps: &str, count: u32) -> Result<Replay, String> {
-        let description =
-            format!("{source} num-buffers={count} ! {caps} ! appsink name=sink sync=false");
+        let description = format!(
+            "{source} num-buffers={count} ! videoconvert ! {caps} ! appsink name=sink sync=false"
+        );
         let pipeline = super::launch(&description)?;
         let sink = pipeline
             .by_name("sink")
@@ -58,7 +59,7 @@ impl Replay {
     }
 
     /// Makes the `appsrc` named `src` in `pipeline` push `count` frames, each a fresh writable
-    /// copy (as a capture card's new buffer would be), then end the stream. The copy runs in
+    /// copy of the pixels (as a capture card's new buffer would be), then end the stream. The copy runs in
     /// `need-data`, on the source's streaming thread, where a source draws its frames.
     pub fn feed(&self, pipeline: &gst::Pipeline, count: u64) -> Result<(), String> {
         let src = pipeline
@@ -88,10 +89,14 @@ impl Replay {
                         return;
                     }
                     let original = &frames[ping_pong(pushed, frames.len())];
-                    let Ok(mut buffer) = original.copy_deep() else {
+                    // The pixels only, as a capture card hands them over: a meta would come
+                    // back at every pass (usphantomsrc's mask on its first frame re-anchors).
+                    let Ok(pixels) = original.map_readable() else {
                         let _ = src.end_of_stream();
                         return;
                     };
+                    let mut buffer = gst::Buffer::from_mut_slice(pixels.as_slice().to_vec());
+                    drop(pixels);
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(duration * pushed);
                         b.set_duration(duration);
@@ -107,7 +112,42 @@ impl Replay {
 
 #[cfg(test)]
 mod tests {
-    use super::ping_pong;
+    use super::{ping_pong, Replay};
+    use gst::prelude::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn replayed_frames_carry_the_pixels_and_no_meta() {
+        gst::init().unwrap();
+        gstpddflow::meta::register();
+        let mut frame = gst::Buffer::from_mut_slice(vec![7u8; 4 * 2]);
+        let mask = gstpddflow::flow::LabelMap::new(4, 2);
+        gstpddflow::meta::attach_reference_mask(frame.get_mut().unwrap(), &mask).unwrap();
+        let replay = Replay {
+            caps: "video/x-raw,format=GRAY8,width=4,height=2,framerate=30/1"
+                .parse()
+                .unwrap(),
+            frames: Arc::new(vec![frame]),
+        };
+        let pipeline =
+            super::super::launch("appsrc name=src ! appsink name=sink sync=false").unwrap();
+        replay.feed(&pipeline, 2).unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        for _ in 0..2 {
+            let buffer = sink.pull_sample().unwrap().buffer_owned().unwrap();
+            assert_eq!(buffer.map_readable().unwrap().as_slice(), &[7u8; 8]);
+            assert!(
+                gstpddflow::meta::reference_mask(&buffer).is_none(),
+                "a replayed frame brought its mask back"
+            );
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
 
     #[test]
     fn replay_runs_back_and_forth_without_a_jump() {
