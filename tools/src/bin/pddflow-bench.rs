@@ -39,6 +39,7 @@ use gstpddflow::flow::tracker::FlowBackend;
 use pddflow_tools::eval::bench::{
     markdown_table, parse_size, rss_kb, rss_trend, text_table, Timings,
 };
+use pddflow_tools::eval::score::median;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -160,6 +161,11 @@ struct Args {
     /// memory, back and forth (a 1080p RGBx frame takes 8 MB).
     #[arg(long, default_value_t = 30)]
     ratio_distinct_frames: u32,
+    /// Rounds of the frame-size cost section: each row runs its two frame sizes one after the
+    /// other this many times and reports medians and the range of the ratio (a shared machine
+    /// slows down and speeds up over minutes; pairs taken together cancel most of that).
+    #[arg(long, default_value_t = 3)]
+    ratio_rounds: u32,
     /// Source of the frame-size cost section's frames (num-buffers is appended; converted to
     /// each row's format). Ultrasound-like by default: on `videotestsrc pattern=ball`'s flat
     /// background the flow means nothing, chain mode breaks the mask into fragments and the
@@ -459,6 +465,22 @@ fn model_ms(run: &PipelineRun) -> Option<f64> {
     let timed = after_warm_up(&run.model_ns)?;
     let spent = timed.last()?.checked_sub(*timed.first()?)?;
     (timed.len() > 1).then(|| spent as f64 / 1e6 / (timed.len() - 1) as f64)
+}
+
+/// The median of a row's ratios, with their range when they were taken more than once:
+/// "1.31 (1.25–1.40)".
+fn ratio_text(ratios: &[f64]) -> String {
+    let Some(mid) = median(ratios) else {
+        return "–".into();
+    };
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    if ratios.len() > 1 {
+        format!("{mid:.2} ({low:.2}–{high:.2})")
+    } else {
+        format!("{mid:.2}")
+    }
 }
 
 /// Frames per second over the arrivals after a 10% warm-up (at least one frame).
@@ -866,7 +888,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              pushed as a fresh copy (the source's only cost, on the streaming thread, as a \
              capture card hands over new buffers): {w}x{h} RGBx with overlay=true against \
              256x256 GRAY8 with overlay=false, {} frames, ms/frame at the sink after a 10% \
-             warm-up; \"net\" subtracts what the same pipeline without pddflow takes per \
+             warm-up, the two sizes run one after the other in each of {} rounds: medians, and \
+             for the ratios the median and range of the rounds' ratios; \"net\" subtracts what the same pipeline without pddflow takes per \
              frame (the copy, mostly). 1.0 would \
              mean frame size costs nothing. Pipeline on: `pipeline=true`, each frame's model run \
              beside the previous frame's mask warp and read-out (one frame more latency). \
@@ -877,7 +900,10 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
              overhead over it compares times taken together (with the pipeline on, the model's \
              time includes the slow-down from the read-out running beside it). Alone: `pddflow-bench --skip \
              model,e2e,stages,long,opencv --python \"\"`.",
-            args.ratio_distinct_frames, args.ratio_source, args.ratio_frames
+            args.ratio_distinct_frames,
+            args.ratio_source,
+            args.ratio_frames,
+            args.ratio_rounds.max(1)
         ),
     );
     let small_mask = write_mask(tmp, 256, 256)?;
@@ -907,11 +933,16 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
     let small_source = source_ms(&small_frames, "256x256 GRAY8")?;
     let large_source = source_ms(&large_frames, &format!("{w}x{h} RGBx"))?;
     let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "–".into(),
-    };
     let minus = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+    /// One round of a row: ms per frame of each size, and what the small frames spent in the
+    /// model.
+    struct Round {
+        small: Option<f64>,
+        small_model: Option<f64>,
+        large: Option<f64>,
+        small_net: Option<f64>,
+        large_net: Option<f64>,
+    }
     // The element's overhead is taken over its two graphs alone at the same size and threads.
     let model = match &args.e2e_model {
         Some(dir) => ModelFiles::from_dir(dir)?,
@@ -947,9 +978,37 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                     ),
                 )
             };
-            let (small, small_model) = ms(&small_frames, "256x256 GRAY8", false, &small_mask)?;
-            let (large, _) = ms(&large_frames, &format!("{w}x{h} RGBx"), true, &large_mask)?;
-            let (small_net, large_net) = (minus(small, small_source), minus(large, large_source));
+            // The two frame sizes one after the other, round after round.
+            let mut rounds = Vec::new();
+            for _ in 0..args.ratio_rounds.max(1) {
+                let (small, small_model) = ms(&small_frames, "256x256 GRAY8", false, &small_mask)?;
+                let (large, _) = ms(&large_frames, &format!("{w}x{h} RGBx"), true, &large_mask)?;
+                rounds.push(Round {
+                    small,
+                    small_model,
+                    large,
+                    small_net: minus(small, small_source),
+                    large_net: minus(large, large_source),
+                });
+            }
+            let median_of = |pick: fn(&Round) -> Option<f64>| {
+                median(&rounds.iter().filter_map(pick).collect::<Vec<_>>())
+            };
+            let ratios = |pick: fn(&Round) -> Option<(f64, f64)>| {
+                let values: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(pick)
+                    .filter(|&(_, small)| small > 0.0)
+                    .map(|(large, small)| large / small)
+                    .collect();
+                ratio_text(&values)
+            };
+            let (small, small_model, large) = (
+                median_of(|r| r.small),
+                median_of(|r| r.small_model),
+                median_of(|r| r.large),
+            );
+            let (small_net, large_net) = (median_of(|r| r.small_net), median_of(|r| r.large_net));
             let over = |model: Option<f64>| match (small_net, model) {
                 (Some(net), Some(model)) if model > 0.0 => {
                     format!("{:+.0} %", 100.0 * (net - model) / model)
@@ -969,8 +1028,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                 over(small_model),
                 f(large),
                 f(large_net),
-                ratio(large, small),
-                ratio(large_net, small_net),
+                ratios(|r| r.large.zip(r.small)),
+                ratios(|r| r.large_net.zip(r.small_net)),
             ]);
         }
     }
@@ -1320,4 +1379,17 @@ fn tempfile_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("pddflow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio_text;
+
+    #[test]
+    fn ratios_read_as_their_median_and_range() {
+        assert_eq!(ratio_text(&[1.40, 1.25, 1.31]), "1.31 (1.25–1.40)");
+        assert_eq!(ratio_text(&[1.2, 1.4]), "1.30 (1.20–1.40)");
+        assert_eq!(ratio_text(&[1.5]), "1.50");
+        assert_eq!(ratio_text(&[]), "–");
+    }
 }
