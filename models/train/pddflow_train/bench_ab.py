@@ -28,10 +28,6 @@ import numpy as np
 from .onnx_model import OnnxModel, max_difference, session_options
 
 
-def sessions(model_dir, size):
-    return OnnxModel.of_dir(model_dir, size, session_options(1))
-
-
 def load(path, size):
     im = cv2.imread(path, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
     return cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)[None, None]
@@ -57,7 +53,7 @@ def main():
     S = a.size
     cv2.setNumThreads(1)
     dirs = {"A": a.a_dir, **({"B": a.b_dir} if a.b_dir else {})}
-    sess = {k: sessions(d, S) for k, d in dirs.items()}
+    sess = {k: OnnxModel.of_dir(d, S, session_options(1)) for k, d in dirs.items()}
     seqs = sorted(d for d in glob.glob(os.path.join(a.dataset, "*")) if os.path.isdir(os.path.join(d, "frames")))
     if not seqs:
         raise SystemExit(f"no sequences with frames/ under {a.dataset}")

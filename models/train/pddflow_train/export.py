@@ -525,6 +525,7 @@ def graph_files(size, default_size):
 def model_json(net, name, version, training=None, scores=None, sizes=None, default_working_size=None,
                working_size_by_frame=None):
     c = net.cfg
+    maps = feature_maps(c)
     extra = {}
     if sizes:
         extra["input_sizes"] = [[s, s] for s in sizes]
@@ -545,9 +546,9 @@ def model_json(net, name, version, training=None, scores=None, sizes=None, defau
         "input_height": c["input_size"],
         **extra,
         "stride": c["stride"],
-        "feature_channels": sum(ch for _, ch, _ in feature_maps(c)),
-        **({"feature_maps": [{"name": name, "channels": ch, "stride": st} for name, ch, st in feature_maps(c)]}
-           if len(feature_maps(c)) > 1 else {}),
+        "feature_channels": sum(ch for _, ch, _ in maps),
+        **({"feature_maps": [{"name": name, "channels": ch, "stride": st} for name, ch, st in maps]}
+           if len(maps) > 1 else {}),
         "displacement_grid": c["G"],
         "displacement_spacing": c["spacing"] * c["stride"],
         "max_displacement": (c["G"] - 1) // 2 * c["spacing"] * c["stride"],

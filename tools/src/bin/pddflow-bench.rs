@@ -940,8 +940,6 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
         small: Option<f64>,
         small_model: Option<f64>,
         large: Option<f64>,
-        small_net: Option<f64>,
-        large_net: Option<f64>,
     }
     // The element's overhead is taken over its two graphs alone at the same size and threads.
     let model = match &args.e2e_model {
@@ -987,14 +985,14 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                     small,
                     small_model,
                     large,
-                    small_net: minus(small, small_source),
-                    large_net: minus(large, large_source),
                 });
             }
-            let median_of = |pick: fn(&Round) -> Option<f64>| {
+            let median_of = |pick: &dyn Fn(&Round) -> Option<f64>| {
                 median(&rounds.iter().filter_map(pick).collect::<Vec<_>>())
             };
-            let ratios = |pick: fn(&Round) -> Option<(f64, f64)>| {
+            let net_small = |r: &Round| minus(r.small, small_source);
+            let net_large = |r: &Round| minus(r.large, large_source);
+            let ratios = |pick: &dyn Fn(&Round) -> Option<(f64, f64)>| {
                 let values: Vec<f64> = rounds
                     .iter()
                     .filter_map(pick)
@@ -1004,11 +1002,11 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                 ratio_text(&values)
             };
             let (small, small_model, large) = (
-                median_of(|r| r.small),
-                median_of(|r| r.small_model),
-                median_of(|r| r.large),
+                median_of(&|r| r.small),
+                median_of(&|r| r.small_model),
+                median_of(&|r| r.large),
             );
-            let (small_net, large_net) = (median_of(|r| r.small_net), median_of(|r| r.large_net));
+            let (small_net, large_net) = (median_of(&net_small), median_of(&net_large));
             let over = |model: Option<f64>| match (small_net, model) {
                 (Some(net), Some(model)) if model > 0.0 => {
                     format!("{:+.0} %", 100.0 * (net - model) / model)
@@ -1028,8 +1026,8 @@ fn ratio_section(args: &Args, tmp: &Path, out: &mut Out) -> Result<(), String> {
                 over(small_model),
                 f(large),
                 f(large_net),
-                ratios(|r| r.large.zip(r.small)),
-                ratios(|r| r.large_net.zip(r.small_net)),
+                ratios(&|r| r.large.zip(r.small)),
+                ratios(&|r| net_large(r).zip(net_small(r))),
             ]);
         }
     }
