@@ -144,38 +144,32 @@ pub fn warp_labels_with(reference: &LabelMap, tiles: &UniformTiles, flow: &FlowF
     if w == 0 || h == 0 {
         return out;
     }
-    let sx = w as f32 / flow.width as f32;
-    let sy = h as f32 / flow.height as f32;
+    let scale = (w as f32 / flow.width as f32, h as f32 / flow.height as f32);
     let columns = taps(w, flow.width);
     let rows = taps(h, flow.height);
-    let fw = flow.width;
+    let blocks: Vec<(usize, usize)> = (0..w)
+        .step_by(BLOCK)
+        .map(|x_start| (x_start, (x_start + BLOCK).min(w)))
+        .collect();
     out.data
         .par_chunks_mut(w * BLOCK)
         .enumerate()
         .for_each_init(
-            || (vec![0f32; fw * BLOCK], vec![0f32; fw * BLOCK]),
-            |(band_dx, band_dy), (by, band)| {
+            || BandScratch::new(flow.width, blocks.len()),
+            |scratch, (by, band)| {
                 let y_start = by * BLOCK;
                 let band_rows = band.len() / w;
-                // The flow rows of this band, blended once, then sampled per column.
-                for r in 0..band_rows {
-                    let (r0, r1, wy) = rows[y_start + r];
-                    for (plane, dst) in [(&flow.dx, &mut *band_dx), (&flow.dy, &mut *band_dy)] {
-                        let (a, b) = (&plane[r0 * fw..][..fw], &plane[r1 * fw..][..fw]);
-                        for ((d, &p), &q) in dst[r * fw..][..fw].iter_mut().zip(a).zip(b) {
-                            *d = p + (q - p) * wy;
-                        }
-                    }
-                }
-                let (knot_row_lo, knot_row_hi) = (rows[y_start].0, rows[y_start + band_rows - 1].1);
-                for x_start in (0..w).step_by(BLOCK) {
-                    let x_end = (x_start + BLOCK).min(w);
-                    let (knot_col_lo, knot_col_hi) = (columns[x_start].0, columns[x_end - 1].1);
-                    let uniform = match block_source_bounds(
-                        flow,
-                        (knot_row_lo, knot_row_hi, knot_col_lo, knot_col_hi),
+                let knot_rows = (rows[y_start].0, rows[y_start + band_rows - 1].1);
+                scratch.column_extremes(flow, knot_rows);
+                // Each block's label when it is uniform, decided for the whole band first so
+                // that runs of equal blocks are filled row by row in one go.
+                for (decided, &(x_start, x_end)) in scratch.decided.iter_mut().zip(&blocks) {
+                    let knot_columns = (columns[x_start].0, columns[x_end - 1].1);
+                    *decided = match block_source_bounds(
+                        &scratch.extremes,
+                        knot_columns,
                         (x_start, x_end - 1, y_start, y_start + band_rows - 1),
-                        (sx, sy),
+                        scale,
                         (w, h),
                     ) {
                         Some(Source::Outside) => Some(OUTSIDE),
@@ -189,29 +183,113 @@ pub fn warp_labels_with(reference: &LabelMap, tiles: &UniformTiles, flow: &FlowF
                             .filter(|&label| !clipped || label == OUTSIDE),
                         None => None,
                     };
-                    for r in 0..band_rows {
-                        let line = &mut band[r * w + x_start..r * w + x_end];
-                        if let Some(label) = uniform {
-                            line.fill(label);
+                }
+                let sampled = scratch.decided.iter().any(Option::is_none);
+                if sampled {
+                    scratch.blend_flow_rows(flow, &rows[y_start..y_start + band_rows]);
+                }
+                for r in 0..band_rows {
+                    let line = &mut band[r * w..(r + 1) * w];
+                    let mut b = 0;
+                    while b < blocks.len() {
+                        let x_start = blocks[b].0;
+                        if let Some(label) = scratch.decided[b] {
+                            // The run of blocks with this label.
+                            let mut end = b + 1;
+                            while end < blocks.len() && scratch.decided[end] == Some(label) {
+                                end += 1;
+                            }
+                            line[x_start..blocks[end - 1].1].fill(label);
+                            b = end;
                             continue;
                         }
-                        let (row_dx, row_dy) = (&band_dx[r * fw..][..fw], &band_dy[r * fw..][..fw]);
-                        for (i, label) in line.iter_mut().enumerate() {
-                            let x = x_start + i;
+                        let fw = flow.width;
+                        let row_dx = &scratch.band_dx[r * fw..][..fw];
+                        let row_dy = &scratch.band_dy[r * fw..][..fw];
+                        for x in x_start..blocks[b].1 {
                             let (c0, c1, wx) = columns[x];
                             let dx = row_dx[c0] + (row_dx[c1] - row_dx[c0]) * wx;
                             let dy = row_dy[c0] + (row_dy[c1] - row_dy[c0]) * wx;
-                            *label = sample_label_soft(
+                            line[x] = sample_label_soft(
                                 reference,
-                                x as f32 + dx * sx,
-                                (y_start + r) as f32 + dy * sy,
+                                x as f32 + dx * scale.0,
+                                (y_start + r) as f32 + dy * scale.1,
                             );
                         }
+                        b += 1;
                     }
                 }
             },
         );
     out
+}
+
+/// Per-band working memory of [`warp_labels_with`], reused from band to band.
+struct BandScratch {
+    /// Per flow column, the extremes of the flow over the band's knot rows.
+    extremes: ColumnExtremes,
+    /// Which uniform label each output block of the band gets (`None`: sampled per pixel).
+    decided: Vec<Option<u8>>,
+    /// The flow rows of the band, blended once, then sampled per column.
+    band_dx: Vec<f32>,
+    band_dy: Vec<f32>,
+}
+
+/// Minimum and maximum of each flow component per flow column over some flow rows.
+struct ColumnExtremes {
+    dx_min: Vec<f32>,
+    dx_max: Vec<f32>,
+    dy_min: Vec<f32>,
+    dy_max: Vec<f32>,
+}
+
+impl BandScratch {
+    fn new(flow_width: usize, blocks: usize) -> Self {
+        let column = || vec![0f32; flow_width];
+        Self {
+            extremes: ColumnExtremes {
+                dx_min: column(),
+                dx_max: column(),
+                dy_min: column(),
+                dy_max: column(),
+            },
+            decided: vec![None; blocks],
+            band_dx: vec![0f32; flow_width * BLOCK],
+            band_dy: vec![0f32; flow_width * BLOCK],
+        }
+    }
+
+    /// The extremes over flow rows `first..=last`, column by column: each block then reduces
+    /// only its own few columns.
+    fn column_extremes(&mut self, flow: &FlowField, (first, last): (usize, usize)) {
+        let fw = flow.width;
+        let e = &mut self.extremes;
+        e.dx_min.copy_from_slice(&flow.dx[first * fw..][..fw]);
+        e.dx_max.copy_from_slice(&flow.dx[first * fw..][..fw]);
+        e.dy_min.copy_from_slice(&flow.dy[first * fw..][..fw]);
+        e.dy_max.copy_from_slice(&flow.dy[first * fw..][..fw]);
+        for r in first + 1..=last {
+            let (dx, dy) = (&flow.dx[r * fw..][..fw], &flow.dy[r * fw..][..fw]);
+            for c in 0..fw {
+                e.dx_min[c] = e.dx_min[c].min(dx[c]);
+                e.dx_max[c] = e.dx_max[c].max(dx[c]);
+                e.dy_min[c] = e.dy_min[c].min(dy[c]);
+                e.dy_max[c] = e.dy_max[c].max(dy[c]);
+            }
+        }
+    }
+
+    fn blend_flow_rows(&mut self, flow: &FlowField, rows: &[(usize, usize, f32)]) {
+        let fw = flow.width;
+        for (r, &(r0, r1, wy)) in rows.iter().enumerate() {
+            for (plane, dst) in [(&flow.dx, &mut self.band_dx), (&flow.dy, &mut self.band_dy)] {
+                let (a, b) = (&plane[r0 * fw..][..fw], &plane[r1 * fw..][..fw]);
+                for ((d, &p), &q) in dst[r * fw..][..fw].iter_mut().zip(a).zip(b) {
+                    *d = p + (q - p) * wy;
+                }
+            }
+        }
+    }
 }
 
 /// What positions outside the reference read: background.
@@ -233,23 +311,19 @@ enum Source {
 /// flow that is not finite there. Interpolated flow is a convex combination of the grid values
 /// it comes from, so their extremes bound it; a margin absorbs float rounding.
 fn block_source_bounds(
-    flow: &FlowField,
-    (row_lo, row_hi, col_lo, col_hi): (usize, usize, usize, usize),
+    extremes: &ColumnExtremes,
+    (col_lo, col_hi): (usize, usize),
     (x0, x1, y0, y1): (usize, usize, usize, usize),
     (sx, sy): (f32, f32),
     (w, h): (usize, usize),
 ) -> Option<Source> {
     const MARGIN: f32 = 0.01;
     let (mut dx_min, mut dx_max, mut dy_min, mut dy_max) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for r in row_lo..=row_hi {
-        let base = r * flow.width;
-        for c in col_lo..=col_hi {
-            let (dx, dy) = (flow.dx[base + c], flow.dy[base + c]);
-            dx_min = dx_min.min(dx);
-            dx_max = dx_max.max(dx);
-            dy_min = dy_min.min(dy);
-            dy_max = dy_max.max(dy);
-        }
+    for c in col_lo..=col_hi {
+        dx_min = dx_min.min(extremes.dx_min[c]);
+        dx_max = dx_max.max(extremes.dx_max[c]);
+        dy_min = dy_min.min(extremes.dy_min[c]);
+        dy_max = dy_max.max(extremes.dy_max[c]);
     }
     let left = (x0 as f32 + dx_min * sx - MARGIN).floor();
     let right = (x1 as f32 + dx_max * sx + MARGIN).floor() + 1.0;
@@ -516,7 +590,12 @@ mod tests {
             seed ^= seed << 17;
             (seed % 1_000_000) as f32 / 1_000_000.0
         };
-        for (w, h, fw, fh) in [(203, 117, 64, 48), (640, 480, 256, 256), (97, 250, 97, 250)] {
+        for (w, h, fw, fh) in [
+            (203, 117, 64, 48),
+            (640, 480, 256, 256),
+            (97, 250, 97, 250),
+            (960, 540, 128, 128),
+        ] {
             let mut reference = LabelMap::new(w, h);
             for label in 1..=3u8 {
                 let (cx, cy) = (next() * w as f32, next() * h as f32);
@@ -545,6 +624,32 @@ mod tests {
                     "{w}x{h} flow {fw}x{fh} roughness {roughness} amplitude {amplitude}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn one_displaced_knot_is_seen_by_every_block_it_reaches() {
+        // A flow that is zero but at one grid point: the blocks around it must sample, wherever
+        // the point lies in a band (first, inner or last knot row or column of a block).
+        let (w, h, fw, fh) = (200, 120, 50, 30);
+        let mut reference = LabelMap::new(w, h);
+        for y in 0..h {
+            reference.data[y * w..y * w + 100].fill(1);
+        }
+        reference.data[90 * w..].fill(2);
+        for knot in 0..fw * fh {
+            // Far enough (in grid cells) that a neighbour's small weight still crosses a
+            // boundary.
+            let mut flow = FlowField::zeros(fw, fh);
+            flow.dx[knot] = -40.0;
+            flow.dy[knot] = -40.0;
+            assert_eq!(
+                warp_labels(&reference, &flow),
+                warp_every_pixel(&reference, &flow),
+                "knot ({}, {})",
+                knot % fw,
+                knot / fw
+            );
         }
     }
 

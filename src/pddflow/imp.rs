@@ -255,7 +255,7 @@ fn read_out(
 ) -> ReadOut {
     let Held { buffer, pending } = held;
     let step = pending.registration.propagate();
-    let recorded = (step.labels.clone(), step.instances.clone());
+    let labels = step.labels.clone();
     let context = readout::Context {
         frame_size: (
             pending.info.width() as usize,
@@ -269,6 +269,7 @@ fn read_out(
     };
     let mut frame = readout::frame(step, &context, monitors);
     frame.find_vessels();
+    let recorded = (labels, frame.take_instances());
     ReadOut {
         buffer,
         frame,
@@ -1071,9 +1072,7 @@ impl BaseTransformImpl for PddFlow {
         let step = self
             .register(state, &settings, &luma, (width, height), anchor)?
             .propagate();
-        state
-            .tracker
-            .record(step.labels.clone(), step.instances.clone());
+        let labels = step.labels.clone();
         let context = readout::Context {
             frame_size: (width, height),
             mode: settings.mode.into(),
@@ -1086,6 +1085,10 @@ impl BaseTransformImpl for PddFlow {
         // Regions are found outside the lock: a property read need not wait for them.
         drop(guard);
         frame.find_vessels();
+        // Recorded before the next frame registers: this thread registers them all.
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.tracker.record(labels, frame.take_instances());
+        }
         self.publish(
             buffer,
             &info,

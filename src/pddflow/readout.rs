@@ -68,6 +68,12 @@ impl Frame {
         self.result.frame != self.result.reference_frame
     }
 
+    /// The instance map and class per instance, for the tracker to keep once the vessels are
+    /// found (moved out: a frame-size map is not worth a copy).
+    pub fn take_instances(&mut self) -> Option<(LabelMap, Vec<u8>)> {
+        self.instances.take()
+    }
+
     /// Finds the vessel regions of the result (one per tracked instance when instances are
     /// known, with their confidence). Apart from [`frame`] because it is the costly part: the
     /// element runs it without holding its state.
