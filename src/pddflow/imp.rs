@@ -219,7 +219,6 @@ struct Held {
 
 /// A frame `transform_ip` maps, before its registration.
 struct IncomingFrame {
-    luma: Vec<u8>,
     info: gst_video::VideoInfo,
     format: PixelFormat,
     started: Instant,
@@ -1057,18 +1056,15 @@ impl BaseTransformImpl for PddFlow {
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        // With the pipeline on, the other core runs the previous frame's read-out: a luma split
-        // across rayon's pool would put half of it behind that and make this thread wait.
-        let luma = self.read_luma(buffer, &info, format, !settings.pipeline)?;
         if settings.pipeline {
             let frame = IncomingFrame {
-                luma,
                 info,
                 format,
                 started,
             };
-            return self.register_beside_held(guard, &settings, frame, anchor);
+            return self.register_beside_held(guard, &settings, buffer, frame, anchor);
         }
+        let luma = self.read_luma(buffer, &info, format, true)?;
         let step = self
             .register(state, &settings, &luma, (width, height), anchor)?
             .propagate();
@@ -1248,13 +1244,14 @@ impl PddFlow {
         Ok(registration)
     }
 
-    /// `pipeline=true`: registers this frame (the model, on this thread) while the held frame's
-    /// mask is warped and read out on another; the held frame is then published and queued to
-    /// leave, and this one is held in its place.
+    /// `pipeline=true`: reads this frame's luma and registers it (the model) on this thread
+    /// while the held frame's mask is warped and read out on another; the held frame is then
+    /// published and queued to leave, and this one is held in its place.
     fn register_beside_held(
         &self,
         mut guard: std::sync::MutexGuard<'_, Option<State>>,
         settings: &Settings,
+        buffer: &gst::BufferRef,
         frame: IncomingFrame,
         anchor: Anchor,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -1291,7 +1288,11 @@ impl PddFlow {
                     )));
                 });
             }
-            self.register(state, settings, &frame.luma, (width, height), anchor)
+            // This frame's luma is read while the held frame's read-out runs: on this thread
+            // alone, as a split across rayon's pool would put half of it behind the read-out.
+            let luma = self.read_luma(buffer, &frame.info, frame.format, false)?;
+            let registration = self.register(state, settings, &luma, (width, height), anchor)?;
+            Ok((registration, luma))
         });
         state.read_out_pool = pool;
         state.readout = monitors;
@@ -1307,10 +1308,10 @@ impl PddFlow {
             }
             None => None,
         };
-        let registration = registration?;
+        let (registration, luma) = registration?;
         state.incoming = Some(Pending {
             registration,
-            luma: frame.luma,
+            luma,
             info: frame.info,
             format: frame.format,
             mode: settings.mode,
