@@ -72,10 +72,10 @@ BASELINES=${BASELINES-copy,dis:fast,dis:medium}
 cp "$RUN/final.pt" "$OUT/final.pt"
 
 # ---- 3. export + parity + latency + evaluation
-# the default model's architecture (0.4.0 and 0.5.0): refinement level trained, one Lucas-Kanade step added at export
+# the default model's architecture (0.4.0 to 0.6.2): refinement level trained, one Lucas-Kanade step and the flat-region rule added at export
 "$PY" -m pddflow_train.export "$RUN/final.pt" "$OUT/model" --name pddflow-pddnet-gpu --version 0.5.0 \
-  --config '{"lk_iters": 1}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1}' "$PY" -m pddflow_train.parity "$RUN/final.pt" || echo "!! parity check failed (evaluation goes on)"
+  --config '{"lk_iters": 1, "flat_eps": 1e-6}' --sizes 128,192,256,320,384 --default-working-size 128  # working sizes; 128 when working-size is 0
+PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1, "flat_eps": 1e-6}' "$PY" -m pddflow_train.parity "$RUN/final.pt" || echo "!! parity check failed (evaluation goes on)"
 "$PY" -m pddflow_train.bench_onnx "$OUT/model" --iters 100 || true
 "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs 0035,0037 --methods "${BASELINES:+$BASELINES,}model:$OUT/model" \
   --json "$OUT/eval_carotid_heldout.json"

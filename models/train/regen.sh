@@ -14,12 +14,12 @@
 #        ground-truth-flow term (models/train/runs/regen_long/),
 #     d. 900 more pre-training steps at 128x128, the working size the element runs at by default
 #        (models/train/runs/regen_128/),
-#  4. exports models/default/{features,flow}.onnx + model.json with one Lucas-Kanade step
-#     (no parameters, added at export), checks ONNX/PyTorch parity,
+#  4. exports models/default/{features,flow}.onnx + model.json with one Lucas-Kanade step and
+#     the flat-region rule (no parameters, added at export), checks ONNX/PyTorch parity,
 #     measures latency and evaluates on held-out data (carotid HOLDOUT; phantom test seed 9002).
 # Env: CAROTID (default ../shared/data/carotid; skipped if missing), THREADS (default: nproc),
 #      HOLDOUT (default 0035,0037: carotid recordings never trained on, validation only),
-#      VERSION (default 0.6.0, written to model.json),
+#      VERSION (default 0.6.2, written to model.json),
 #      TRAIN_SEQ (default 24), FRAMES (default 90), NOKD=1 for the labels-only student (into models/labels-only),
 #      MODEL_OUT (default models/default), RUNS (default models/train/runs), VENV (default models/train/.venv).
 set -euo pipefail
@@ -34,7 +34,7 @@ THREADS=${THREADS:-$(nproc)}
 TRAIN_SEQ=${TRAIN_SEQ:-24}
 FRAMES=${FRAMES:-90}
 HOLDOUT=${HOLDOUT:-0035,0037}
-VERSION=${VERSION:-0.6.0}
+VERSION=${VERSION:-0.6.2}
 MODEL_OUT=${MODEL_OUT:-$([ "${NOKD:-0}" = 1 ] && echo models/labels-only || echo models/default)}
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 
@@ -97,11 +97,13 @@ COMMON=(--exclude "$HOLDOUT" "${VAL_ARGS[@]}" --pretrain-epochs 100 --finetune-e
   --flow-weight 0.4 --out "$RUNS/regen_128$SUFFIX"
 
 # export with the parameter-free Lucas-Kanade level (1 step at half resolution) after the refinement
+# and the flat-region rule (no flow where nothing can be matched; models/README.md, 0.6.2)
+EXPORT_CONFIG='{"lk_iters": 1, "input_size": 256, "flat_eps": 1e-6}'
 "$PY" -m pddflow_train.export "$RUNS/regen_128$SUFFIX/final.pt" "$MODEL_OUT" --name "$NAME" --version "$VERSION" \
-  --config '{"lk_iters": 1, "input_size": 256}' --sizes 128,192,256,320,384 --default-working-size 128 \
+  --config "$EXPORT_CONFIG" --sizes 128,192,256,320,384 --default-working-size 128 \
   --small-frames 256:256  # working sizes; 128 when working-size is 0, 256 on frames of at most 256 px
 
-PDDFLOW_EXPORT_CONFIG='{"lk_iters": 1, "input_size": 256}' "$PY" -m pddflow_train.parity "$RUNS/regen_128$SUFFIX/final.pt"
+PDDFLOW_EXPORT_CONFIG="$EXPORT_CONFIG" "$PY" -m pddflow_train.parity "$RUNS/regen_128$SUFFIX/final.pt"
 "$PY" -m pddflow_train.bench_onnx "$MODEL_OUT"
 if [ -d "$CAROTID" ]; then "$PY" -m pddflow_train.evaluate "$CAROTID" --seqs "$HOLDOUT" \
   --methods copy,dis:fast,dis:medium,model:"$MODEL_OUT" --json "$RUNS/regen_128$SUFFIX/eval_carotid.json"; fi

@@ -44,7 +44,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .pddnet import PDDNet, upgrade_state_dict
+from .pddnet import KEEP_FLOOR, PDDNet, upgrade_state_dict
 
 OPSET = 17
 IR_VERSION = 8
@@ -344,15 +344,28 @@ def build_flow(net):
     N("Reshape", [cur, shp_hl1w], ["qf_in"])
     N("Exp", ["qf_in"], ["qf_ex"])
     disp = net.head.disp.detach().numpy().astype(np.float32).reshape(2, L, 1, 1)
-    N("Conv", ["qf_ex", I("disp_ones", np.concatenate([disp, ones_w], 0))], ["qf_mom"], kernel_shape=[1, 1])
+    flat = bool(c["flat_eps"] and c["lk_iters"])
+    # with the flat-region rule, a fourth moment: sum e * |d|^2 in labels^2 (PDDHead.flow_and_spread)
+    moments = [disp, ones_w] + ([(disp ** 2).sum(0, keepdims=True)] if flat else [])
+    N("Conv", ["qf_ex", I("disp_ones", np.concatenate(moments, 0))], ["qf_mom"], kernel_shape=[1, 1])
     N("Slice", ["qf_mom", I("m_s0", i64([0])), I("m_e0", i64([2])), I("m_ax", i64([1]))], ["qf_num"])
     N("Slice", ["qf_mom", I("m_s1", i64([2])), I("m_e1", i64([3])), I("m_ax1", i64([1]))], ["qf_den0"])
     N("Add", ["qf_den0", I("qf_eps", np.array(1e-30, np.float32))], ["qf_den"])
     N("Div", ["qf_num", "qf_den"], ["flow_hw"])  # [h, 2, 1, w]
     N("Transpose", ["flow_hw"], ["flow_lr"], perm=[2, 1, 0, 3])  # [1, 2, h, w]
     cur, grid_h = "flow_lr", h
+    if flat:
+        # the spread of the final distribution (PDDHead.flow_and_spread), for PDDNet.keep, in
+        # px^2 here (build_keep scales its threshold)
+        N("Slice", ["qf_mom", I("m_s3", i64([3])), I("m_e3", i64([4])), I("m_ax3", i64([1]))], ["qf_sec0"])
+        N("Div", ["qf_sec0", "qf_den"], ["qf_sec"])  # [h, 1, 1, w]
+        N("ReduceSumSquare", ["flow_hw"], ["qf_first2"], axes=[1], keepdims=1)  # opset 17: axes attribute
+        N("Sub", ["qf_sec", "qf_first2"], ["spread_hw"])  # in px^2 (labels^2 * step^2)
+        N("Reshape", ["spread_hw", I("shp_sp", i64([h, w]))], ["spread_lr"])  # [h, w]
     if refine:
         cur, grid_h = build_refine(net, N, I, cur), H // 4
+    if flat:
+        cur = build_keep(net, N, I, cur, grid_h)
     if c["lk_iters"]:
         cur, grid_h = build_lk(net, N, I, cur), H // 2
     N("Resize", [cur, "", I("scales", np.array([1.0, 1.0, H / grid_h, H / grid_h], np.float32))], ["flow"],
@@ -361,6 +374,60 @@ def build_flow(net):
            for role in ("reference", "current") for name, ch, st in maps]
     out = helper.make_tensor_value_info("flow", TensorProto.FLOAT, [1, 2, H, W])
     return _model(helper.make_graph(nodes, "pddnet_flow", ins, [out], initializer=inits))
+
+
+def _box_matrix(cells, n, size):
+    """[cells, n] float64: row i averages the `size` positions around cell i of a grid of n /
+    cells positions per cell (the window (size - stride) / 2 before the cell's first position),
+    over those inside [0, n): an average pool with count_include_pad = 0 along one axis."""
+    stride = n // cells
+    box = np.zeros((cells, n))
+    for i in range(cells):
+        lo = i * stride - (size - stride) // 2
+        box[i, max(lo, 0):min(lo + size, n)] = 1.0
+    return box / box.sum(1, keepdims=True)
+
+
+def build_keep(net, N, I, fl_in, grid):
+    """PDDNet.keep as ONNX nodes: the flow [1, 2, grid, grid] times (1 - floor) times the share
+    kept, decided on the head's grid ("spread_lr", [h, w]) and resized to the flow's grid;
+    returns its name. build_lk divides by 1 - floor."""
+    c = net.cfg
+    H = c["input_size"]
+    hh, h2 = H // c["stride"], H // 2
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    f32 = lambda v: np.array(v, dtype=np.float32)
+    # flat = eps / (variance + eps) over each cell's windows of the current half-resolution
+    # image (lk.flatness): the two box means (of I and I^2) as two MatMuls on rows [I; I^2]
+    box = _box_matrix(hh, h2, c["lk_size"] + h2 // hh - 1)
+    N("Mul", ["current_half", "current_half"], ["fk_sq"])
+    N("Concat", ["current_half", "fk_sq"], ["fk_both"], axis=1)  # [1, 2, h2, w2]
+    N("Reshape", ["fk_both", I("fk_shp", i64([2, h2, h2]))], ["fk_rows"])
+    N("MatMul", ["fk_rows", I("fk_boxx", np.ascontiguousarray(box.T, np.float32))], ["fk_bx"])  # [2, h2, w]
+    N("MatMul", [I("fk_boxy", box.astype(np.float32)), "fk_bx"], ["fk_means"])  # [2, h, w]
+    N("Split", ["fk_means", I("fk_split", i64([1, 1]))], ["fk_m1", "fk_m2"], axis=0)
+    N("Mul", ["fk_m1", "fk_m1"], ["fk_m1sq"])
+    N("Sub", ["fk_m2", "fk_m1sq"], ["fk_var"])  # [1, h, w]
+    N("Add", ["fk_var", I("fk_eps", f32(c["flat_eps"]))], ["fk_vare"])
+    N("Div", ["fk_eps", "fk_vare"], ["fk_flat"])
+    # wide = v^4 / (v^4 + tau^4) of the head's spread v (px^2 here: tau in px^2 too)
+    step2 = float(c["spacing"] * c["stride"]) ** 2
+    N("Pow", ["spread_lr", I("fk_four", f32(4.0))], ["fk_v4"])
+    N("Add", ["fk_v4", I("fk_tau4", f32((c["flat_spread"] * step2) ** 4))], ["fk_v4t"])
+    N("Div", ["fk_v4", "fk_v4t"], ["fk_wide"])
+    # relu(1 - floor - flat * wide), resized (bilinear, half_pixel) as the flow; the division by
+    # 1 - floor commutes to the Lucas-Kanade level's input scale (build_lk)
+    N("Mul", ["fk_flat", "fk_wide"], ["fk_drop"])
+    N("Sub", [I("fk_one", f32(1.0 - KEEP_FLOOR)), "fk_drop"], ["fk_keep0"])
+    N("Relu", ["fk_keep0"], ["fk_keep1"])
+    N("Reshape", ["fk_keep1", I("fk_shp4", i64([1, 1, hh, hh]))], ["fk_keep_lr"])
+    if grid != hh:
+        N("Resize", ["fk_keep_lr", "", "", I("fk_sizes", i64([1, 1, grid, grid]))], ["fk_keep"], mode="linear",
+          coordinate_transformation_mode="half_pixel")
+    else:
+        N("Identity", ["fk_keep_lr"], ["fk_keep"])
+    N("Mul", [fl_in, "fk_keep"], ["fk_kept"])
+    return "fk_kept"
 
 
 def build_lk(net, N, I, fl_in):
@@ -375,7 +442,9 @@ def build_lk(net, N, I, fl_in):
     gh = fl_in  # resize to H/2 from whatever grid the incoming flow has
     N("Resize", [gh, "", "", I("lk_sizes", i64([1, 2, h2, w2]))], ["lk_fl2"], mode="linear",
       coordinate_transformation_mode="half_pixel")
-    N("Mul", ["lk_fl2", I("lk_inv_q", f32(1.0 / q))], ["lk_u0"])
+    # with the flat-region rule, also the 1 / (1 - floor) of PDDNet.keep (build_keep)
+    inv = 1.0 / q / (1.0 - KEEP_FLOOR if c["flat_eps"] else 1.0)
+    N("Mul", ["lk_fl2", I("lk_inv_q", f32(inv))], ["lk_u0"])
     # central differences with edge padding as one Conv (channel 0 = d/dx, 1 = d/dy)
     gk = np.zeros((2, 1, 3, 3), np.float32)
     gk[0, 0, 1, 0], gk[0, 0, 1, 2] = -0.5, 0.5

@@ -45,6 +45,18 @@ def lucas_kanade(u, img_r, img_c, iters, window, lam, eps, clip):
     return u
 
 
+def flatness(img, window, stride, eps):
+    """eps / (variance + eps) on the grid of `stride` pixels of img [B,1,h,w]: the grey-level
+    variance over the union of the `window`-sized windows of a grid cell's pixels (inside the
+    image): 1 where none of them sees any grey-level change, about 0 wherever there is speckle
+    (its variance is orders of magnitude above eps = 1e-6)."""
+    size = window + stride - 1
+    pool = lambda x: F.avg_pool2d(x, size, stride=stride, padding=(size - stride) // 2,
+                                  count_include_pad=False)
+    mean = pool(img)
+    return eps / (pool(img * img) - mean * mean + eps)
+
+
 class LucasKanade(nn.Module):
     """Flow [B,2,h,w] in image px (any grid) + the half-resolution images of both frames -> flow at
     H/2 in image px after `iters` steps (window `size`, Tikhonov `lam` relative and `eps`

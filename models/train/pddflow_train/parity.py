@@ -56,7 +56,9 @@ def _images(n, size, seed=0):
     out = []
     for i in range(n):
         dy, dx = rng.randint(0, 16, 2)
-        out.append(base[dy:dy + size, dx:dx + size])
+        im = base[dy:dy + size, dx:dx + size].copy()
+        im[3 * size // 4:] = 0.0  # a black scanner margin: the flat-window rule (lk_flat) acts there
+        out.append(im)
     out.append(rng.rand(size, size).astype(np.float32))
     return out
 
@@ -129,7 +131,8 @@ def check_graphs(net, size, features_path, flow_path):
 
 
 CONFIGS = [dict(), dict(stride=8, spacing=1), dict(stride=4, spacing=1, G=7), dict(refine=1),
-           dict(stride=4, G=7, refine=1, rr=1), dict(refine=1, lk_iters=2), dict(lk_iters=1)]
+           dict(stride=4, G=7, refine=1, rr=1), dict(refine=1, lk_iters=2), dict(lk_iters=1),
+           dict(refine=1, lk_iters=1, lk_flat=1e-6)]
 # the working sizes of the default model (models/default/model.json input_sizes)
 SIZES = [128, 192, 256, 320, 384]
 # the shipped model: its checkpoint (pddnet.pt) and model.json

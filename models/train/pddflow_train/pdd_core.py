@@ -24,10 +24,12 @@ Flow head (reference features R, current features F), PDDHead:
     mean-field: u = D2; repeat n_mf: Q = softmax(-u); u = D2 - wmf * avgpool3(Q), wmf = 20 sigmoid(w)
     Q = softmax(-gamma * u), gamma = sigmoid(g) in (0,1] (learned sharpness of the final distribution)
     flow_lowres = sum_l Q_l * d_l * stride  (image pixels)
+    spread = sum_l Q_l |d_l|^2 - |sum_l Q_l d_l|^2, in labels^2 (flow_and_spread)
 
 a, w and g are the logits of the three bounded scalars (parameters alpha_logit, mf_logit,
-gamma_logit). All pooling uses count_include_pad=False (avg) / implicit -inf padding (max), so the
-ONNX export (export.py) is exact.
+gamma_logit). The head's pooling uses count_include_pad=False (avg) / implicit -inf padding (max);
+the feature CNN's first average pool counts its zero padding (so the half-resolution frame's top
+row and left column are darker, as every model was trained). The ONNX export (export.py) is exact.
 """
 import math
 
@@ -103,7 +105,7 @@ class PDDHead(nn.Module):
 
     def __init__(self, G, spacing, stride, n_mf):
         super().__init__()
-        self.G, self.spacing, self.n_mf = G, spacing, n_mf
+        self.G, self.spacing, self.stride, self.n_mf = G, spacing, stride, n_mf
         # logits of the bounded scalars (see alpha(), wmf(), gamma())
         self.alpha_logit = nn.Parameter(torch.tensor(math.log(10.0 / 20.0)))  # logit(10/30): alpha = 10 at init
         self.mf_logit = nn.Parameter(torch.tensor(math.log(1.0 / 19.0)))  # logit(1/20): wmf = 1 at init
@@ -144,7 +146,8 @@ class PDDHead(nn.Module):
         x = avg3(avg3(x))
         return x.reshape(B, h, w, L).permute(0, 3, 1, 2)
 
-    def forward(self, fr, fc):
+    def distribution(self, fr, fc):
+        """The final label distribution Q [B, G*G, h, w] (module doc)."""
         D = self.alpha() * self.cost(fr, fc)
         D = self.label_minconv(D)
         D2 = avg3(avg3(D))
@@ -153,6 +156,21 @@ class PDDHead(nn.Module):
         for _ in range(self.n_mf):
             Q = torch.softmax(-u, 1)
             u = D2 - wmf * avg3(Q)
-        Q = torch.softmax(-u * self.gamma(), 1)
-        return torch.einsum("bl,dl->bd", Q.flatten(2).transpose(1, 2).reshape(-1, Q.shape[1]), self.disp) \
-            .view(Q.shape[0], Q.shape[2], Q.shape[3], 2).permute(0, 3, 1, 2)
+        return torch.softmax(-u * self.gamma(), 1)
+
+    def forward(self, fr, fc):
+        """Features of the reference and the current frame -> flow [B,2,h,w] (image pixels)."""
+        return self.flow_and_spread(fr, fc)[0]
+
+    def flow_and_spread(self, fr, fc):
+        """The flow (the mean label displacement) and the spread of the final distribution
+        [B,1,h,w]: its variance E|d|^2 - |E d|^2, in labels^2. A featureless region far from any
+        feature matches every label alike: its distribution is wide, and its mean is the centroid
+        of the labels that stay inside the featureless area, not a motion. A match is a narrow
+        peak, and so is a featureless vessel lumen, whose labels the mean field takes from the
+        walls around it."""
+        Q = self.distribution(fr, fc)
+        flow = torch.einsum("blhw,dl->bdhw", Q, self.disp)
+        step = float(self.spacing * self.stride)
+        second = torch.einsum("blhw,l->bhw", Q, (self.disp ** 2).sum(0))[:, None]
+        return flow, (second - (flow ** 2).sum(1, keepdim=True)) / step ** 2

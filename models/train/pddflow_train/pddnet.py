@@ -14,8 +14,9 @@ at H/s, then, with refine=1, the fine features [cf, H/4, W/4] by space-to-depth 
 at s = 8), then, with lk_iters > 0, the half-resolution image [1, H/2, W/2] by space-to-depth
 ((s/2)^2 channels).
 
-Flow: the PDD-Net's flow at H/s, refined to H/4, then to H/2 by Lucas-Kanade (each level only
-when configured), upsampled bilinearly to [B,2,H,W] (align_corners=False).
+Flow: the PDD-Net's flow at H/s, refined to H/4 (with flat_eps: none where nothing can be
+matched, PDDNet.keep), then to H/2 by Lucas-Kanade (each level only when configured), upsampled
+bilinearly to [B,2,H,W] (align_corners=False).
 
 Flow convention: BACKWARD flow. For pixel p of the current frame, p + flow(p) is where
 p was in the reference frame; warping the reference mask: mask_t(p) = mask_ref(p + flow(p)).
@@ -28,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .lk import LucasKanade
+from .lk import LucasKanade, flatness
 from .pdd_core import PDDFeatures, PDDHead
 from .refine import FineFeatures, Refinement
 
@@ -53,7 +54,14 @@ DEFAULT_CONFIG = dict(
     lk_lambda=1e-3,   # LK Tikhonov term (in units of the window-summed squared gradient)
     lk_clip=1.0,      # largest LK update per iteration (half-resolution pixels)
     lk_eps=1e-4,      # LK absolute Tikhonov term (images in [0,1])
+    flat_eps=0.0,     # > 0: no flow where the current frame is featureless (see PDDNet.flow);
+                      # the texture scale (lk.flatness; 1e-6 in images in [0,1])
+    flat_spread=3.0,  # with flat_eps: the spread (variance, labels^2) of the head's label
+                      # distribution about which a flat region's counts as wide (PDDNet.keep)
 )
+
+# PDDNet.keep: a share of the flow below this is none
+KEEP_FLOOR = 0.05
 
 # the flow head's three learned scalars (logits of the temperature, the mean-field weight and the
 # final sharpness): train.py gives them a 10x learning rate
@@ -107,12 +115,33 @@ class PDDNet(nn.Module):
         H = W = self.cfg["input_size"]
         cr, fine_r, img_r = self.split_features(fr)
         cc, fine_c, img_c = self.split_features(fc)
-        fl = self.head(cr, cc)
+        fl, spread = self.head.flow_and_spread(cr, cc)
         if fine_r is not None:
             fl = self.refinement(fl, fine_r, fine_c, H // fine_c.shape[-2])
+        if img_r is not None and self.cfg["flat_eps"]:
+            fl = fl * self.keep(spread, img_c, fl.shape[-2:])
         if img_r is not None:
             fl = self.lk(fl, img_r, img_c, H / img_c.shape[-2])
         return F.interpolate(fl, size=(H, W), mode="bilinear", align_corners=False)
+
+    def keep(self, spread, img_c, size):
+        """The share of the flow kept before the Lucas-Kanade level, decided on the head's grid
+        and resized to `size`: 1 - flat * wide, less a dead zone. A region of the current frame
+        with no grey-level change in any Lucas-Kanade window (flat, lk.flatness, on the
+        half-resolution image) whose label distribution is also wide (wide = v^4 / (v^4 +
+        flat_spread^4), v the head's spread in labels^2) is a region nothing can be matched in,
+        such as a scanner margin or a flat test pattern: its flow is the centroid of equally good
+        labels, which chain mode would compose frame after frame, so it gets none (and the
+        Lucas-Kanade step, which sees no gradient there, adds none). A featureless vessel lumen
+        keeps its flow: the mean field gives it the walls' narrow distribution."""
+        c = self.cfg
+        flat = flatness(img_c, c["lk_size"], img_c.shape[-1] // spread.shape[-1], c["flat_eps"])
+        v4 = spread ** 4
+        wide = v4 / (v4 + c["flat_spread"] ** 4)
+        # a dead zone below KEEP_FLOOR: chain mode composes what is left, so a region that
+        # matches nothing gets exactly none
+        keep = torch.relu(1.0 - KEEP_FLOOR - flat * wide) / (1.0 - KEEP_FLOOR)
+        return F.interpolate(keep, size=size, mode="bilinear", align_corners=False)
 
     def forward(self, ref_img, cur_img):
         return self.flow(self.features(ref_img), self.features(cur_img))
